@@ -1,0 +1,58 @@
+"""The one error type every layer raises for a client mistake.
+
+It lives at the bottom of the dependency graph so that imaging, vision and store can
+raise the exact contract error (code, name, HTTP status) without importing the API layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: code -> (HTTP status, snake_case name), from api.md §1.
+ERROR_CATALOGUE: dict[int, tuple[int, str]] = {
+    110: (400, "body_parameter_missing"),
+    111: (400, "body_parameter_invalid_type"),
+    112: (400, "body_parameter_invalid_value"),
+    113: (400, "body_parameter_not_found"),
+    116: (400, "body_parameter_duplicated"),
+    214: (400, "image_data_invalid"),
+    215: (400, "image_data_not_supported"),
+    216: (400, "image_data_not_colored"),
+    217: (400, "image_data_too_large"),
+    219: (400, "image_data_too_few"),
+    223: (400, "image_entity_not_found"),
+    224: (400, "image_entity_too_small"),
+    401: (401, "unauthorized"),
+    404: (404, "entity_not_found"),
+    405: (405, "method_not_allowed"),
+    413: (413, "payload_too_large"),
+    414: (414, "uri_too_long"),
+    415: (415, "unsupported_media_type"),
+    429: (429, "too_many_requests"),
+    431: (431, "headers_too_large"),
+    500: (500, "internal_error"),
+    503: (503, "service_unavailable"),
+}
+
+
+@dataclass
+class EdgeError(Exception):
+    """A failure with a contract error code; `message` names the field and the problem."""
+
+    code: int
+    message: str
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.code not in ERROR_CATALOGUE:
+            raise ValueError(f"unknown error code {self.code}")
+        if self.name is None:
+            self.name = ERROR_CATALOGUE[self.code][1]
+        super().__init__(self.message)
+
+    @property
+    def http_status(self) -> int:
+        return ERROR_CATALOGUE[self.code][0]
+
+    def body(self) -> dict[str, object]:
+        return {"code": self.code, "name": self.name, "message": self.message}

@@ -1,0 +1,1 @@
+"""Model files (manifest, fetch, verify) and the runtimes that execute them."""

@@ -1,0 +1,222 @@
+"""Execution backends: *which runtime runs a model*, kept apart from *what the model is*.
+
+Both backends expose the same `InferenceSession`: named float inputs in, a list of output
+arrays out (in the model's output order). The backend and device/provider actually in use
+are recorded on the session so that `/models` and the logs can show them: a silent fallback
+to CPU is the complaint users of similar products raise most.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge.metrics import MODEL_INFERENCE
+
+log = logging.getLogger(__name__)
+
+ORT_PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int | str | None, ...]
+
+
+@dataclass
+class SessionInfo:
+    backend: str  # "openvino" | "onnxruntime"
+    device: str  # OpenVINO device, or the onnxruntime provider that runs the graph
+    requested: str  # what the config asked for
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+    fallback: bool = False  # True when the device in use is not the first preference
+
+
+class InferenceSession(Protocol):
+    info: SessionInfo
+    role: str
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+class BackendError(Exception):
+    """A model cannot be loaded by the requested backend."""
+
+
+class _Timed:
+    role: str
+    info: SessionInfo
+
+    def _observe(self, t0: float) -> None:
+        MODEL_INFERENCE.observe(
+            time.perf_counter() - t0, role=self.role, backend=self.info.backend
+        )
+
+
+class OpenVinoSession(_Timed):
+    """OpenVINO compiled model; one infer request per calling thread (requests are not
+    thread-safe, compiled models are)."""
+
+    _core = None
+    _core_lock = threading.Lock()
+
+    @classmethod
+    def core(cls):  # type: ignore[no-untyped-def]
+        with cls._core_lock:
+            if cls._core is None:
+                import openvino as ov
+
+                cls._core = ov.Core()
+            return cls._core
+
+    def __init__(self, path: Path, role: str, device: str = "CPU", threads: int = 0) -> None:
+        core = self.core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as e:  # OpenVINO raises RuntimeError subclasses
+            raise BackendError(f"OpenVINO cannot read {path.name}: {e}") from e
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        available = core.available_devices
+        use = device
+        fallback = False
+        if device not in ("AUTO",) and not any(d.startswith(device) for d in available):
+            log.warning(
+                "OpenVINO device %s not present (have %s); %s runs on CPU", device, available, role
+            )
+            use, fallback = "CPU", True
+        try:
+            self._compiled = core.compile_model(model, use, config)
+        except Exception:
+            config.pop("INFERENCE_NUM_THREADS", None)
+            self._compiled = core.compile_model(model, use, config)
+        self.role = role
+        self._local = threading.local()
+        self._out_ports = list(self._compiled.outputs)
+        self.info = SessionInfo(
+            backend="openvino",
+            device=use,
+            requested=device,
+            inputs=[
+                TensorInfo(p.get_any_name(), _ov_shape(p.get_partial_shape()))
+                for p in self._compiled.inputs
+            ],
+            outputs=[
+                TensorInfo(p.get_any_name(), _ov_shape(p.get_partial_shape()))
+                for p in self._out_ports
+            ],
+            fallback=fallback,
+        )
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        req = getattr(self._local, "req", None)
+        if req is None:
+            req = self._local.req = self._compiled.create_infer_request()
+        t0 = time.perf_counter()
+        res = req.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        out = [np.array(res[p]) for p in self._out_ports]
+        self._observe(t0)
+        return out
+
+
+def _ov_shape(ps) -> tuple[int | str | None, ...]:  # type: ignore[no-untyped-def]
+    return tuple(d.get_length() if d.is_static else None for d in ps)
+
+
+class OnnxRuntimeSession(_Timed):
+    """onnxruntime session with providers tried in the configured order."""
+
+    def __init__(
+        self,
+        path: Path,
+        role: str,
+        providers: Sequence[str] = ("tensorrt", "cuda", "openvino", "cpu"),
+        threads: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+
+        if path.suffix.lower() != ".onnx":
+            raise BackendError(f"onnxruntime cannot load {path.name} (not an ONNX file)")
+        available = set(ort.get_available_providers())
+        wanted = [ORT_PROVIDER_NAMES[p] for p in providers if p in ORT_PROVIDER_NAMES]
+        chosen = [p for p in wanted if p in available]
+        if "CPUExecutionProvider" not in chosen:
+            chosen.append("CPUExecutionProvider")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        try:
+            self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        except Exception as e:
+            raise BackendError(f"onnxruntime cannot load {path.name}: {e}") from e
+        active = self._sess.get_providers()
+        self.role = role
+        self._out_names = [o.name for o in self._sess.get_outputs()]
+        self.info = SessionInfo(
+            backend="onnxruntime",
+            device=active[0] if active else "CPUExecutionProvider",
+            requested=",".join(wanted) or "CPUExecutionProvider",
+            inputs=[TensorInfo(i.name, tuple(i.shape)) for i in self._sess.get_inputs()],
+            outputs=[TensorInfo(o.name, tuple(o.shape)) for o in self._sess.get_outputs()],
+            # A fallback is an installed, allowed provider that did not take the graph.
+            fallback=not active or active[0] != chosen[0],
+        )
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        t0 = time.perf_counter()
+        out = self._sess.run(self._out_names, dict(feeds))
+        self._observe(t0)
+        return list(out)
+
+
+def open_session(
+    path: Path,
+    role: str,
+    backend: str = "openvino",
+    *,
+    providers: Sequence[str] = ("tensorrt", "cuda", "openvino", "cpu"),
+    device: str = "CPU",
+    threads: int = 0,
+) -> InferenceSession:
+    """Open a model file with the requested backend.
+
+    Formats onnxruntime cannot read (OpenVINO IR, TFLite) always go to OpenVINO; that is
+    logged, never silent.
+    """
+    path = Path(path)
+    if backend == "onnxruntime" and path.suffix.lower() != ".onnx":
+        log.info("%s: %s is not ONNX; using OpenVINO for it", role, path.name)
+        backend = "openvino"
+    if backend == "openvino":
+        sess: InferenceSession = OpenVinoSession(path, role, device=device, threads=threads)
+    elif backend == "onnxruntime":
+        sess = OnnxRuntimeSession(path, role, providers=providers, threads=threads)
+    else:
+        raise BackendError(f"unknown backend {backend!r} (use openvino or onnxruntime)")
+    log.info(
+        "model %s (%s) runs on %s/%s%s",
+        role,
+        path.name,
+        sess.info.backend,
+        sess.info.device,
+        " [FALLBACK]" if sess.info.fallback else "",
+    )
+    return sess

@@ -1,0 +1,120 @@
+"""The model registry: the files of one pack, opened once with the configured backends."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from edge.config import Settings
+from edge.runtime.backends import InferenceSession, open_session
+from edge.runtime.fetch import verify_file
+from edge.runtime.manifest import Manifest, ModelFile
+
+log = logging.getLogger(__name__)
+
+
+class ModelMissingError(Exception):
+    """A role's file is not installed (or fails its hash); run `edge-face models fetch`."""
+
+
+class ModelRegistry:
+    """Opens each role's session on first use and keeps it for the life of the process."""
+
+    def __init__(self, settings: Settings, manifest: Manifest | None = None) -> None:
+        self.settings = settings
+        self.manifest = manifest or Manifest.load(settings.models.manifest)
+        self.pack_name = settings.models.pack
+        self.pack = self.manifest.pack(self.pack_name)
+        self.model_dir = settings.model_dir
+        self._sessions: dict[str, InferenceSession] = {}
+        self._lock = threading.Lock()
+
+    # What the pack holds ------------------------------------------------------------------
+    def has(self, role: str) -> bool:
+        return role in self.pack.roles
+
+    def files(self, role: str) -> list[ModelFile]:
+        try:
+            names = self.pack.roles[role]
+        except KeyError:
+            raise ModelMissingError(f"model pack {self.pack_name!r} has no {role!r} model") from None
+        return [self.manifest.by_file[n] for n in names]
+
+    def path(self, role: str) -> Path:
+        return self.model_dir / self.files(role)[0].file
+
+    def backend_for(self, role: str) -> str:
+        return self.settings.models.backend_overrides.get(role, self.settings.models.backend)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the exact weights of the pack: vectors from other packs never mix."""
+        h = hashlib.sha256()
+        for role in sorted(self.pack.roles):
+            for f in self.files(role):
+                h.update(f"{role}:{f.sha256}\n".encode())
+        return h.hexdigest()[:16]
+
+    # Sessions -----------------------------------------------------------------------------
+    def session(self, role: str) -> InferenceSession:
+        sess = self._sessions.get(role)
+        if sess is not None:
+            return sess
+        with self._lock:
+            sess = self._sessions.get(role)
+            if sess is None:
+                path = self.path(role)
+                if not path.is_file():
+                    raise ModelMissingError(
+                        f"{path.name} ({role}) is not installed in {self.model_dir}; "
+                        "run `edge-face models fetch`"
+                    )
+                cfg = self.settings.models
+                sess = open_session(
+                    path,
+                    role,
+                    self.backend_for(role),
+                    providers=cfg.providers,
+                    device=cfg.openvino_device,
+                    threads=cfg.threads,
+                )
+                self._sessions[role] = sess
+        return sess
+
+    def verify(self) -> list[str]:
+        """Problems with the installed files of the pack (empty list = all good)."""
+        problems = []
+        for role in self.pack.roles:
+            for f in self.files(role):
+                st = verify_file(f, self.model_dir)
+                if st.state != "ok":
+                    problems.append(f"{f.file} ({role}): {st.state}")
+        return problems
+
+    def opened(self) -> dict[str, InferenceSession]:
+        return dict(self._sessions)
+
+    def components(self) -> list[dict[str, Any]]:
+        """Per file of the pack: role, hash, licence flags and the backend actually used."""
+        out = []
+        for role in sorted(self.pack.roles):
+            sess = self._sessions.get(role)
+            for f in self.files(role):
+                out.append(
+                    {
+                        "role": role,
+                        "file": f.file,
+                        "sha256": f.sha256,
+                        "licence": f.licence,
+                        "licenceFlags": list(f.licence_flags),
+                        "nonCommercial": f.non_commercial,
+                        "backend": sess.info.backend if sess else self.backend_for(role),
+                        "device": sess.info.device if sess else None,
+                        "fallback": sess.info.fallback if sess else None,
+                        "loaded": sess is not None,
+                    }
+                )
+        return out

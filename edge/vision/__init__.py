@@ -1,0 +1,1 @@
+"""Face analysis: detectors, alignment, embedding, landmarks, pose, quality, attributes, liveness."""

@@ -1,0 +1,79 @@
+"""Fixtures shared by the whole suite: real shared data, real installed models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import REPO_ROOT, Settings, load_settings
+from edge.runtime.fetch import install_files
+from edge.runtime.manifest import Manifest
+
+SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
+TESTDATA = SHARED / "testdata"
+MODEL_MIRROR = SHARED / "models"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"edge-face shared data: {SHARED} (exists: {SHARED.is_dir()})"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"../shared not found at {SHARED}; set EDGE_SHARED_DIR")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def testdata(shared_dir: Path) -> Path:
+    return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def manifest() -> Manifest:
+    return Manifest.load(REPO_ROOT / "models" / "manifest.json")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, manifest: Manifest, shared_dir: Path) -> Path:
+    """Every pack's files installed through the product's own installer from the mirror."""
+    d = tmp_path_factory.mktemp("models")
+    files = {f.file: f for p in manifest.packs for f in manifest.pack_files(p)}
+    install_files(files.values(), d, mirror=MODEL_MIRROR, log=lambda _m: None)
+    return d
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, model_dir: Path) -> Callable[..., Settings]:
+    """Settings with a private data dir and the session's installed models."""
+
+    def make(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {"data_dir": tmp_path / "data", "models": {"dir": model_dir}}
+        for k, v in overrides.items():
+            if isinstance(v, dict) and isinstance(base.get(k), dict):
+                base[k] = {**base[k], **v}
+            else:
+                base[k] = v
+        return load_settings(None, **base)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def session_settings(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Settings:
+    return load_settings(
+        None, data_dir=tmp_path_factory.mktemp("data"), models={"dir": model_dir}
+    )
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert img is not None, f"cannot read {path}"
+    return img
