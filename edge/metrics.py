@@ -49,7 +49,7 @@ class Histogram:
                 cum = 0.0
                 for i, b in enumerate(self.buckets):
                     cum += s[i]
-                    le = 'le="%g"' % b
+                    le = f'le="{b:g}"'
                     out.append(f"{self.name}_bucket{_labels(key, le)} {cum:g}")
                 inf = 'le="+Inf"'
                 out.append(f"{self.name}_bucket{_labels(key, inf)} {s[-1]:g}")

@@ -62,9 +62,7 @@ class _Timed:
     info: SessionInfo
 
     def _observe(self, t0: float) -> None:
-        MODEL_INFERENCE.observe(
-            time.perf_counter() - t0, role=self.role, backend=self.info.backend
-        )
+        MODEL_INFERENCE.observe(time.perf_counter() - t0, role=self.role, backend=self.info.backend)
 
 
 class OpenVinoSession(_Timed):

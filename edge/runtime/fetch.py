@@ -108,7 +108,7 @@ def _copy_verified(src: BinaryIO, spec: ModelFile, dest_dir: Path, size_hint: in
 
 def _open_url(url: str, timeout: float) -> tuple[BinaryIO, int]:
     req = urllib.request.Request(url, headers={"User-Agent": "edge-face-model-fetch"})
-    resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - https URLs from manifest
+    resp = urllib.request.urlopen(req, timeout=timeout)
     return resp, int(resp.headers.get("Content-Length") or 0)
 
 

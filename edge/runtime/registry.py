@@ -40,7 +40,8 @@ class ModelRegistry:
         try:
             names = self.pack.roles[role]
         except KeyError:
-            raise ModelMissingError(f"model pack {self.pack_name!r} has no {role!r} model") from None
+            msg = f"model pack {self.pack_name!r} has no {role!r} model"
+            raise ModelMissingError(msg) from None
         return [self.manifest.by_file[n] for n in names]
 
     def path(self, role: str) -> Path:

@@ -1,1 +1,1 @@
-"""Face analysis: detectors, alignment, embedding, landmarks, pose, quality, attributes, liveness."""
+"""Face analysis: detection, alignment, embedding, landmarks, pose, quality, liveness."""

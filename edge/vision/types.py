@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.imaging.types import Area
+
+__all__ = ["Area", "DetailFlags", "Face", "FaceAnalysis"]
+
 
 @dataclass
 class Face:
@@ -29,10 +33,10 @@ class Face:
 
     def position(self, image_w: int, image_h: int) -> dict[str, int]:
         """`{top, left, width, height}` ints, clipped to the image (api.md §2.2)."""
-        x1 = int(round(max(0.0, float(self.box[0]))))
-        y1 = int(round(max(0.0, float(self.box[1]))))
-        x2 = int(round(min(float(image_w), float(self.box[2]))))
-        y2 = int(round(min(float(image_h), float(self.box[3]))))
+        x1 = round(max(0.0, float(self.box[0])))
+        y1 = round(max(0.0, float(self.box[1])))
+        x2 = round(min(float(image_w), float(self.box[2])))
+        y2 = round(min(float(image_h), float(self.box[3])))
         return {"top": y1, "left": x1, "width": max(x2 - x1, 0), "height": max(y2 - y1, 0)}
 
 
@@ -53,24 +57,6 @@ class DetailFlags:
     @classmethod
     def all(cls) -> DetailFlags:
         return cls(True, True, True, True, True)
-
-
-@dataclass(frozen=True)
-class Area:
-    """A request's `area`, already validated and clipped to the image."""
-
-    left: int
-    top: int
-    width: int
-    height: int
-
-    def overlaps(self, box: np.ndarray) -> bool:
-        return not (
-            box[2] <= self.left
-            or box[0] >= self.left + self.width
-            or box[3] <= self.top
-            or box[1] >= self.top + self.height
-        )
 
 
 @dataclass

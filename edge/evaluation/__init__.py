@@ -1,0 +1,1 @@
+"""Accuracy evaluation on labelled folders (default ../shared/testdata)."""
