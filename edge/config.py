@@ -59,6 +59,9 @@ class ModelsConfig(Section):
 
 class DetectionConfig(Section):
     fast_score: float = Field(0.6, gt=0, lt=1)
+    fast_sure: float = Field(
+        0.9, gt=0, le=1, description="fast hits below this are re-checked by the slow detector"
+    )
     slow_score: float = Field(0.6, gt=0, lt=1)
     nms_iou: float = Field(0.4, gt=0, lt=1)
     fast_input: int = Field(320, ge=64, description="long side the fast detector runs at")
