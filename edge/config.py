@@ -53,6 +53,11 @@ class ModelsConfig(Section):
         description="onnxruntime providers allowed, in order of preference",
     )
     openvino_device: str = Field("CPU", description="CPU, GPU or AUTO")
+    openvino_precision: Literal["auto", "f32", "bf16", "f16"] = Field(
+        "auto",
+        description="OpenVINO inference precision; auto = the plugin default (bf16 on CPUs "
+        "with AMX/AVX512-BF16, f32 elsewhere)",
+    )
     threads: int = Field(0, ge=0, description="intra-op threads per model; 0 = runtime default")
     warmup: bool = True
 

@@ -42,7 +42,9 @@ def manifest() -> Manifest:
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, manifest: Manifest, shared_dir: Path) -> Path:
+def model_dir(
+    tmp_path_factory: pytest.TempPathFactory, manifest: Manifest, shared_dir: Path
+) -> Path:
     """Every pack's files installed through the product's own installer from the mirror."""
     d = tmp_path_factory.mktemp("models")
     files = {f.file: f for p in manifest.packs for f in manifest.pack_files(p)}

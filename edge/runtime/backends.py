@@ -44,6 +44,7 @@ class SessionInfo:
     inputs: list[TensorInfo] = field(default_factory=list)
     outputs: list[TensorInfo] = field(default_factory=list)
     fallback: bool = False  # True when the device in use is not the first preference
+    precision: str = "f32"  # numeric precision the device computes in
 
 
 class InferenceSession(Protocol):
@@ -81,7 +82,9 @@ class OpenVinoSession(_Timed):
                 cls._core = ov.Core()
             return cls._core
 
-    def __init__(self, path: Path, role: str, device: str = "CPU", threads: int = 0) -> None:
+    def __init__(
+        self, path: Path, role: str, device: str = "CPU", threads: int = 0, precision: str = "auto"
+    ) -> None:
         core = self.core()
         try:
             model = core.read_model(str(path))
@@ -90,6 +93,8 @@ class OpenVinoSession(_Timed):
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        if precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = precision
         available = core.available_devices
         use = device
         fallback = False
@@ -102,7 +107,12 @@ class OpenVinoSession(_Timed):
             self._compiled = core.compile_model(model, use, config)
         except Exception:
             config.pop("INFERENCE_NUM_THREADS", None)
+            config.pop("INFERENCE_PRECISION_HINT", None)
             self._compiled = core.compile_model(model, use, config)
+        try:
+            self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        except Exception:
+            self.precision = "unknown"
         self.role = role
         self._local = threading.local()
         self._out_ports = list(self._compiled.outputs)
@@ -119,6 +129,7 @@ class OpenVinoSession(_Timed):
                 for p in self._out_ports
             ],
             fallback=fallback,
+            precision=_short_precision(self.precision),
         )
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -130,6 +141,14 @@ class OpenVinoSession(_Timed):
         out = [np.array(res[p]) for p in self._out_ports]
         self._observe(t0)
         return out
+
+
+def _short_precision(p: str) -> str:
+    p = p.lower()
+    for long, short in (("bfloat16", "bf16"), ("float16", "f16"), ("float32", "f32")):
+        if long in p:
+            return short
+    return p
 
 
 def _ov_shape(ps) -> tuple[int | str | None, ...]:  # type: ignore[no-untyped-def]
@@ -193,6 +212,7 @@ def open_session(
     providers: Sequence[str] = ("tensorrt", "cuda", "openvino", "cpu"),
     device: str = "CPU",
     threads: int = 0,
+    precision: str = "auto",
 ) -> InferenceSession:
     """Open a model file with the requested backend.
 
@@ -204,7 +224,9 @@ def open_session(
         log.info("%s: %s is not ONNX; using OpenVINO for it", role, path.name)
         backend = "openvino"
     if backend == "openvino":
-        sess: InferenceSession = OpenVinoSession(path, role, device=device, threads=threads)
+        sess: InferenceSession = OpenVinoSession(
+            path, role, device=device, threads=threads, precision=precision
+        )
     elif backend == "onnxruntime":
         sess = OnnxRuntimeSession(path, role, providers=providers, threads=threads)
     else:

@@ -81,6 +81,7 @@ class ModelRegistry:
                     providers=cfg.providers,
                     device=cfg.openvino_device,
                     threads=cfg.threads,
+                    precision=cfg.openvino_precision,
                 )
                 self._sessions[role] = sess
         return sess
@@ -115,6 +116,7 @@ class ModelRegistry:
                         "backend": sess.info.backend if sess else self.backend_for(role),
                         "device": sess.info.device if sess else None,
                         "fallback": sess.info.fallback if sess else None,
+                        "precision": sess.info.precision if sess else None,
                         "loaded": sess is not None,
                     }
                 )

@@ -1,0 +1,111 @@
+"""`edge-face` command line: one entry point, one module per command.
+
+Each command module exposes `add_arguments(parser)` and `run(settings, args) -> int`, so a
+command's code lives next to what it drives and this file only wires names to modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from edge import __version__
+from edge.config import ConfigError, Settings, load_settings
+
+#: (command words, module, help). Modules are imported only when the command runs, so
+#: `--help` stays fast and a broken optional extra cannot break unrelated commands.
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("serve",), "edge.api.server", "run the REST service (and configured cameras/MQTT)"),
+    (("camera",), "edge.camera.command", "watch one camera and publish recognitions"),
+    (("models", "fetch"), "edge.runtime.command", "install the model pack (verified)"),
+    (("models", "list"), "edge.runtime.command", "list the pack's files, roles, licences"),
+    (("models", "verify"), "edge.runtime.command", "check installed files against sha256"),
+    (("config", "show"), "edge.config_command", "print the effective config (secrets masked)"),
+    (("eval", "faces"), "edge.evaluation.faces", "verification / 1:N / detection / attributes"),
+    (("eval", "liveness"), "edge.evaluation.liveness", "liveness APCER / BPCER / ACER / AUC"),
+    (("bench", "models"), "edge.bench.models", "per-model latency, OpenVINO vs onnxruntime"),
+    (("bench", "pipeline"), "edge.bench.pipeline", "end-to-end analysis path vs InsightFace"),
+    (("bench", "http"), "edge.bench.http", "HTTP load on loopback"),
+    (("bench", "gallery"), "edge.bench.gallery", "search cost vs gallery size"),
+    (("bench", "liveness"), "edge.bench.liveness", "liveness stage and endpoint latency"),
+    (("bench", "camera"), "edge.bench.camera", "720p25 video: fps, decision latency"),
+]
+
+
+class _LazyCommand:
+    """Defers the import of a command module until its parser is really needed."""
+
+    def __init__(self, module: str) -> None:
+        self.module_name = module
+        self._module: ModuleType | None = None
+
+    @property
+    def module(self) -> ModuleType:
+        if self._module is None:
+            self._module = importlib.import_module(self.module_name)
+        return self._module
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", help="YAML config file (also EDGE_CONFIG)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-face",
+        description="On-device face recognition and liveness with an AnySee-compatible API.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-face {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    words = list(argv or [])
+    for path, module, help_ in COMMANDS:
+        if len(path) == 1:
+            p = sub.add_parser(path[0], help=help_, description=help_)
+        else:
+            if path[0] not in groups:
+                g = sub.add_parser(path[0], help=f"{path[0]} commands")
+                groups[path[0]] = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+            p = groups[path[0]].add_parser(path[1], help=help_, description=help_)
+        lazy = _LazyCommand(module)
+        p.set_defaults(_command=lazy, _path=path)
+        _add_common(p)
+        # Only the command being run needs its own arguments (avoids importing every module).
+        if list(path) == words[: len(path)]:
+            lazy.module.add_arguments(p)
+    # `edge-face eval` alone means `eval faces`.
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"] and (len(argv) == 1 or argv[1].startswith("-")):
+        argv.insert(1, "faces")
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_command", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings: Settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"edge-face: {e}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else settings.log_level)
+    try:
+        return int(args._command.module.run(settings, args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

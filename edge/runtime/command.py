@@ -1,0 +1,109 @@
+"""`edge-face models fetch|list|verify`: install and check the model pack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge.config import Settings
+from edge.runtime.fetch import FetchError, install_file, remove_stale_parts, verify_file
+from edge.runtime.manifest import Manifest, ModelFile
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pack", help="model pack (default: models.pack from the config)")
+    p.add_argument("--dir", type=Path, help="model directory (default: <data_dir>/models)")
+    p.add_argument(
+        "--from",
+        dest="mirror",
+        type=Path,
+        help="copy from this local folder instead of downloading (offline sites, CI)",
+    )
+    p.add_argument("--all", action="store_true", help="every file of the manifest, not one pack")
+    p.add_argument("--json", action="store_true", help="machine-readable output (list/verify)")
+
+
+def _selection(settings: Settings, args: argparse.Namespace) -> tuple[Manifest, list[ModelFile]]:
+    manifest = Manifest.load(settings.models.manifest)
+    if args.all:
+        return manifest, list(manifest.files)
+    pack = args.pack or settings.models.pack
+    try:
+        return manifest, manifest.pack_files(pack)
+    except KeyError as e:
+        raise SystemExit(f"edge-face: {e.args[0]}") from None
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    model_dir: Path = (args.dir or settings.model_dir).expanduser()
+    manifest, files = _selection(settings, args)
+    action = args._path[1]
+    pack_name = args.pack or settings.models.pack
+    if action == "fetch":
+        mirror = args.mirror or settings.models.mirror
+        if pack_name in manifest.packs and manifest.packs[pack_name].non_commercial:
+            print(f"NOTE: pack {pack_name!r} contains NON-COMMERCIAL weights (opt-in).")
+        print(
+            f"installing {len(files)} files into {model_dir}"
+            + (f" from {mirror}" if mirror else "")
+        )
+        removed = remove_stale_parts(model_dir)
+        if removed:
+            print(f"removed {removed} partial file(s) left by an interrupted fetch")
+        failed = 0
+        for spec in files:
+            try:
+                install_file(spec, model_dir, mirror=mirror)
+            except FetchError as e:
+                failed += 1
+                print(f"ERROR {e}", file=sys.stderr)
+        if failed:
+            print(f"{failed} file(s) failed; nothing half-written was left behind", file=sys.stderr)
+            return 1
+        print("all files installed and verified (sha256)")
+        return 0
+    if action == "list":
+        rows = [
+            {
+                "file": f.file,
+                "role": f.role,
+                "bytes": f.bytes,
+                "licence": f.licence,
+                "flags": f.licence_flags,
+                "installed": verify_file(f, model_dir).state == "ok"
+                if args.json
+                else (model_dir / f.file).is_file(),
+            }
+            for f in files
+        ]
+        if args.json:
+            print(json.dumps(rows, indent=1))
+            return 0
+        print(f"{'file':52} {'role':22} {'MB':>6}  {'inst':4}  licence [flags]")
+        for r in rows:
+            flags = f" [{', '.join(r['flags'])}]" if r["flags"] else ""
+            print(
+                f"{r['file']:52} {r['role']:22} {r['bytes'] / 1e6:6.2f}  "
+                f"{'yes' if r['installed'] else 'no':4}  {r['licence']}{flags}"
+            )
+        return 0
+    # verify
+    bad = 0
+    out = []
+    for f in files:
+        st = verify_file(f, model_dir)
+        out.append({"file": f.file, "state": st.state})
+        if st.state != "ok":
+            bad += 1
+        if not args.json:
+            print(f"  {st.state:8} {f.file}")
+    if args.json:
+        print(json.dumps(out, indent=1))
+    if bad:
+        print(f"{bad} file(s) missing or not matching the manifest", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(f"all {len(files)} files verified")
+    return 0

@@ -1,0 +1,102 @@
+"""Every model file of the default pack runs on both backends and they agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.metrics import MODEL_INFERENCE
+from edge.runtime.backends import BackendError, open_session
+from edge.runtime.manifest import Manifest
+from edge.runtime.probe import probe_inputs
+from tests.conftest import read_bgr
+
+REFERENCE_ONLY = {"liveness_v2_reference", "liveness_v1se_reference", "emotion_reference"}
+
+
+def _default_roles(manifest: Manifest) -> list[tuple[str, str]]:
+    pack = manifest.pack("default")
+    return [(role, files[0]) for role, files in sorted(pack.roles.items())]
+
+
+@pytest.fixture(scope="module")
+def face_photo(testdata: Path) -> np.ndarray:
+    return read_bgr(testdata / "multi_face" / "fr_obama_and_biden.jpg")
+
+
+@pytest.mark.parametrize(
+    "role,file", _default_roles(Manifest.load(Path(__file__).parents[2] / "models/manifest.json"))
+)
+def test_backends_agree_on_real_photo(
+    role: str, file: str, model_dir: Path, face_photo: np.ndarray
+) -> None:
+    path = model_dir / file
+    # f32 on both sides: OpenVINO's CPU default may be bf16 (checked separately below).
+    ov = open_session(path, role, "openvino", precision="f32")
+    assert ov.info.backend == "openvino" and ov.info.device == "CPU"
+    assert ov.info.precision == "f32"
+    feeds = probe_inputs(ov.info, face_photo)
+    out_ov = ov.run(feeds)
+    assert len(out_ov) == len(ov.info.outputs)
+    assert all(np.isfinite(o).all() for o in out_ov)
+    if path.suffix != ".onnx":
+        # IR / TFLite: onnxruntime cannot read them; the request is routed to OpenVINO.
+        routed = open_session(path, role, "onnxruntime")
+        assert routed.info.backend == "openvino"
+        return
+    ort = open_session(path, role, "onnxruntime", providers=["cpu"])
+    assert ort.info.backend == "onnxruntime" and ort.info.device == "CPUExecutionProvider"
+    out_ort = ort.run(feeds)
+    for a, b in zip(out_ov, out_ort, strict=True):
+        assert a.shape == b.shape
+        scale = max(float(np.abs(b).max()), 1.0)
+        assert float(np.abs(a - b).max()) <= 2e-3 * scale, f"{role}: backends disagree"
+
+
+def test_inference_time_is_recorded(model_dir: Path, face_photo: np.ndarray) -> None:
+    sess = open_session(model_dir / "face_detection_yunet_2026may.onnx", "probe_role", "openvino")
+    before = MODEL_INFERENCE.snapshot().get((("backend", "openvino"), ("role", "probe_role")))
+    sess.run(probe_inputs(sess.info, face_photo))
+    after = MODEL_INFERENCE.snapshot()[(("backend", "openvino"), ("role", "probe_role"))]
+    assert after[1] == (before[1] if before else 0) + 1 and after[0] > 0
+
+
+def test_unknown_backend_and_unreadable_file(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.onnx"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(BackendError, match="unknown backend"):
+        open_session(bogus, "r", "tensorflow")
+    with pytest.raises(BackendError, match=r"x\.onnx"):
+        open_session(bogus, "r", "onnxruntime")
+    with pytest.raises(BackendError, match=r"x\.onnx"):
+        open_session(bogus, "r", "openvino")
+
+
+def test_ort_provider_order_falls_back_to_cpu_and_says_so(model_dir: Path) -> None:
+    sess = open_session(
+        model_dir / "recognition_mobilefacenet_foamliu_128d.onnx",
+        "embedding",
+        "onnxruntime",
+        providers=["tensorrt", "cuda", "cpu"],
+    )
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a GPU provider is present on this machine")
+    # No GPU provider installed: the graph runs on CPU, which was the first *available* choice.
+    assert sess.info.device == "CPUExecutionProvider"
+    assert "TensorrtExecutionProvider" in sess.info.requested
+    assert sess.info.fallback is False
+
+
+def test_bf16_default_keeps_embeddings_close(model_dir: Path, face_photo: np.ndarray) -> None:
+    """Where the CPU computes in bf16 by default, embeddings still point the same way."""
+    path = model_dir / "recognition_mobilefacenet_foamliu_128d.onnx"
+    fast = open_session(path, "embedding", "openvino")
+    exact = open_session(path, "embedding", "openvino", precision="f32")
+    feeds = probe_inputs(exact.info, face_photo)
+    a, b = fast.run(feeds)[0].ravel(), exact.run(feeds)[0].ravel()
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    assert cos > 0.99, f"{fast.info.precision} vs f32 cosine {cos:.4f}"
