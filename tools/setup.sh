@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up edge-face in ./.venv on a fresh Debian/Ubuntu machine (Python >= 3.10) and install
+# the default model pack. Sourced by run.sh and test.sh; safe to run again (idempotent).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+EXTRA="${1:-}"   # "test" adds the test dependencies and mosquitto
+
+need_apt=()
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || {
+  echo "edge-face needs Python >= 3.10 (found $(python3 --version 2>&1))" >&2; exit 1; }
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ "$EXTRA" = "test" ] && ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  need_apt+=(mosquitto)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian packages: ${need_apt[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "please install: sudo apt-get install ${need_apt[*]}" >&2; exit 1
+  fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+if [ "$EXTRA" = "test" ]; then
+  .venv/bin/python -m pip install -q -e ".[test]"
+else
+  .venv/bin/python -m pip install -q -e .
+fi
+
+# Models: from the local mirror when there is one (offline sites, CI), else the public sources.
+MIRROR="${EDGE_MODELS__MIRROR:-$ROOT/../shared/models}"
+if [ -d "$MIRROR" ]; then
+  .venv/bin/edge-face models fetch --from "$MIRROR"
+else
+  .venv/bin/edge-face models fetch
+fi

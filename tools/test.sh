@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the whole test suite: lint, then pytest against real models,
+# real images from ../shared/testdata, a real mosquitto broker and real HTTP on loopback.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/tools/setup.sh" test
+cd "$ROOT"
+.venv/bin/ruff check edge tests tools
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
