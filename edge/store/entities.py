@@ -1,0 +1,723 @@
+"""The entity store: enrolled faces in one SQLite file plus an in-memory vector index.
+
+SQLite is the source of truth; the index is a cache rebuilt from it at start and updated
+only after a write has committed, so a crash can never leave the index ahead of the file.
+Every create/update/delete/expire writes its change-log (outbox) row in the same
+transaction as the entity row: the sync worker and the MQTT bridge can trust that a change
+they see happened, and that nothing happened without a change row.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid as _uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from edge.metrics import REGISTRY
+from edge.store.ids import UuidV7Generator
+from edge.store.index import ExactIndex, IndexEntry, VectorIndex
+from edge.store.schema import NEVER_EXPIRES, migrate
+
+log = logging.getLogger(__name__)
+
+SEARCH_SECONDS = REGISTRY.histogram(
+    "edge_store_search_seconds", "1:N vector search time inside the store (index scan + fetch)"
+)
+
+_VECTOR_DTYPE: Final = np.dtype("<f4")  # little-endian float32 on disk, whatever the CPU
+_PURGE_BATCH: Final = 1000
+_FETCH_CHUNK: Final = 500  # stays under SQLite's host-parameter limit on old builds
+
+
+class _Unset:
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Final = _Unset()
+"""Marks an `update` argument as "leave unchanged" (None can be a meaningful value later)."""
+
+
+@dataclass
+class Entity:
+    uuid: str
+    instance: str
+    model: str  # canonical local model name: the search scope
+    model_name: str  # the name the creating request used, echoed back (api.md §2.3)
+    collection: str
+    key: str
+    metadata: list[dict[str, object]]
+    created_at: datetime  # tz-aware UTC, second precision
+    updated_at: datetime
+    expires_at: datetime
+    vector: np.ndarray | None = None  # float32 (D,), L2-normalised; only when asked for
+    pack_fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One outbox row. `payload` holds the entity's state after the change (never images)."""
+
+    change_id: str
+    seq: int
+    op: str  # create | update | delete | expire
+    entity_uuid: str
+    instance: str
+    at: datetime  # tz-aware UTC, millisecond precision
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewEntity:
+    """The arguments of one `create`, for `create_many`."""
+
+    instance: str
+    model: str
+    model_name: str
+    vector: np.ndarray
+    collection: str = ""
+    key: str = ""
+    metadata: list[dict[str, object]] = field(default_factory=list)
+    ttl: int = -1
+
+
+_COLUMNS: Final = (
+    "uuid, instance, model, model_name, collection, key, metadata, created_at, updated_at, "
+    "expires_at, pack_fingerprint"
+)
+
+
+def _utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _iso(seconds: int) -> str:
+    return _utc(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def normalise_vector(vector: np.ndarray) -> np.ndarray:
+    """Validate a feature vector and return it as an L2-normalised float32 copy."""
+    v = np.array(vector, dtype=np.float32).reshape(-1) if np.ndim(vector) == 1 else None
+    if v is None or v.size == 0:
+        raise ValueError("vector must be a non-empty 1-D array")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("vector must be finite")
+    norm = float(np.linalg.norm(v.astype(np.float64)))
+    if norm == 0.0 or not np.isfinite(norm):
+        raise ValueError("vector must have a non-zero norm")
+    return (v / norm).astype(np.float32)
+
+
+def _check_ttl(ttl: int) -> None:
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not (ttl == -1 or ttl >= 1):
+        raise ValueError("ttl must be -1 (never) or >= 1 seconds")
+
+
+def _expiry(now_s: int, ttl: int) -> int:
+    # Capped at "never" so absurd ttls still give a representable date.
+    return NEVER_EXPIRES if ttl == -1 else min(now_s + ttl, NEVER_EXPIRES)
+
+
+def _vector_b64(vec: np.ndarray) -> str:
+    return base64.b64encode(vec.astype(_VECTOR_DTYPE).tobytes()).decode("ascii")
+
+
+class EntityStore:
+    """Thread-safe store of face entities for a pool of request threads.
+
+    Durability: WAL with `synchronous=FULL`, so the WAL is fsync'ed at every commit. The API
+    answers 2xx only after `create`/`update`/`delete` return, and in WAL mode `NORMAL` would
+    let a power cut roll back commits already acknowledged to a client; `FULL` makes every
+    acknowledged write survive power loss, not just a process crash, at ~1 fsync per write,
+    which an enrolment rate of a few per second easily affords.
+
+    Concurrency: one writer connection behind a lock (SQLite admits one writer anyway);
+    reads use one connection per thread, which WAL lets run alongside the writer.
+
+    Vectors are stamped with the model pack's fingerprint. Rows from another pack (the box
+    was upgraded to new weights) are kept and listed but not searched, because their
+    vectors are not comparable with the new model's; `stale_count` says how many, and
+    re-enrolling (an update with a new vector) re-stamps a row.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        pack_fingerprint: str,
+        clock: Callable[[], datetime] | None = None,
+        index: VectorIndex | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.pack_fingerprint = pack_fingerprint
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._ids = UuidV7Generator()
+        self._index: VectorIndex = index if index is not None else ExactIndex()
+        self._dims: dict[tuple[str, str], int] = {}
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._listeners: list[Callable[[Change], None]] = []
+        self._closed = False
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect()
+        mode = self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"SQLite refused WAL mode for {self.path} (got {mode!r})")
+        self._writer.execute("PRAGMA synchronous=FULL")
+        migrate(self._writer)
+        self.stale_count = 0
+        self._load_index()
+
+    # Connections --------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("the entity store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction, so multi-statement reads see a single snapshot."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT on the writer; caller holds `_write_lock`."""
+        if self._closed:
+            raise RuntimeError("the entity store is closed")
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._write_lock:
+            self._closed = True
+            with self._readers_lock:
+                for conn in self._readers:
+                    conn.close()
+                self._readers.clear()
+            self._writer.close()
+
+    def __enter__(self) -> EntityStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Time ---------------------------------------------------------------------------------
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the store clock must return tz-aware datetimes")
+        return now
+
+    def _now_s(self) -> int:
+        return int(self._now().timestamp() // 1)
+
+    # Index --------------------------------------------------------------------------------
+    def _load_index(self) -> None:
+        now_s = self._now_s()
+        entries: list[IndexEntry] = []
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT uuid, instance, model, collection, key, expires_at, vector "
+                "FROM entities WHERE pack_fingerprint = ? AND expires_at > ?",
+                (self.pack_fingerprint, now_s),
+            ).fetchall()
+            self.stale_count = int(
+                conn.execute(
+                    "SELECT count(*) FROM entities WHERE pack_fingerprint != ?",
+                    (self.pack_fingerprint,),
+                ).fetchone()[0]
+            )
+        for uuid, instance, model, collection, key, expires_at, blob in rows:
+            vec = np.frombuffer(blob, dtype=_VECTOR_DTYPE).astype(np.float32)
+            self._dims.setdefault((instance, model), vec.shape[0])
+            entries.append(IndexEntry(uuid, instance, model, collection, key, expires_at, vec))
+        self._index.add_many(entries)
+        if self.stale_count:
+            log.warning(
+                "%d stored vectors come from another model pack than %s; they are listed but "
+                "not searched until re-enrolled",
+                self.stale_count,
+                self.pack_fingerprint,
+            )
+
+    def _check_dim(self, instance: str, model: str, vec: np.ndarray) -> None:
+        dim = self._dims.get((instance, model))
+        if dim is not None and dim != vec.shape[0]:
+            raise ValueError(
+                f"vector dimension {vec.shape[0]} differs from {dim} stored for model {model!r}"
+            )
+
+    # Rows ---------------------------------------------------------------------------------
+    @staticmethod
+    def _entity(row: Sequence[Any], vector: bytes | None = None) -> Entity:
+        return Entity(
+            uuid=row[0],
+            instance=row[1],
+            model=row[2],
+            model_name=row[3],
+            collection=row[4],
+            key=row[5],
+            metadata=json.loads(row[6]),
+            created_at=_utc(row[7]),
+            updated_at=_utc(row[8]),
+            expires_at=_utc(row[9]),
+            pack_fingerprint=row[10],
+            vector=None
+            if vector is None
+            else np.frombuffer(vector, dtype=_VECTOR_DTYPE).astype(np.float32),
+        )
+
+    @staticmethod
+    def _state(e: Entity, vec: np.ndarray) -> dict[str, Any]:
+        """The change payload: everything a replica needs to rebuild the row, no image data."""
+        return {
+            "uuid": e.uuid,
+            "instance": e.instance,
+            "model": e.model,
+            "model_name": e.model_name,
+            "collection": e.collection,
+            "key": e.key,
+            "metadata": e.metadata,
+            "created_at": e.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "updated_at": e.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expires_at": e.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "pack_fingerprint": e.pack_fingerprint,
+            "dim": int(vec.shape[0]),
+            "vector": _vector_b64(vec),
+        }
+
+    def _log_change(
+        self,
+        conn: sqlite3.Connection,
+        op: str,
+        uuid: str,
+        instance: str,
+        now: datetime,
+        payload: dict[str, Any],
+    ) -> Change:
+        change_id = str(_uuid.uuid4())
+        at_ms = int(now.timestamp() * 1000)
+        cur = conn.execute(
+            "INSERT INTO changes (change_id, op, entity_uuid, instance, at_ms, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (change_id, op, uuid, instance, at_ms, json.dumps(payload, separators=(",", ":"))),
+        )
+        at = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
+        return Change(change_id, int(cur.lastrowid or 0), op, uuid, instance, at, payload)
+
+    def _notify(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            for fn in list(self._listeners):
+                try:
+                    fn(change)
+                except Exception:
+                    log.exception("entity change listener %r failed", fn)
+
+    # Writes -------------------------------------------------------------------------------
+    def create(
+        self,
+        *,
+        instance: str,
+        model: str,
+        model_name: str,
+        collection: str,
+        key: str,
+        metadata: list[dict[str, object]],
+        ttl: int,
+        vector: np.ndarray,
+    ) -> Entity:
+        new = NewEntity(instance, model, model_name, vector, collection, key, metadata, ttl)
+        return self.create_many([new])[0]
+
+    def create_many(self, items: Sequence[NewEntity]) -> list[Entity]:
+        """Create several entities in ONE transaction (bulk enrolment, imports, benchmarks)."""
+        prepared = []
+        for it in items:
+            _check_ttl(it.ttl)
+            if not it.instance or not it.model:
+                raise ValueError("instance and model must be non-empty")
+            vec = normalise_vector(it.vector)
+            meta = json.dumps(it.metadata, separators=(",", ":"), allow_nan=False)
+            prepared.append((it, vec, meta))
+        created: list[tuple[Entity, np.ndarray]] = []
+        changes: list[Change] = []
+        with self._write_lock:
+            for it, vec, _ in prepared:
+                self._check_dim(it.instance, it.model, vec)
+            now = self._now()
+            now_s = int(now.timestamp() // 1)
+            now_ms = int(now.timestamp() * 1000)
+            with self._transaction() as conn:
+                for it, vec, meta in prepared:
+                    uuid = self._ids.next(now_ms)
+                    expires = _expiry(now_s, it.ttl)
+                    conn.execute(
+                        f"INSERT INTO entities ({_COLUMNS}, dim, vector) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            uuid,
+                            it.instance,
+                            it.model,
+                            it.model_name,
+                            it.collection,
+                            it.key,
+                            meta,
+                            now_s,
+                            now_s,
+                            expires,
+                            self.pack_fingerprint,
+                            int(vec.shape[0]),
+                            vec.astype(_VECTOR_DTYPE).tobytes(),
+                        ),
+                    )
+                    ent = Entity(
+                        uuid=uuid,
+                        instance=it.instance,
+                        model=it.model,
+                        model_name=it.model_name,
+                        collection=it.collection,
+                        key=it.key,
+                        metadata=json.loads(meta),
+                        created_at=_utc(now_s),
+                        updated_at=_utc(now_s),
+                        expires_at=_utc(expires),
+                        pack_fingerprint=self.pack_fingerprint,
+                    )
+                    changes.append(
+                        self._log_change(
+                            conn, "create", uuid, it.instance, now, self._state(ent, vec)
+                        )
+                    )
+                    created.append((ent, vec))
+            # Committed: now (and only now) the index may show the rows.
+            entries = []
+            for ent, vec in created:
+                self._dims.setdefault((ent.instance, ent.model), vec.shape[0])
+                entries.append(
+                    IndexEntry(
+                        ent.uuid, ent.instance, ent.model, ent.collection, ent.key,
+                        int(ent.expires_at.timestamp()), vec,
+                    )
+                )  # fmt: skip
+            self._index.add_many(entries)
+        self._notify(changes)
+        return [ent for ent, _ in created]
+
+    def update(
+        self,
+        instance: str,
+        uuid: str,
+        *,
+        collection: str | _Unset = UNSET,
+        key: str | _Unset = UNSET,
+        metadata: list[dict[str, object]] | _Unset = UNSET,
+        ttl: int | _Unset = UNSET,
+        vector: np.ndarray | _Unset = UNSET,
+        model_name: str | _Unset = UNSET,
+    ) -> Entity | None:
+        """Change the given fields; None if the entity is unknown, expired or not `instance`'s.
+
+        `updated_at` always advances to now; a given `ttl` restarts from now.
+        """
+        if not isinstance(ttl, _Unset):
+            _check_ttl(ttl)
+        vec = None if isinstance(vector, _Unset) else normalise_vector(vector)
+        meta = (
+            None
+            if isinstance(metadata, _Unset)
+            else json.dumps(metadata, separators=(",", ":"), allow_nan=False)
+        )
+        with self._write_lock:
+            now = self._now()
+            now_s = int(now.timestamp() // 1)
+            with self._transaction() as conn:
+                row = conn.execute(
+                    f"SELECT {_COLUMNS}, vector FROM entities "
+                    "WHERE uuid = ? AND instance = ? AND expires_at > ?",
+                    (uuid, instance, now_s),
+                ).fetchone()
+                if row is None:
+                    return None
+                ent = self._entity(row[:-1])
+                old_vec = np.frombuffer(row[-1], dtype=_VECTOR_DTYPE).astype(np.float32)
+                if vec is not None:
+                    if vec.shape[0] != old_vec.shape[0] and ent.pack_fingerprint == (
+                        self.pack_fingerprint
+                    ):
+                        raise ValueError(
+                            f"vector dimension {vec.shape[0]} differs from {old_vec.shape[0]}"
+                        )
+                    self._check_dim(instance, ent.model, vec)
+                    ent.pack_fingerprint = self.pack_fingerprint
+                if not isinstance(collection, _Unset):
+                    ent.collection = collection
+                if not isinstance(key, _Unset):
+                    ent.key = key
+                if meta is not None:
+                    ent.metadata = json.loads(meta)
+                if not isinstance(model_name, _Unset):
+                    ent.model_name = model_name
+                if not isinstance(ttl, _Unset):
+                    ent.expires_at = _utc(_expiry(now_s, ttl))
+                ent.updated_at = _utc(now_s)
+                new_vec = old_vec if vec is None else vec
+                conn.execute(
+                    "UPDATE entities SET collection = ?, key = ?, metadata = ?, model_name = ?, "
+                    "updated_at = ?, expires_at = ?, pack_fingerprint = ?, dim = ?, vector = ? "
+                    "WHERE uuid = ?",
+                    (
+                        ent.collection,
+                        ent.key,
+                        json.dumps(ent.metadata, separators=(",", ":")),
+                        ent.model_name,
+                        now_s,
+                        int(ent.expires_at.timestamp()),
+                        ent.pack_fingerprint,
+                        int(new_vec.shape[0]),
+                        new_vec.astype(_VECTOR_DTYPE).tobytes(),
+                        uuid,
+                    ),
+                )
+                change = self._log_change(
+                    conn, "update", uuid, instance, now, self._state(ent, new_vec)
+                )
+            expires_s = int(ent.expires_at.timestamp())
+            in_index = self._index.update(
+                uuid,
+                collection=ent.collection,
+                key=ent.key,
+                expires_at=expires_s,
+                vector=vec,
+            )
+            if not in_index and ent.pack_fingerprint == self.pack_fingerprint:
+                # A re-enrolled stale row joins the searchable set.
+                self._dims.setdefault((instance, ent.model), new_vec.shape[0])
+                self._index.add(
+                    IndexEntry(
+                        uuid, instance, ent.model, ent.collection, ent.key, expires_s, new_vec
+                    )
+                )
+        self._notify([change])
+        return ent
+
+    def delete(self, instance: str, uuid: str) -> bool:
+        """False if the entity is unknown, expired or belongs to another instance."""
+        with self._write_lock:
+            now = self._now()
+            now_s = int(now.timestamp() // 1)
+            with self._transaction() as conn:
+                row = conn.execute(
+                    "SELECT model FROM entities WHERE uuid = ? AND instance = ? AND expires_at > ?",
+                    (uuid, instance, now_s),
+                ).fetchone()
+                if row is None:
+                    return False
+                conn.execute("DELETE FROM entities WHERE uuid = ?", (uuid,))
+                change = self._log_change(
+                    conn, "delete", uuid, instance, now, {"uuid": uuid, "model": row[0]}
+                )
+            self._index.remove(uuid)
+        self._notify([change])
+        return True
+
+    def purge_expired(self) -> int:
+        """Physically delete expired rows (each with an 'expire' change); returns how many.
+
+        Works in batches so that a large purge never holds the write lock for long.
+        """
+        total = 0
+        while True:
+            changes: list[Change] = []
+            with self._write_lock:
+                now = self._now()
+                now_s = int(now.timestamp() // 1)
+                with self._transaction() as conn:
+                    rows = conn.execute(
+                        "SELECT uuid, instance, model, expires_at FROM entities "
+                        "WHERE expires_at <= ? LIMIT ?",
+                        (now_s, _PURGE_BATCH),
+                    ).fetchall()
+                    for uuid, instance, model, expires_at in rows:
+                        conn.execute("DELETE FROM entities WHERE uuid = ?", (uuid,))
+                        payload = {"uuid": uuid, "model": model, "expires_at": _iso(expires_at)}
+                        changes.append(
+                            self._log_change(conn, "expire", uuid, instance, now, payload)
+                        )
+                for uuid, *_ in rows:
+                    self._index.remove(uuid)
+            self._notify(changes)
+            total += len(rows)
+            if len(rows) < _PURGE_BATCH:
+                return total
+
+    # Reads --------------------------------------------------------------------------------
+    def get(self, instance: str, uuid: str, *, with_vector: bool = False) -> Entity | None:
+        """The live entity, or None if unknown, expired or another instance's."""
+        cols = f"{_COLUMNS}, vector" if with_vector else _COLUMNS
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {cols} FROM entities WHERE uuid = ? AND instance = ? AND expires_at > ?",
+                (uuid, instance, self._now_s()),
+            ).fetchone()
+        if row is None:
+            return None
+        return self._entity(row[:11], row[11] if with_vector else None)
+
+    def list(
+        self,
+        instance: str,
+        *,
+        model: str | None = None,
+        collection: str | None = None,
+        key: str | None = None,
+        limit: int = 20,
+        after: str = "",
+    ) -> tuple[int, list[Entity]]:
+        """(total live entities matching the filters, the page after `after` by ascending uuid).
+
+        `total` ignores the cursor: it is the size of the whole filtered set.
+        """
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+        where = ["instance = ?", "expires_at > ?"]
+        args: list[Any] = [instance, self._now_s()]
+        for col, value in (("model", model), ("collection", collection), ("key", key)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                args.append(value)
+        cond = " AND ".join(where)
+        with self._read() as conn:
+            count_sql = f"SELECT count(*) FROM entities WHERE {cond}"
+            total = int(conn.execute(count_sql, args).fetchone()[0])
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM entities WHERE {cond} AND uuid > ? ORDER BY uuid LIMIT ?",
+                [*args, after, limit],
+            ).fetchall()
+        return total, [self._entity(r) for r in rows]
+
+    def search(
+        self,
+        instance: str,
+        model: str,
+        vector: np.ndarray,
+        *,
+        collection: str | None = None,
+        key: str | None = None,
+        limit: int = 10,
+    ) -> list[tuple[Entity, float]]:
+        """Best `limit` live entities of (instance, model) by cosine to `vector`, best first."""
+        started = time.perf_counter()
+        query = normalise_vector(vector)
+        now_s = self._now_s()
+        hits = self._index.search(
+            instance, model, query, now=now_s, collection=collection, key=key, limit=limit
+        )
+        found: dict[str, Entity] = {}
+        with self._read() as conn:
+            for i in range(0, len(hits), _FETCH_CHUNK):
+                chunk = [u for u, _ in hits[i : i + _FETCH_CHUNK]]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    f"SELECT {_COLUMNS} FROM entities WHERE uuid IN ({marks}) "
+                    "AND instance = ? AND expires_at > ?",
+                    [*chunk, instance, now_s],
+                ).fetchall():
+                    found[row[0]] = self._entity(row)
+        # A hit deleted between the scan and the fetch simply drops out.
+        result = [(found[u], score) for u, score in hits if u in found]
+        SEARCH_SECONDS.observe(time.perf_counter() - started)
+        return result
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        """Outbox rows with seq > `seq`, oldest first (the sync worker's cursor)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT change_id, seq, op, entity_uuid, instance, at_ms, payload FROM changes "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        return [
+            Change(
+                cid,
+                s,
+                op,
+                uuid,
+                inst,
+                datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc),
+                json.loads(payload),
+            )
+            for cid, s, op, uuid, inst, at_ms, payload in rows
+        ]
+
+    def add_listener(self, fn: Callable[[Change], None]) -> None:
+        """`fn(change)` runs after each commit, on the writing thread; keep it quick."""
+        self._listeners.append(fn)
+
+    # Introspection ------------------------------------------------------------------------
+    @property
+    def index(self) -> VectorIndex:
+        return self._index
+
+    def count(self, instance: str | None = None) -> int:
+        """Live entities (of one instance, or all)."""
+        sql = "SELECT count(*) FROM entities WHERE expires_at > ?"
+        args: list[Any] = [self._now_s()]
+        if instance is not None:
+            sql += " AND instance = ?"
+            args.append(instance)
+        with self._read() as conn:
+            return int(conn.execute(sql, args).fetchone()[0])

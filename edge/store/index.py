@@ -1,0 +1,360 @@
+"""In-memory vector index for 1:N face search.
+
+`VectorIndex` is the seam: the store keeps an index in step with its committed rows and asks
+it for the best uuids; it never depends on how the index finds them. `ExactIndex` is the
+default: per (instance, model) one contiguous float32 matrix of L2-normalised rows, so a
+search is a single matrix-vector product (cosine = dot product) plus `argpartition` for the
+top k. On two cores that is a few milliseconds at 100k x 128-d, exact, with no build step and
+no recall loss, which is why it is the default for an edge box.
+
+Beyond ~100k faces per (instance, model) the linear scan grows past the latency budget; an
+ANN index (hnswlib's HNSW or a FAISS IVF/HNSW index with inner-product metric) can implement
+the same protocol: keep the uuid <-> label map and the per-row `expires_at`, `collection` and
+`key` next to it and apply them as a filter (hnswlib `filter=`, FAISS `IDSelector`) or by
+over-fetching and post-filtering.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What the index needs of one stored entity: its vector and the fields search filters on."""
+
+    uuid: str
+    instance: str
+    model: str
+    collection: str
+    key: str
+    expires_at: int  # unix seconds; the row is invisible once now >= expires_at
+    vector: np.ndarray  # float32 (D,), L2-normalised
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    def add(self, entry: IndexEntry) -> None:
+        """Insert, or replace an entry with the same uuid."""
+
+    def add_many(self, entries: Iterable[IndexEntry]) -> None:
+        """Bulk insert (start-up load); same semantics as repeated `add`."""
+
+    def update(
+        self,
+        uuid: str,
+        *,
+        collection: str | None = None,
+        key: str | None = None,
+        expires_at: int | None = None,
+        vector: np.ndarray | None = None,
+    ) -> bool:
+        """Change the given fields of an entry (None = keep); False if the uuid is unknown."""
+
+    def remove(self, uuid: str) -> bool:
+        """Drop an entry; False if the uuid is unknown."""
+
+    def search(
+        self,
+        instance: str,
+        model: str,
+        query: np.ndarray,
+        *,
+        now: int,
+        collection: str | None = None,
+        key: str | None = None,
+        limit: int = 10,
+    ) -> list[tuple[str, float]]:
+        """Best `limit` (uuid, cosine) pairs, best first, among unexpired matching entries."""
+
+    def __len__(self) -> int: ...
+
+
+class _RWLock:
+    """Many concurrent searches (numpy releases the GIL in the product) or one writer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class _Partition:
+    """The rows of one (instance, model): matrix + parallel filter arrays, rows 0..n-1 live."""
+
+    _MIN_CAPACITY = 64
+
+    def __init__(self, dim: int, capacity: int = _MIN_CAPACITY) -> None:
+        self.dim = dim
+        self.n = 0
+        cap = max(capacity, self._MIN_CAPACITY)
+        self.matrix = np.empty((cap, dim), dtype=np.float32)
+        self.expires = np.empty(cap, dtype=np.int64)
+        self.collection = np.empty(cap, dtype=np.int32)
+        self.key = np.empty(cap, dtype=np.int32)
+        self.uuids: list[str] = []
+        self.row: dict[str, int] = {}
+        # Filter strings become small ints once, so a filter is one vectorised comparison.
+        self.collection_codes: dict[str, int] = {}
+        self.key_codes: dict[str, int] = {}
+
+    @property
+    def capacity(self) -> int:
+        return self.matrix.shape[0]
+
+    def nbytes(self) -> int:
+        return self.matrix.nbytes + self.expires.nbytes + self.collection.nbytes + self.key.nbytes
+
+    def _code(self, table: dict[str, int], value: str) -> int:
+        code = table.get(value)
+        if code is None:
+            code = table[value] = len(table)
+        return code
+
+    def _grow(self, need: int) -> None:
+        cap = self.capacity
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        n = self.n
+        for name in ("matrix", "expires", "collection", "key"):
+            old = getattr(self, name)
+            new = np.empty((cap, *old.shape[1:]), dtype=old.dtype)
+            new[:n] = old[:n]
+            setattr(self, name, new)
+
+    def set_row(self, i: int, e: IndexEntry) -> None:
+        self.matrix[i] = e.vector
+        self.expires[i] = e.expires_at
+        self.collection[i] = self._code(self.collection_codes, e.collection)
+        self.key[i] = self._code(self.key_codes, e.key)
+
+    def append(self, e: IndexEntry) -> None:
+        self._grow(self.n + 1)
+        i = self.n
+        self.set_row(i, e)
+        self.uuids.append(e.uuid)
+        self.row[e.uuid] = i
+        self.n += 1
+
+    def remove(self, uuid: str) -> None:
+        """Swap-remove: the last row moves into the hole, keeping rows 0..n-1 contiguous."""
+        i = self.row.pop(uuid)
+        last = self.n - 1
+        if i != last:
+            moved = self.uuids[last]
+            self.matrix[i] = self.matrix[last]
+            self.expires[i] = self.expires[last]
+            self.collection[i] = self.collection[last]
+            self.key[i] = self.key[last]
+            self.uuids[i] = moved
+            self.row[moved] = i
+        self.uuids.pop()
+        self.n = last
+
+    def search(
+        self, query: np.ndarray, now: int, collection: str | None, key: str | None, limit: int
+    ) -> list[tuple[str, float]]:
+        n = self.n
+        if n == 0 or limit <= 0:
+            return []
+        mask = self.expires[:n] > now
+        if collection is not None:
+            code = self.collection_codes.get(collection)
+            if code is None:
+                return []
+            mask &= self.collection[:n] == code
+        if key is not None:
+            code = self.key_codes.get(key)
+            if code is None:
+                return []
+            mask &= self.key[:n] == code
+        live = int(np.count_nonzero(mask))
+        if live == 0:
+            return []
+        if live == n:
+            rows = None
+            scores = self.matrix[:n] @ query
+        elif live * 4 < n:  # selective filter: gather the few rows instead of scanning all
+            rows = np.flatnonzero(mask)
+            scores = self.matrix[rows] @ query
+        else:
+            rows = np.flatnonzero(mask)
+            scores = (self.matrix[:n] @ query)[rows]
+        k = min(limit, scores.shape[0])
+        if k < scores.shape[0]:
+            top = np.argpartition(-scores, k - 1)[:k]
+        else:
+            top = np.arange(scores.shape[0])
+        top = top[np.argsort(-scores[top], kind="stable")]
+        picked = top if rows is None else rows[top]
+        return [(self.uuids[int(r)], float(s)) for r, s in zip(picked, scores[top], strict=True)]
+
+
+class ExactIndex:
+    """Exact cosine search over contiguous float32 matrices, one per (instance, model).
+
+    Thread-safe: searches share a read lock, mutations take it exclusively. Memory is
+    capacity x D x 4 bytes per partition (capacity doubles, so at most 2x the live rows, and
+    pages never written are not resident).
+    """
+
+    def __init__(self) -> None:
+        self._lock = _RWLock()
+        self._parts: dict[tuple[str, str], _Partition] = {}
+        self._where: dict[str, tuple[str, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, uuid: object) -> bool:
+        return uuid in self._where
+
+    def nbytes(self) -> int:
+        """Bytes allocated for the matrices and filter arrays (uuid strings not counted)."""
+        with self._lock.read():
+            return sum(p.nbytes() for p in self._parts.values())
+
+    @staticmethod
+    def _check(vector: np.ndarray) -> np.ndarray:
+        v = np.asarray(vector, dtype=np.float32)
+        if v.ndim != 1 or v.shape[0] == 0:
+            raise ValueError("index vectors must be non-empty 1-D arrays")
+        return v
+
+    def _partition(self, instance: str, model: str, dim: int, capacity: int = 0) -> _Partition:
+        part = self._parts.get((instance, model))
+        if part is None:
+            part = self._parts[(instance, model)] = _Partition(dim, capacity)
+        elif part.dim != dim:
+            raise ValueError(
+                f"vector dimension {dim} differs from {part.dim} already indexed for "
+                f"({instance!r}, {model!r})"
+            )
+        return part
+
+    def _add_locked(self, e: IndexEntry) -> None:
+        vec = self._check(e.vector)
+        if e.uuid in self._where:
+            self._remove_locked(e.uuid)
+        part = self._partition(e.instance, e.model, vec.shape[0])
+        part.append(e if vec is e.vector else _with_vector(e, vec))
+        self._where[e.uuid] = (e.instance, e.model)
+
+    def _remove_locked(self, uuid: str) -> bool:
+        where = self._where.pop(uuid, None)
+        if where is None:
+            return False
+        self._parts[where].remove(uuid)
+        return True
+
+    def add(self, entry: IndexEntry) -> None:
+        with self._lock.write():
+            self._add_locked(entry)
+
+    def add_many(self, entries: Iterable[IndexEntry]) -> None:
+        items = list(entries)
+        with self._lock.write():
+            # Pre-size each partition once so a start-up load of N rows allocates N rows.
+            counts: dict[tuple[str, str], tuple[int, int]] = {}
+            for e in items:
+                n, _ = counts.get((e.instance, e.model), (0, 0))
+                counts[(e.instance, e.model)] = (n + 1, int(np.shape(e.vector)[0]))
+            for (inst, model), (n, dim) in counts.items():
+                part = self._partition(inst, model, dim, capacity=n)
+                part._grow(part.n + n)
+            for e in items:
+                self._add_locked(e)
+
+    def update(
+        self,
+        uuid: str,
+        *,
+        collection: str | None = None,
+        key: str | None = None,
+        expires_at: int | None = None,
+        vector: np.ndarray | None = None,
+    ) -> bool:
+        with self._lock.write():
+            where = self._where.get(uuid)
+            if where is None:
+                return False
+            part = self._parts[where]
+            i = part.row[uuid]
+            if vector is not None:
+                v = self._check(vector)
+                if v.shape[0] != part.dim:
+                    raise ValueError(f"vector dimension {v.shape[0]} differs from {part.dim}")
+                part.matrix[i] = v
+            if expires_at is not None:
+                part.expires[i] = expires_at
+            if collection is not None:
+                part.collection[i] = part._code(part.collection_codes, collection)
+            if key is not None:
+                part.key[i] = part._code(part.key_codes, key)
+            return True
+
+    def remove(self, uuid: str) -> bool:
+        with self._lock.write():
+            return self._remove_locked(uuid)
+
+    def search(
+        self,
+        instance: str,
+        model: str,
+        query: np.ndarray,
+        *,
+        now: int,
+        collection: str | None = None,
+        key: str | None = None,
+        limit: int = 10,
+    ) -> list[tuple[str, float]]:
+        q = self._check(query)
+        with self._lock.read():
+            part = self._parts.get((instance, model))
+            if part is None:
+                return []
+            if q.shape[0] != part.dim:
+                raise ValueError(f"query dimension {q.shape[0]} differs from {part.dim}")
+            return part.search(q, now, collection, key, limit)
+
+
+def _with_vector(e: IndexEntry, vector: np.ndarray) -> IndexEntry:
+    return IndexEntry(e.uuid, e.instance, e.model, e.collection, e.key, e.expires_at, vector)

@@ -1,0 +1,118 @@
+"""Versioned schema migrations for the entity store.
+
+The database carries its schema version in `PRAGMA user_version`. Migrations form an ordered
+list; opening a store applies, each in its own transaction together with the version bump,
+every migration newer than the file, so a box upgraded in the field converts its data once
+and a crash half-way leaves either the old or the new schema, never a mix. A file written by
+a newer release is refused rather than silently misread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+# Expiry "never" (api.md §2.3) as unix seconds: 3000-01-01T00:00:00Z.
+NEVER_EXPIRES = 32503680000
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _statements(*sql: str) -> Callable[[sqlite3.Connection], None]:
+    # executescript() would COMMIT the surrounding transaction; run statements one by one.
+    def run(conn: sqlite3.Connection) -> None:
+        for stmt in sql:
+            conn.execute(stmt)
+
+    return run
+
+
+_V1 = _statements(
+    """
+    CREATE TABLE entities (
+        uuid             TEXT PRIMARY KEY,
+        instance         TEXT NOT NULL,
+        model            TEXT NOT NULL,
+        model_name       TEXT NOT NULL,
+        collection       TEXT NOT NULL DEFAULT '',
+        key              TEXT NOT NULL DEFAULT '',
+        metadata         TEXT NOT NULL DEFAULT '[]',
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL,
+        dim              INTEGER NOT NULL CHECK (dim > 0),
+        vector           BLOB NOT NULL CHECK (length(vector) = 4 * dim),
+        pack_fingerprint TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX entities_instance_uuid ON entities (instance, uuid)",
+    "CREATE INDEX entities_instance_model_uuid ON entities (instance, model, uuid)",
+    "CREATE INDEX entities_instance_collection_uuid ON entities (instance, collection, uuid)",
+    "CREATE INDEX entities_instance_key_uuid ON entities (instance, key, uuid)",
+    "CREATE INDEX entities_expires ON entities (expires_at)",
+    """
+    CREATE TABLE changes (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        change_id   TEXT NOT NULL UNIQUE,
+        op          TEXT NOT NULL CHECK (op IN ('create', 'update', 'delete', 'expire')),
+        entity_uuid TEXT NOT NULL,
+        instance    TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        payload     TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX changes_entity ON changes (entity_uuid)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "entities, vector blobs and the change log (outbox)", _V1),
+)
+
+
+class SchemaError(RuntimeError):
+    """The database file cannot be used by this release."""
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring `conn`'s database to the newest version; returns the number of steps applied.
+
+    `conn` must be in autocommit mode (isolation_level=None) so that each step's
+    transaction is exactly the one opened here.
+    """
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
+        raise ValueError("migration versions must be unique, ascending and start at >= 1")
+    latest = versions[-1] if versions else 0
+    current = schema_version(conn)
+    if current > latest:
+        raise SchemaError(
+            f"database schema version {current} is newer than this release supports ({latest})"
+        )
+    applied = 0
+    for m in migrations:
+        if m.version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            if schema_version(conn) >= m.version:
+                conn.execute("ROLLBACK")
+                continue
+            m.apply(conn)
+            conn.execute(f"PRAGMA user_version = {int(m.version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied += 1
+    return applied
