@@ -1,0 +1,140 @@
+"""Admission control: bounded inference off the event loop, fast 429 instead of queueing.
+
+Why threads and not processes: onnxruntime and OpenVINO release the GIL while a graph runs,
+so a few threads use the cores fully; the models then live once in memory, shared by every
+worker (a process pool would load each model per process, multiplying RSS on a small box);
+and decoded images (numpy arrays) go to a worker by reference instead of being pickled.
+
+Why a counter and not a queue: a request past `queue_limit` is answered 429 at once, so
+latency stays bounded under overload and the client decides when to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from edge.api.state import ADMISSION, READY
+from edge.errors import EdgeError
+
+T = TypeVar("T")
+
+_ADMITTED = "edge.admitted"
+
+
+class TokenBucket:
+    """`rate` tokens per second, burst of max(1, rate); thread-safe."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return True
+            return False
+
+
+class Admission:
+    """Owns the inference thread pool, the in-flight counter and the per-key rate limits."""
+
+    def __init__(self, threads: int, queue_limit: int, rate_limit_per_key: float = 0) -> None:
+        self.threads = threads
+        self.queue_limit = queue_limit
+        self.rate_limit_per_key = rate_limit_per_key
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="edge-infer")
+        self.in_flight = 0  # touched only on the event loop thread
+        self._buckets: dict[str, TokenBucket] = {}
+
+    # Rate limit (per api-key, per request) --------------------------------------------
+    def check_rate(self, key_id: str) -> None:
+        """Raise 429 when `key_id` exceeded its rate; a rate of 0 disables the limit."""
+        if self.rate_limit_per_key <= 0:
+            return
+        bucket = self._buckets.get(key_id)
+        if bucket is None:
+            bucket = self._buckets[key_id] = TokenBucket(self.rate_limit_per_key)
+        if not bucket.take():
+            raise EdgeError(
+                429, f"rate limit of {self.rate_limit_per_key:g} requests/s for this api-key"
+            )
+
+    # Admission ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def slot(self) -> Any:
+        if self.in_flight >= self.queue_limit:
+            raise EdgeError(
+                429, f"server busy: {self.in_flight} requests in progress; retry shortly"
+            )
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _app_of(request_or_app: web.Request | web.Application) -> web.Application:
+    return request_or_app if isinstance(request_or_app, web.Application) else request_or_app.app
+
+
+def check_ready(app: web.Application) -> None:
+    """503 while models load (or after shutdown began)."""
+    state = app[READY]
+    if not state.ready:
+        raise EdgeError(503, f"service unavailable: {state.reason}")
+
+
+@contextlib.asynccontextmanager
+async def admitted(request: web.Request) -> AsyncIterator[None]:
+    """Hold one admission slot for a whole handler (several inference calls, one slot)."""
+    app = request.app
+    check_ready(app)
+    if request.get(_ADMITTED):
+        yield
+        return
+    with app[ADMISSION].slot():
+        request[_ADMITTED] = True
+        try:
+            yield
+        finally:
+            request[_ADMITTED] = False
+
+
+async def run_inference(
+    request_or_app: web.Request | web.Application, fn: Callable[..., T], *args: Any
+) -> T:
+    """Run blocking `fn(*args)` in the inference pool.
+
+    503 when not ready; 429 at once when `queue_limit` calls are already admitted (unless
+    this request already holds a slot via `admitted`).
+    """
+    app = _app_of(request_or_app)
+    check_ready(app)
+    adm = app[ADMISSION]
+    if isinstance(request_or_app, web.Request) and request_or_app.get(_ADMITTED):
+        return await adm.run(fn, *args)
+    with adm.slot():
+        return await adm.run(fn, *args)

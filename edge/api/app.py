@@ -1,0 +1,234 @@
+"""The aiohttp application: components, middlewares and routes wired in one place.
+
+Components live in a `cleanup_ctx` so they are opened when the server starts and closed in
+reverse order on shutdown. Models load and warm up in a background thread: /healthz
+answers at once, /readyz (and every inference route) says 503 until warm-up finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from edge.api.admission import Admission
+from edge.api.auth import auth_middleware, load_keyring
+from edge.api.middleware import error_middleware
+from edge.api.openapi import OpenApiRegistry, doc_for
+from edge.api.ops import setup_ops_routes
+from edge.api.state import (
+    ADMISSION,
+    KEYS,
+    LIVENESS,
+    OPENAPI,
+    PIPELINE,
+    READY,
+    REGISTRY,
+    SETTINGS,
+    STORE,
+    ReadyState,
+)
+from edge.config import Settings
+from edge.runtime.registry import ModelRegistry
+from edge.store import EntityStore
+
+log = logging.getLogger("edge.api")
+
+#: aiohttp parser backstops. The contract limits (8 KiB URI, 25 KiB headers) are enforced by
+#: the middleware with a JSON answer; the parser limits sit above them so only absurd
+#: requests reach the parser's own error (rendered as JSON too by `edge.api.server`).
+PARSER_SLACK = 4
+
+
+def parser_limits(settings: Settings) -> dict[str, int]:
+    s = settings.server
+    return {
+        "max_line_size": s.max_uri_bytes * PARSER_SLACK,
+        "max_field_size": s.max_header_bytes * PARSER_SLACK,
+        "max_headers": 1024,
+    }
+
+
+def create_app(
+    settings: Settings,
+    *,
+    registry: ModelRegistry | None = None,
+    pipeline: Any | None = None,
+    store: Any | None = None,
+    liveness: Any | None = None,
+    load_models: bool = True,
+    announce: Any = print,
+) -> web.Application:
+    """Build the application. Components not given are built from `settings` at startup.
+
+    `load_models=False` leaves the app not ready (503 on inference) — for tests of the
+    skeleton and for tools that only need the store.
+    """
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware],
+        handler_args=parser_limits(settings),
+    )
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry or ModelRegistry(settings)
+    app[READY] = ReadyState()
+    app[KEYS] = load_keyring(settings, announce=announce)
+    app[OPENAPI] = OpenApiRegistry()
+    app[ADMISSION] = Admission(
+        settings.server.inference_threads,
+        settings.server.queue_limit,
+        settings.server.rate_limit_per_key,
+    )
+    app[PIPELINE] = pipeline
+    app[LIVENESS] = liveness
+    app[STORE] = store
+
+    setup_ops_routes(app)
+    if settings.server.metrics_need_key:
+        for route in app.router.routes():
+            doc = doc_for(route)
+            if doc is not None and doc.path == "/metrics" and route.method == "GET":
+                app[OPENAPI].add(replace(doc, auth=True))
+    _setup_product_routes(app)
+
+    app.cleanup_ctx.append(_store_ctx(store))
+    app.cleanup_ctx.append(_models_ctx(load_models, pipeline, liveness))
+    app.cleanup_ctx.append(_purge_ctx)
+    app.on_shutdown.append(_on_shutdown)
+    return app
+
+
+def _setup_product_routes(app: web.Application) -> None:
+    try:
+        from edge.api.faces import setup_face_routes
+    except ImportError as e:  # being written in parallel; remove once it lands
+        log.warning("face routes not available: %s", e)
+    else:
+        setup_face_routes(app)
+    try:
+        from edge.api.liveness import setup_liveness_routes
+    except ImportError as e:
+        log.warning("liveness route not available: %s", e)
+    else:
+        setup_liveness_routes(app)
+
+
+# Components --------------------------------------------------------------------------------
+def open_store(settings: Settings, registry: ModelRegistry) -> EntityStore:
+    """The entity store of `settings`, stamping vectors with the pack's fingerprint."""
+    return EntityStore(settings.store_path, pack_fingerprint=registry.fingerprint)
+
+
+def _store_ctx(given: Any | None) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = given
+        owned = False
+        if store is None:
+            store = await asyncio.to_thread(open_store, app[SETTINGS], app[REGISTRY])
+            owned = True
+            app[STORE] = store
+        yield
+        if owned and store is not None:
+            await asyncio.to_thread(store.close)
+
+    return ctx
+
+
+def _models_ctx(load: bool, pipeline: Any | None, liveness: Any | None) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings, registry = app[SETTINGS], app[REGISTRY]
+        if app[PIPELINE] is None:
+            from edge.vision.pipeline import FacePipeline
+
+            app[PIPELINE] = FacePipeline(registry, settings)
+        if app[LIVENESS] is None:
+            try:
+                from edge.vision.liveness import LivenessScorer
+
+                app[LIVENESS] = LivenessScorer(registry, settings)
+            except (ImportError, ValueError) as e:
+                log.warning("liveness not available: %s", e)
+        task: asyncio.Task[None] | None = None
+        if load:
+            task = asyncio.create_task(_warm_up(app))
+        else:
+            app[READY].set_not_ready("models are not loaded (load_models=False)")
+        yield
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        app[ADMISSION].shutdown()
+
+    return ctx
+
+
+def warm_up_models(pipeline: Any, liveness: Any, registry: ModelRegistry) -> None:
+    """Open and run every model once (blocking); logs backend/device, fallback as WARNING."""
+    if pipeline is not None:
+        pipeline.warmup()
+    if liveness is not None:
+        liveness.warmup()
+    for role, sess in sorted(registry.opened().items()):
+        info = sess.info
+        if info.fallback:
+            log.warning(
+                "model %s runs on %s/%s (FALLBACK: requested %s)",
+                role,
+                info.backend,
+                info.device,
+                info.requested,
+            )
+        else:
+            log.info("model %s runs on %s/%s", role, info.backend, info.device)
+
+
+async def _warm_up(app: web.Application) -> None:
+    state = app[READY]
+    state.set_not_ready("models are loading")
+    try:
+        await asyncio.to_thread(warm_up_models, app[PIPELINE], app[LIVENESS], app[REGISTRY])
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        log.exception("model warm-up failed; the service stays not ready")
+        state.set_not_ready(f"model warm-up failed: {type(e).__name__}: {e}")
+        return
+    if not state.shutting_down:
+        state.set_ready()
+        log.info("models warmed up; ready")
+
+
+async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Deletes expired entities every `store.purge_interval_s` (also done lazily on reads)."""
+    interval = app[SETTINGS].store.purge_interval_s
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            store = app[STORE]
+            if store is None:
+                continue
+            try:
+                n = await asyncio.to_thread(store.purge_expired)
+                if n:
+                    log.info("purged %s expired entities", n)
+            except Exception:
+                log.exception("TTL purge failed; will retry")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    state = app[READY]
+    state.shutting_down = True
+    state.set_not_ready("shutting down")

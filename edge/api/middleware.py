@@ -1,0 +1,177 @@
+"""The outermost middleware: request id, transport limits, error mapping and metrics.
+
+Every failure leaves as the contract body `{code, name, message}` with the api.md §1
+status; an unexpected exception becomes a 500 whose body names only the request id (the
+traceback goes to the log with that id, the request body never does).
+
+Content type rule [decision]: a request that carries a body (POST/PUT/PATCH with a
+non-empty body) must be JSON: `application/json` or any `application/*+json`, with no
+charset or charset utf-8 (any case). A missing Content-Type is accepted and the body parsed
+as JSON, because some embedded HTTP clients omit it; anything else is 415. A body-less
+request (DELETE, GET, an empty POST) is never checked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from edge.api.state import REQUEST_ID, SETTINGS
+from edge.errors import ERROR_CATALOGUE, EdgeError
+from edge.metrics import REGISTRY
+
+log = logging.getLogger("edge.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_SECONDS = REGISTRY.histogram(
+    "edge_http_request_seconds", "HTTP request latency per route template and method"
+)
+REQUESTS = REGISTRY.counter(
+    "edge_http_requests_total", "HTTP requests per route template, method and status"
+)
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: aiohttp status -> (code, name) where the contract name differs from the catalogue's
+_HTTP_NAMES = {404: (404, "route_not_found")}
+
+
+def error_response(err: EdgeError, request_id: str = "") -> web.Response:
+    resp = web.json_response(err.body(), status=err.http_status)
+    if request_id:
+        resp.headers["x-request-id"] = request_id
+    return resp
+
+
+def request_id_for(request: web.BaseRequest) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _SANE_ID.match(given) else uuid.uuid4().hex
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (bounded cardinality), never the raw path."""
+    match = request.match_info
+    if match.http_exception is not None:
+        return "unmatched"
+    resource = match.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def headers_size(request: web.BaseRequest) -> int:
+    """Bytes of all header lines as sent: name, ': ', value, CRLF."""
+    return sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+
+
+def check_limits(request: web.Request) -> None:
+    """414/431/413/415 from the contract, before any handler reads the body."""
+    server = request.app[SETTINGS].server
+    uri = len(request.raw_path.encode("utf-8", "surrogateescape"))
+    if uri > server.max_uri_bytes:
+        raise EdgeError(414, f"request URI is {uri} bytes; the limit is {server.max_uri_bytes}")
+    size = headers_size(request)
+    if size > server.max_header_bytes:
+        raise EdgeError(
+            431, f"request headers are {size} bytes; the limit is {server.max_header_bytes}"
+        )
+    length = request.content_length
+    if length is not None and length > server.max_body_bytes:
+        raise EdgeError(
+            413, f"request body is {length} bytes; the limit is {server.max_body_bytes}"
+        )
+    if request.method in BODY_METHODS and (length or (length is None and request.body_exists)):
+        check_content_type(request.headers.get("Content-Type"))
+
+
+def check_content_type(value: str | None) -> None:
+    if value is None:
+        return  # [decision] missing Content-Type: parse as JSON
+    mime, _, params = value.partition(";")
+    mime = mime.strip().lower()
+    if not (
+        mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+    ):
+        raise EdgeError(
+            415, f"Content-Type {mime or '(empty)'!r} is not supported; send application/json"
+        )
+    for param in params.split(";"):
+        name, _, val = param.partition("=")
+        if name.strip().lower() == "charset" and val.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            raise EdgeError(415, f"charset {val.strip()!r} is not supported; send UTF-8 JSON")
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or the contract error (111 / 413)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise EdgeError(413, f"request body exceeds {e.body or 'the limit'}") from None
+    if not raw.strip():
+        raise EdgeError(111, "request body is empty; expected a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise EdgeError(111, f"request body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise EdgeError(111, f"request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _from_http_exception(exc: web.HTTPException) -> EdgeError:
+    status = exc.status
+    if status in _HTTP_NAMES:
+        code, name = _HTTP_NAMES[status]
+        return EdgeError(code, "unknown path", name)
+    if status == 413:
+        return EdgeError(413, "request body exceeds the size limit")
+    if status in ERROR_CATALOGUE and ERROR_CATALOGUE[status][0] == status:
+        return EdgeError(status, exc.text or exc.reason)
+    if 400 <= status < 500:
+        return EdgeError(112, exc.text or exc.reason)
+    return EdgeError(500, "internal error")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: assigns the request id, maps every failure, records metrics."""
+    rid = request_id_for(request)
+    request[REQUEST_ID] = rid
+    t0 = time.perf_counter()
+    route = route_label(request)
+    resp: web.StreamResponse
+    try:
+        check_limits(request)
+        resp = await handler(request)
+    except EdgeError as err:
+        resp = error_response(err, rid)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            resp = exc
+        else:
+            err = _from_http_exception(exc)
+            if exc.status == 404 and request.match_info.http_exception is not None:
+                err.message = f"no route {request.method} {request.path}"
+            if exc.status == 405:
+                err.message = f"{request.method} is not allowed on {request.path}"
+            resp = error_response(err, rid)
+            if exc.status == 405 and "Allow" in exc.headers:
+                resp.headers["Allow"] = exc.headers["Allow"]
+    except Exception:
+        log.exception("internal error [request_id=%s] %s %s", rid, request.method, route)
+        resp = error_response(EdgeError(500, f"internal error; request id {rid}"), rid)
+    if not resp.prepared:
+        resp.headers["x-request-id"] = rid
+    elapsed = time.perf_counter() - t0
+    REQUEST_SECONDS.observe(elapsed, route=route, method=request.method)
+    REQUESTS.inc(route=route, method=request.method, status=str(resp.status))
+    return resp

@@ -1,0 +1,108 @@
+"""Operational endpoints (api.md §6): health, readiness, metrics, OpenAPI and its docs page."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from edge.api.docs import DOCS_HTML
+from edge.api.openapi import build_document, operation
+from edge.api.state import READY
+from edge.metrics import REGISTRY
+
+
+class Health(BaseModel):
+    """The process is alive."""
+
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    """Whether models are loaded and warmed up."""
+
+    ready: bool
+    reason: str | None = Field(None, description="why not ready (absent when ready)")
+
+
+@operation(
+    "GET",
+    "/healthz",
+    summary="Liveness of the process",
+    responses={200: Health},
+    auth=False,
+    tags=["ops"],
+)
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@operation(
+    "GET",
+    "/readyz",
+    summary="Ready once models are loaded and a warm-up inference ran",
+    responses={200: Readiness},
+    errors=[503],
+    auth=False,
+    tags=["ops"],
+)
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[READY]
+    if state.ready:
+        return web.json_response({"ready": True})
+    # Same {code,name,message} as every error, plus the readiness fields for probes.
+    body = {
+        "code": 503,
+        "name": "service_unavailable",
+        "message": f"not ready: {state.reason}",
+        "ready": False,
+        "reason": state.reason,
+    }
+    return web.json_response(body, status=503)
+
+
+@operation(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics (route latency, model inference time)",
+    responses={200: "Prometheus text exposition format 0.0.4"},
+    auth=False,
+    tags=["ops"],
+    content_type="text/plain",
+)
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        text=REGISTRY.render(), content_type="text/plain", headers={"x-prometheus": "0.0.4"}
+    )
+
+
+@operation(
+    "GET",
+    "/api/v1/openapi.json",
+    summary="This OpenAPI 3.1 document",
+    responses={200: "the OpenAPI document"},
+    auth=False,
+    tags=["ops"],
+)
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(build_document(request.app))
+
+
+@operation(
+    "GET",
+    "/docs",
+    summary="Browsable API documentation (self-contained HTML, no CDN)",
+    responses={200: "HTML page"},
+    auth=False,
+    tags=["ops"],
+    content_type="text/html",
+)
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=DOCS_HTML, content_type="text/html")
+
+
+def setup_ops_routes(app: web.Application, *, metrics_need_key: bool = False) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs)

@@ -1,0 +1,67 @@
+"""Typed application keys: the one place route modules find the shared components.
+
+Handlers read `request.app[PIPELINE]` etc.; typed `web.AppKey`s let a type checker follow
+the component from `create_app` to the handler without string keys drifting apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from edge.config import Settings
+from edge.errors import EdgeError
+from edge.runtime.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from edge.api.admission import Admission
+    from edge.api.auth import KeyRing
+    from edge.api.openapi import OpenApiRegistry
+
+
+@dataclass
+class ReadyState:
+    """Whether the process may serve inference; `reason` is shown by /readyz while not."""
+
+    ready: bool = False
+    reason: str = "models are loading"
+    shutting_down: bool = False
+
+    def set_ready(self) -> None:
+        self.ready, self.reason = True, ""
+
+    def set_not_ready(self, reason: str) -> None:
+        self.ready, self.reason = False, reason
+
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("edge.settings", Settings)
+REGISTRY: web.AppKey[ModelRegistry] = web.AppKey("edge.registry", ModelRegistry)
+#: edge.vision.pipeline.FacePipeline (typed loosely: vision is written in parallel).
+PIPELINE: web.AppKey[Any] = web.AppKey("edge.pipeline")
+#: edge.vision.liveness.LivenessScorer
+LIVENESS: web.AppKey[Any] = web.AppKey("edge.liveness")
+#: edge.store EntityStore
+STORE: web.AppKey[Any] = web.AppKey("edge.store")
+ADMISSION: web.AppKey[Admission] = web.AppKey("edge.admission")
+READY: web.AppKey[ReadyState] = web.AppKey("edge.ready", ReadyState)
+KEYS: web.AppKey[KeyRing] = web.AppKey("edge.keys")
+OPENAPI: web.AppKey[OpenApiRegistry] = web.AppKey("edge.openapi")
+
+#: request-scoped keys (plain strings: aiohttp requests are dict-like)
+REQUEST_ID = "edge.request_id"
+INSTANCE = "edge.instance"
+API_KEY_ID = "edge.api_key_id"
+
+
+def instance_of(request: web.Request) -> str:
+    """The instance (tenant) of the key that authenticated this request."""
+    inst = request.get(INSTANCE)
+    if inst is None:  # a route without auth asked for a tenant: a programming error
+        raise EdgeError(401, "this route requires an api-key")
+    return str(inst)
+
+
+def request_id_of(request: web.Request) -> str:
+    return str(request.get(REQUEST_ID, ""))
