@@ -1,0 +1,277 @@
+"""The face pipeline: detect -> select -> align -> embed (+ requested detail blocks).
+
+Implements the selection rules of api.md §3: every call except detect runs the fast detector
+first and the slow one only when the fast one finds nothing it is sure of, then keeps the
+largest face inside `area`; detect runs the slow detector and returns all faces >= 32 px.
+A request pays only for what it asks: without details it is detect + align + embed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from edge.config import Settings
+from edge.errors import EdgeError
+from edge.runtime.registry import ModelRegistry
+from edge.vision.align import align_face
+from edge.vision.detection import FaceDetector, build_detectors
+from edge.vision.embedding import Embedder
+from edge.vision.similarity import Calibration, load_calibration
+from edge.vision.types import Area, DetailFlags, Face, FaceAnalysis
+
+__all__ = ["FacePipeline", "rotate_area_cw"]
+
+log = logging.getLogger(__name__)
+
+_ROTATIONS = (90, 180, 270)
+_CV_ROT = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+class DetailsLike(Protocol):
+    def analyze(self, bgr: np.ndarray, face: Face, flags: DetailFlags) -> dict[str, Any]: ...
+
+    def supported_attributes(self) -> list[str]: ...
+
+    def warmup(self) -> None: ...
+
+
+def _rotate_cw(bgr: np.ndarray, degrees: int) -> np.ndarray:
+    try:  # the imaging layer owns image turning; fall back to the same cv2 call without it
+        from edge.imaging.decode import rotate_cw
+    except ImportError:
+        return bgr if degrees % 360 == 0 else cv2.rotate(bgr, _CV_ROT[degrees % 360])
+    return rotate_cw(bgr, degrees)
+
+
+def rotate_area_cw(area: Area, degrees: int, w: int, h: int) -> Area:
+    """`area` of a (w, h) image expressed in the image turned clockwise by `degrees`."""
+    d = degrees % 360
+    if d == 0:
+        return area
+    if d == 90:
+        return Area(h - (area.top + area.height), area.left, area.height, area.width)
+    if d == 180:
+        return Area(
+            w - (area.left + area.width), h - (area.top + area.height), area.width, area.height
+        )
+    return Area(area.top, w - (area.left + area.width), area.height, area.width)
+
+
+def _clipped_size(face: Face, w: int, h: int) -> tuple[float, float]:
+    bw = min(float(face.box[2]), w) - max(float(face.box[0]), 0.0)
+    bh = min(float(face.box[3]), h) - max(float(face.box[1]), 0.0)
+    return max(bw, 0.0), max(bh, 0.0)
+
+
+class FacePipeline:
+    """Thread-safe: models are opened once under a lock; sessions serve many threads."""
+
+    def __init__(
+        self, registry: ModelRegistry, settings: Settings, details: DetailsLike | None = None
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self._details = details
+        self._details_tried = details is not None
+        self._lock = threading.Lock()
+        self._fast: FaceDetector | None = None
+        self._slow: FaceDetector | None = None
+        self._embedder: Embedder | None = None
+        try:
+            self._calibration: Calibration | None = load_calibration(registry.pack_name)
+        except FileNotFoundError:  # only while calibrating a new pack
+            log.warning("no similarity calibration for pack %s", registry.pack_name)
+            self._calibration = None
+        emb_file = registry.files("embedding")[0].file
+        if self._calibration and self._calibration.embedding_file != emb_file:
+            log.warning(
+                "similarity calibration was fitted for %s, pack uses %s",
+                self._calibration.embedding_file,
+                emb_file,
+            )
+
+    # Lazily opened parts ------------------------------------------------------------------
+    def _detectors(self) -> tuple[FaceDetector, FaceDetector]:
+        if self._fast is None or self._slow is None:
+            with self._lock:
+                if self._fast is None or self._slow is None:
+                    self._fast, self._slow = build_detectors(self.registry, self.settings)
+        return self._fast, self._slow
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = Embedder(self.registry.session("embedding"))
+        return self._embedder
+
+    @property
+    def details(self) -> DetailsLike | None:
+        if not self._details_tried:
+            with self._lock:
+                if not self._details_tried:
+                    try:
+                        from edge.vision.details import DetailAnalyzer
+                    except ImportError:
+                        log.warning("edge.vision.details not available: no detail blocks")
+                    else:
+                        self._details = DetailAnalyzer(self.registry)
+                    self._details_tried = True
+        return self._details
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedder.dim
+
+    def warmup(self) -> None:
+        """One inference per loaded model so the first request pays no compile/alloc cost."""
+        fast, slow = self._detectors()
+        blank = np.full((480, 640, 3), 127, dtype=np.uint8)
+        fast.detect(blank)
+        slow.detect(blank)
+        self.embedder.embed(np.zeros((112, 112, 3), dtype=np.uint8))
+        d = self.details
+        if d is not None:
+            d.warmup()
+
+    # Detection with the selection rules ---------------------------------------------------
+    def _largest(self, bgr: np.ndarray, area: Area | None) -> Face | None:
+        fast, slow = self._detectors()
+        faces = [f for f in fast.detect(bgr) if area is None or area.overlaps(f.box)]
+        sure = [f for f in faces if f.score >= self.settings.detection.fast_sure]
+        if not sure:
+            # Fast found nothing it is sure of (YuNet rates some animal faces ~0.88).
+            sure = [f for f in slow.detect(bgr) if area is None or area.overlaps(f.box)]
+        return max(sure, key=lambda f: f.area) if sure else None
+
+    def _check_size(self, face: Face, w: int, h: int) -> None:
+        det = self.settings.detection
+        bw, bh = _clipped_size(face, w, h)
+        if bw < det.min_face_px or bh < det.min_face_px:
+            raise EdgeError(
+                224, f"image: the face found is {bw:.0f}x{bh:.0f} px, under {det.min_face_px}"
+            )
+        if bw < det.min_face_ratio * w or bh < det.min_face_ratio * h:
+            raise EdgeError(
+                224,
+                f"image: the face found ({bw:.0f}x{bh:.0f} px) is under "
+                f"{det.min_face_ratio:.0%} of the image width or height ({w}x{h})",
+            )
+
+    @staticmethod
+    def _unpack(image: Any) -> tuple[np.ndarray, int]:
+        if isinstance(image, np.ndarray):
+            return image, 0
+        return image.bgr, int(getattr(image, "rotated", 0) or 0)
+
+    def _analysis(
+        self, bgr: np.ndarray, face: Face, rotated: int, flags: DetailFlags, embed: bool
+    ) -> FaceAnalysis:
+        h, w = bgr.shape[:2]
+        emb = self.embedder.embed(align_face(bgr, face.kps)) if embed else None
+        details: dict[str, Any] = {}
+        if flags.any:
+            d = self.details
+            if d is not None:
+                details = d.analyze(bgr, face, flags)
+            elif flags.position:
+                details = {"position": face.position(w, h)}
+        return FaceAnalysis(face, (w, h), rotated % 360, emb, details)
+
+    def analyze_largest(
+        self,
+        image: Any,
+        *,
+        area: Area | None = None,
+        flags: DetailFlags = DetailFlags(),
+        embed: bool = True,
+        auto_rotate: bool = False,
+    ) -> FaceAnalysis:
+        """The largest face (fast detector, slow as fallback); 223 none, 224 too small."""
+        bgr0, base_rot = self._unpack(image)
+        h0, w0 = bgr0.shape[:2]
+        for rot in (0, *_ROTATIONS) if auto_rotate else (0,):
+            bgr = _rotate_cw(bgr0, rot) if rot else bgr0
+            a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
+            face = self._largest(bgr, a)
+            if face is None:
+                continue
+            h, w = bgr.shape[:2]
+            self._check_size(face, w, h)
+            return self._analysis(bgr, face, base_rot + rot, flags, embed)
+        where = " inside image.area" if area is not None else ""
+        raise EdgeError(223, f"image: no face found{where}")
+
+    def detect_all(
+        self,
+        image: Any,
+        *,
+        area: Area | None = None,
+        flags: DetailFlags = DetailFlags(),
+        auto_rotate: bool = False,
+        embed: bool = False,
+    ) -> list[FaceAnalysis]:
+        """All faces >= min_face_px by the slow detector, largest first; [] when none."""
+        _, slow = self._detectors()
+        bgr0, base_rot = self._unpack(image)
+        h0, w0 = bgr0.shape[:2]
+        min_px = self.settings.detection.min_face_px
+        for rot in (0, *_ROTATIONS) if auto_rotate else (0,):
+            bgr = _rotate_cw(bgr0, rot) if rot else bgr0
+            h, w = bgr.shape[:2]
+            a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
+            faces = [
+                f
+                for f in slow.detect(bgr)
+                if (a is None or a.overlaps(f.box)) and min(_clipped_size(f, w, h)) >= min_px
+            ]
+            if faces:
+                faces.sort(key=lambda f: -f.area)
+                return [self._analysis(bgr, f, base_rot + rot, flags, embed) for f in faces]
+        return []
+
+    # Scores and self-description ----------------------------------------------------------
+    @property
+    def calibration(self) -> Calibration:
+        if self._calibration is None:
+            raise RuntimeError(
+                f"no similarity calibration for pack {self.registry.pack_name}; "
+                "run tools/calibrate_similarity.py"
+            )
+        return self._calibration
+
+    def cosine_to_score(self, cos: float) -> float:
+        return float(self.calibration.score(cos))
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
+        """`similarityScore` 0..1 of two embeddings (symmetric, monotone in the cosine)."""
+        na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+        if na == 0 or nb == 0:
+            return 0.0
+        return self.cosine_to_score(float(np.dot(a, b)) / (na * nb))
+
+    def model_info(self) -> dict[str, Any]:
+        cal = self.calibration
+        d = self.details
+        attrs = list(d.supported_attributes()) if d is not None else []
+        has = self.registry.has
+        caps = {
+            "position": True,
+            "angle": d is not None and (has("headpose_1x1") or has("headpose_var")),
+            "landmarks": d is not None and has("landmarks106"),
+            "quality": d is not None,
+            "attributes": bool(attrs),
+        }
+        return {
+            "vectorDimension": self.embedding_dim,
+            "recommendedThreshold": cal.recommended_threshold,
+            "measured": cal.measured.model_dump(),
+            "attributes": attrs,
+            "capabilities": caps,
+        }
