@@ -127,7 +127,7 @@ def main() -> int:
     )
     print(f"cos at FAR 1e-4: {t_thr:.4f}  TAR {tar:.4f}  FAR {far:.2e}")
     print(f"same-photo cos p1: {c_same:.4f} over {len(same)} images")
-    print("knots:", list(zip(cal.knots_cos, cal.knots_score)))
+    print("knots:", list(zip(cal.knots_cos, cal.knots_score, strict=True)))
     if args.write:
         out = calibration_path(args.pack)
         out.write_text(cal.to_json(), encoding="utf-8")

@@ -145,7 +145,7 @@ class YuNetDetector:
         out = self.session.run({self._input: blob})
         grids = self._priors.get((ih, iw), lambda: [_grid(ih, iw, s) for s in _STRIDES])
         boxes, scores, kps = [], [], []
-        for j, (s, g) in enumerate(zip(_STRIDES, grids)):
+        for j, (s, g) in enumerate(zip(_STRIDES, grids, strict=True)):
             cls = np.clip(out[j].reshape(-1), 0, 1)
             obj = np.clip(out[3 + j].reshape(-1), 0, 1)
             sc = np.sqrt(cls * obj)
@@ -188,7 +188,7 @@ class RetinaFaceDetector:
     @classmethod
     def _build_priors(cls, size: int) -> np.ndarray:
         parts = []
-        for s, mins in zip(_STRIDES, cls._MIN_SIZES):
+        for s, mins in zip(_STRIDES, cls._MIN_SIZES, strict=True):
             g = _grid(size, size, s, repeat=len(mins))
             centre = (g + 0.5) * s / size
             wh = np.tile(np.asarray(mins, np.float32), len(g) // len(mins))[:, None] / size
@@ -252,7 +252,7 @@ class ScrfdDetector:
         kks = [o for o in flat if o.shape[1] == 10]
         anchors = self._anchors.get((ih, iw), lambda: [_grid(ih, iw, s, 2) * s for s in _STRIDES])
         boxes, scores, kps = [], [], []
-        for s, a, sc, bb, kp in zip(_STRIDES, anchors, scs, bbs, kks):
+        for s, a, sc, bb, kp in zip(_STRIDES, anchors, scs, bbs, kks, strict=True):
             sc = sc[:, 0]
             m = sc >= self.score
             if not m.any():

@@ -29,6 +29,7 @@ __all__ = ["FacePipeline", "rotate_area_cw"]
 log = logging.getLogger(__name__)
 
 _ROTATIONS = (90, 180, 270)
+NO_DETAILS = DetailFlags()
 _CV_ROT = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
@@ -189,7 +190,7 @@ class FacePipeline:
         image: Any,
         *,
         area: Area | None = None,
-        flags: DetailFlags = DetailFlags(),
+        flags: DetailFlags = NO_DETAILS,
         embed: bool = True,
         auto_rotate: bool = False,
     ) -> FaceAnalysis:
@@ -213,7 +214,7 @@ class FacePipeline:
         image: Any,
         *,
         area: Area | None = None,
-        flags: DetailFlags = DetailFlags(),
+        flags: DetailFlags = NO_DETAILS,
         auto_rotate: bool = False,
         embed: bool = False,
     ) -> list[FaceAnalysis]:
