@@ -1,0 +1,1 @@
+"""MQTT bridge: events out, commands in, a retained status guarded by a last will."""

@@ -1,0 +1,335 @@
+"""The MQTT bridge: a retained status with a last will, buffered events, commands in.
+
+Why a queue of our own in front of paho: paho keeps every publish made while offline in an
+unbounded dict, so a long broker outage would grow memory without limit. Here events wait
+in a bounded deque (oldest dropped and counted) and are handed to paho only while connected,
+at most `inflight_window` unacknowledged at a time. Messages paho already holds are re-sent
+by paho itself after a reconnect (QoS >= 1), so nothing handed over is lost either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge import __version__
+from edge.config import Settings
+from edge.mqtt.commands import CommandRequest, CommandRouter, Handler
+from edge.mqtt.homeassistant import discovery_messages
+from edge.mqtt.schemas import QueueStats, StatusPayload, dump
+from edge.mqtt.topics import Topics
+
+log = logging.getLogger(__name__)
+
+# CONNACK reason codes meaning "this broker does not speak MQTT v5".
+_UNSUPPORTED_PROTOCOL = {1, 132}
+
+
+@dataclass
+class _Outgoing:
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+class MqttBridge:
+    """One MQTT connection per process; thread-safe `publish_event` from any thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        status_extra: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.mqtt
+        self.topics = Topics(self.cfg.prefix, settings.device_id)
+        self.router = CommandRouter()
+        self._status_extra = status_extra
+        self._cond = threading.Condition()
+        self._queue: deque[_Outgoing] = deque()
+        self._inflight = 0
+        self._dropped = 0
+        self._delivered = 0
+        self._connected = False
+        self._stopping = False
+        self._ever_connected = threading.Event()
+        self._protocol = self.cfg.protocol
+        self._downgrade = False
+        self._cameras: list[str] = []
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mqtt-cmd")
+        self._pump: threading.Thread | None = None
+        self.client = self._make_client()
+        self.register_command("status", CommandRequest, self._status_command)
+
+    # Construction --------------------------------------------------------------------------
+    @property
+    def client_id(self) -> str:
+        return self.cfg.client_id or f"edge-face-{self.settings.device_id}"
+
+    def _status(self, state: str, reason: str | None = None) -> StatusPayload:
+        extra = self._status_extra() if (self._status_extra and state == "online") else {}
+        return StatusPayload(
+            deviceId=self.settings.device_id,
+            state=state,  # type: ignore[arg-type]
+            version=__version__,
+            protocol=self._protocol,
+            reason=reason,
+            cameras=extra.get("cameras", []),
+            queue=self.queue_stats() if state == "online" else None,
+        )
+
+    def _make_client(self) -> mqtt.Client:
+        v5 = self._protocol == "v5"
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        will = self._status("offline", reason="connection lost")
+        client.will_set(self.topics.status, dump(will), qos=1, retain=True)
+        if self.cfg.username:
+            pw = self.cfg.password.get_secret_value() if self.cfg.password else None
+            client.username_pw_set(self.cfg.username, pw)
+        if self.cfg.tls:
+            client.tls_set(
+                ca_certs=str(self.cfg.ca_file) if self.cfg.ca_file else None,
+                certfile=str(self.cfg.cert_file) if self.cfg.cert_file else None,
+                keyfile=str(self.cfg.key_file) if self.cfg.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(self.cfg.tls_insecure)
+        # Exponential backoff: min, 2*min, 4*min ... capped at max (paho accepts fractions).
+        client.reconnect_delay_set(
+            min_delay=self.cfg.reconnect_min_s,  # type: ignore[arg-type]
+            max_delay=self.cfg.reconnect_max_s,  # type: ignore[arg-type]
+        )
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    # Public API ---------------------------------------------------------------------------
+    def register_command(self, name: str, request: type[CommandRequest], handler: Handler) -> None:
+        """`handler(validated_request) -> result dict`; raise EdgeError for contract errors."""
+        self.router.register(name, request, handler)
+
+    def _status_command(self, _req: CommandRequest) -> dict[str, Any]:
+        return self._status("online").model_dump(by_alias=True)
+
+    def set_cameras(self, names: list[str]) -> None:
+        self._cameras = list(names)
+
+    def start(self) -> None:
+        """Connect in the background; a broker that is down now is retried with backoff."""
+        self._pump = threading.Thread(target=self._pump_loop, name="mqtt-pump", daemon=True)
+        self._pump.start()
+        self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._ever_connected.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def publish_event(self, kind: str, payload: dict[str, Any] | bytes) -> None:
+        """Queue an event for `events/<kind>`; never blocks, drops the oldest when full."""
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self._enqueue(_Outgoing(self.topics.event(kind), data))
+
+    def publish_status(self) -> None:
+        """Re-publish the retained online status (e.g. after the camera set changed)."""
+        self._enqueue(_Outgoing(self.topics.status, dump(self._status("online")), retain=True))
+
+    def queue_stats(self) -> QueueStats:
+        with self._cond:
+            return QueueStats(
+                queued=len(self._queue),
+                inFlight=self._inflight,
+                dropped=self._dropped,
+                delivered=self._delivered,
+            )
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued has been acknowledged by the broker."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._queue and self._inflight == 0, timeout=timeout
+            )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (bounded wait), mark the device offline, disconnect."""
+        if self._connected:
+            self.flush(timeout)
+            info = self.client.publish(
+                self.topics.status,
+                dump(self._status("offline", reason="shutdown")),
+                qos=1,
+                retain=True,
+            )
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._pump:
+            self._pump.join(timeout)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # Internals ----------------------------------------------------------------------------
+    def _enqueue(self, item: _Outgoing) -> None:
+        with self._cond:
+            if len(self._queue) >= self.cfg.queue_limit:
+                self._queue.popleft()
+                self._dropped += 1
+            self._queue.append(item)
+            self._cond.notify_all()
+
+    def _pump_loop(self) -> None:
+        window = self.cfg.inflight_window
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: (
+                        self._stopping
+                        or self._downgrade
+                        or (self._connected and self._queue and self._inflight < window)
+                    )
+                )
+                if self._stopping:
+                    return
+                if self._downgrade:
+                    self._downgrade = False
+                    downgrade = True
+                else:
+                    downgrade = False
+                    item = self._queue.popleft()
+                    self._inflight += 1
+            if downgrade:
+                self._switch_to_v311()
+                continue
+            # Not under our lock: paho calls on_publish holding its own lock.
+            try:
+                info = self.client.publish(item.topic, item.payload, self.cfg.qos, item.retain)
+                failed = info.rc not in (
+                    MQTTErrorCode.MQTT_ERR_SUCCESS,
+                    MQTTErrorCode.MQTT_ERR_NO_CONN,
+                )
+            except ValueError:
+                log.exception("dropping unpublishable message on %s", item.topic)
+                failed = True
+            if failed:
+                with self._cond:
+                    self._inflight -= 1
+                    self._dropped += 1
+                    self._cond.notify_all()
+
+    def _switch_to_v311(self) -> None:
+        log.warning("broker refused MQTT v5; falling back to v3.1.1")
+        self.client.loop_stop()
+        self._protocol = "v311"
+        with self._cond:
+            self._inflight = 0
+        self.client = self._make_client()
+        self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive)
+        self.client.loop_start()
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: Any,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT broker refused the connection: %s", reason_code)
+            if self._protocol == "v5" and reason_code.value in _UNSUPPORTED_PROTOCOL:
+                with self._cond:
+                    self._downgrade = True
+                    self._cond.notify_all()
+            return
+        log.info("MQTT connected to %s:%s (%s)", self.cfg.host, self.cfg.port, self._protocol)
+        client.subscribe(self.topics.command_filter, qos=self.cfg.qos)
+        # Status and discovery go straight to paho, ahead of queued events.
+        client.publish(self.topics.status, dump(self._status("online")), qos=1, retain=True)
+        if self.cfg.homeassistant_discovery:
+            for topic, body in discovery_messages(self.settings, self.topics, self._cameras):
+                client.publish(topic, body, qos=1, retain=True)
+        with self._cond:
+            self._connected = True
+            self._cond.notify_all()
+        self._ever_connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: Any,
+        properties: Properties | None,
+    ) -> None:
+        with self._cond:
+            self._connected = False
+            self._cond.notify_all()
+        if not self._stopping:
+            log.warning("MQTT connection lost (%s); retrying with backoff", reason_code)
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        with self._cond:
+            if self._inflight > 0:
+                self._inflight -= 1
+                self._delivered += 1
+            self._cond.notify_all()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        name = self.topics.command_name(msg.topic)
+        if name is None:
+            return
+        props = getattr(msg, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        self._executor.submit(
+            self._run_command, name, bytes(msg.payload), response_topic, correlation
+        )
+
+    def _run_command(
+        self, name: str, payload: bytes, response_topic: str | None, correlation: bytes | None
+    ) -> None:
+        response = self.router.execute(name, payload)
+        props = None
+        if self._protocol == "v5":
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = "application/json"
+            if correlation is not None:
+                props.CorrelationData = correlation
+        topic = response_topic or self.topics.response(name)
+        self.client.publish(topic, dump(response), qos=self.cfg.qos, properties=props)
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,146 @@
+"""A real mosquitto broker on a free loopback port, plus a collecting subscriber.
+
+Imported by the mqtt and camera conftests. Persistence is on so that a subscriber's
+session (and the retained status) survive a broker restart, as on a production broker.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import queue
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.exe = exe
+        (workdir / "db").mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            # Started as root, mosquitto would switch to its own user and lose the tmp dir.
+            f"user {getpass.getuser()}\n"
+            "persistence true\n"
+            f"persistence_location {workdir / 'db'}/\n"
+            f"log_dest file {workdir / 'mosquitto.log'}\n"
+        )
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
+            self.proc.wait(10)
+        self.proc = None
+
+
+class Subscriber:
+    """A paho client that collects (topic, payload-json, properties) tuples."""
+
+    def __init__(
+        self,
+        port: int,
+        topics: list[str],
+        *,
+        client_id: str | None = None,
+        persistent: bool = False,
+    ) -> None:
+        self.port = port
+        self.messages: queue.Queue[tuple[str, Any, Any, bool]] = queue.Queue()
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self._topics = topics
+        self._persistent = persistent
+        self._subscribed = queue.Queue[bool]()
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self._subscribed.put(True)
+
+    def _on_connect(self, client: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        for t in self._topics:
+            client.subscribe(t, qos=1)
+
+    def _on_message(self, client: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            body = json.loads(msg.payload.decode())
+        except ValueError:
+            body = msg.payload
+        self.messages.put((msg.topic, body, msg.properties, bool(msg.retain)))
+
+    def connect(self) -> Subscriber:
+        props = None
+        if self._persistent:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+        self.client.connect(
+            "127.0.0.1", self.port, 30, clean_start=not self._persistent, properties=props
+        )
+        self.client.loop_start()
+        for _ in self._topics:
+            self._subscribed.get(timeout=10)
+        return self
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wait_for(
+        self, pred: Callable[[str, Any], bool], timeout: float = 10.0
+    ) -> tuple[str, Any, Any, bool]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no matching MQTT message")
+            try:
+                topic, body, props, retained = self.messages.get(timeout=left)
+            except queue.Empty:
+                continue
+            if pred(topic, body):
+                return topic, body, props, retained
+
+    def collect(self, topic: str, count: int, timeout: float = 10.0) -> list[Any]:
+        out = []
+        while len(out) < count:
+            _t, body, _p, _r = self.wait_for(lambda t, _b: t == topic, timeout)
+            out.append(body)
+        return out
+
+    def publish(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
+        self.client.publish(topic, payload, qos=1, properties=properties).wait_for_publish(5)

@@ -1,0 +1,197 @@
+"""The bridge against a real mosquitto: status + last will, buffering, commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from broker import Broker, Subscriber
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.config import REPO_ROOT, Settings
+from edge.mqtt.bridge import MqttBridge
+
+STATUS = "edge-face/dev-1/status"
+EVENTS = "edge-face/dev-1/events/recognition"
+
+
+def test_status_is_retained_online_then_offline_on_clean_stop(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    bridge = MqttBridge(mqtt_settings())
+    bridge.start()
+    assert bridge.wait_connected(10)
+    bridge.flush(5)
+    sub = Subscriber(broker.port, [STATUS]).connect()
+    _t, body, _p, retained = sub.wait_for(lambda t, b: t == STATUS)
+    assert retained and body["state"] == "online" and body["deviceId"] == "dev-1"
+    assert body["schema"] == "edge-face.status/1"
+    bridge.stop()
+    _t, body, _p, _r = sub.wait_for(lambda t, b: t == STATUS and b["state"] == "offline")
+    assert body["reason"] == "shutdown"
+    sub.close()
+
+
+def test_last_will_marks_device_offline_when_process_is_killed(
+    broker: Broker, tmp_path: Path
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from edge.config import load_settings
+        from edge.mqtt.bridge import MqttBridge
+        s = load_settings(None, data_dir={str(tmp_path / "d")!r}, device_id="dev-1",
+                          mqtt={{"enabled": True, "port": {broker.port}}})
+        b = MqttBridge(s)
+        b.start()
+        assert b.wait_connected(10)
+        b.flush(5)
+        print("ready", flush=True)
+        time.sleep(60)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        watcher = Subscriber(broker.port, [STATUS]).connect()
+        watcher.wait_for(lambda t, b: b["state"] == "online")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _t, body, _p, _r = watcher.wait_for(lambda t, b: b["state"] == "offline")
+        assert body["reason"] == "connection lost"
+        watcher.close()
+        # A subscriber arriving later still sees the retained offline state.
+        late = Subscriber(broker.port, [STATUS]).connect()
+        _t, body, _p, retained = late.wait_for(lambda t, b: True)
+        assert retained and body["state"] == "offline"
+        late.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_events_queued_during_broker_restart_are_delivered_in_order(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    sub = Subscriber(broker.port, [EVENTS], client_id="keeper", persistent=True).connect()
+    bridge = MqttBridge(mqtt_settings())
+    bridge.start()
+    assert bridge.wait_connected(10)
+    bridge.publish_event("recognition", {"n": 0})
+    assert sub.collect(EVENTS, 1)[0] == {"n": 0}
+
+    broker.stop()
+    for n in range(1, 6):
+        bridge.publish_event("recognition", {"n": n})
+    stats = bridge.queue_stats()
+    assert stats.queued + stats.inFlight == 5 and stats.dropped == 0
+    broker.start()
+
+    got = sub.collect(EVENTS, 5, timeout=20)
+    assert [g["n"] for g in got] == [1, 2, 3, 4, 5]
+    assert bridge.flush(10)
+    assert bridge.queue_stats().dropped == 0
+    bridge.stop()
+    sub.close()
+
+
+def test_queue_is_bounded_and_drops_the_oldest(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    sub = Subscriber(broker.port, [EVENTS], client_id="keeper", persistent=True).connect()
+    broker.stop()
+    bridge = MqttBridge(mqtt_settings(queue_limit=3))
+    bridge.start()  # broker is down: the first connection attempt fails and is retried
+    for n in range(5):
+        bridge.publish_event("recognition", {"n": n})
+    stats = bridge.queue_stats()
+    assert (stats.queued, stats.dropped) == (3, 2)
+    broker.start()
+    got = sub.collect(EVENTS, 3, timeout=20)
+    assert [g["n"] for g in got] == [2, 3, 4]
+    bridge.stop()
+    sub.close()
+
+
+def test_command_response_honours_response_topic_and_correlation_data(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    bridge = MqttBridge(mqtt_settings())
+    bridge.start()
+    assert bridge.wait_connected(10)
+    reply_to = f"client/{uuid.uuid4().hex}/reply"
+    sub = Subscriber(broker.port, [reply_to, "edge-face/dev-1/cmd/+/response"]).connect()
+
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = reply_to
+    props.CorrelationData = b"\x00corr-42"
+    sub.publish("edge-face/dev-1/cmd/status", b'{"id": "r1"}', props)
+    topic, body, rprops, _r = sub.wait_for(lambda t, b: t == reply_to)
+    assert body["ok"] is True and body["id"] == "r1" and body["command"] == "status"
+    assert body["result"]["state"] == "online"
+    assert rprops.CorrelationData == b"\x00corr-42"
+
+    # Without a response topic the reply goes to cmd/<name>/response.
+    sub.publish("edge-face/dev-1/cmd/status", b"{}")
+    topic, body, _p, _r = sub.wait_for(lambda t, b: t.endswith("/response"))
+    assert topic == "edge-face/dev-1/cmd/status/response" and body["ok"] is True
+    bridge.stop()
+    sub.close()
+
+
+def test_malformed_commands_get_contract_errors(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    bridge = MqttBridge(mqtt_settings())
+    bridge.start()
+    assert bridge.wait_connected(10)
+    sub = Subscriber(broker.port, ["edge-face/dev-1/cmd/+/response"]).connect()
+    cases = [
+        ("status", b"not json", 111),
+        ("status", b"[1, 2]", 111),
+        ("status", b'{"bogus": 1}', 112),
+        ("status", b'{"id": 5}', 111),
+        ("selfdestruct", b"{}", 404),
+    ]
+    for name, payload, code in cases:
+        sub.publish(f"edge-face/dev-1/cmd/{name}", payload)
+        topic, body, _p, _r = sub.wait_for(lambda t, b: t.endswith("/response"))
+        assert topic == f"edge-face/dev-1/cmd/{name}/response"
+        assert body["ok"] is False and body["error"]["code"] == code, (payload, body)
+        assert body["result"] is None
+    assert "bogus" in str(cases) and bridge.connected
+    bridge.stop()
+    sub.close()
+
+
+def test_home_assistant_discovery_is_retained(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    bridge = MqttBridge(mqtt_settings(homeassistant_discovery=True))
+    bridge.set_cameras(["door"])
+    bridge.start()
+    assert bridge.wait_connected(10)
+    bridge.flush(5)
+    sub = Subscriber(broker.port, ["homeassistant/#"]).connect()
+    seen = {}
+    while len(seen) < 2:
+        topic, body, _p, retained = sub.wait_for(lambda t, b: True)
+        assert retained
+        seen[topic] = body
+    online = seen["homeassistant/binary_sensor/edge_face_dev-1/online/config"]
+    assert online["state_topic"] == STATUS
+    person = seen["homeassistant/sensor/edge_face_dev-1/door_person/config"]
+    assert person["state_topic"] == EVENTS
+    bridge.stop()
+    sub.close()
