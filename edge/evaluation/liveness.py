@@ -1,0 +1,339 @@
+"""`edge-face eval liveness`: APCER / BPCER / ACER / ROC AUC of the passive liveness score.
+
+Protocol (ISO/IEC 30107-3 vocabulary): an attack (spoof) accepted as live is an APCER error,
+a live face rejected as spoof is a BPCER error; ACER is their mean. Decisions use the
+recommended threshold of the pack (score >= threshold => spoof).
+
+Faces are found as the endpoint finds them (fast detector, then slow; largest face). Many
+test images are tight face crops, which detectors often miss because the face fills the
+frame; for those the detector is run again on a copy padded with a black border and the box
+is mapped back, while the liveness crop is still taken from the original pixels (the border
+must not leak into the models' context). Images where no face is found even then are
+counted and listed, never dropped silently; they are not scored because the endpoint
+would answer 223 for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.config import REPO_ROOT, Settings
+from edge.runtime.registry import ModelRegistry
+from edge.vision.detection import FaceDetector, build_detectors
+from edge.vision.liveness import LivenessScorer
+from edge.vision.types import Face
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata" / "liveness"
+PAD_FRACTION = 0.35  # border added on every side for the second detection attempt
+TARGET_BPCER = 0.05
+
+
+# ------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str  # "live" | "spoof"
+    source: str  # source repository (or "unknown")
+    attack: str | None = None  # attack type for spoofs, when known
+
+
+def load_samples(data_dir: Path) -> list[Sample]:
+    """Every image under `live/` and `spoof/`, labelled by SOURCES.json where it exists.
+
+    SOURCES.json is looked up in the folder and its parent (the shared testdata layout);
+    its label wins over the folder name, and a disagreement is an error, not a guess.
+    """
+    data_dir = Path(data_dir)
+    meta: dict[str, dict[str, Any]] = {}
+    for cand in (data_dir / "SOURCES.json", data_dir.parent / "SOURCES.json"):
+        if cand.is_file():
+            root = cand.parent
+            for f in json.loads(cand.read_text(encoding="utf-8")).get("files", []):
+                meta[str((root / f["file"]).resolve())] = f
+            break
+    samples = []
+    for folder in ("live", "spoof"):
+        d = data_dir / folder
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+                continue
+            m = meta.get(str(p.resolve()), {})
+            labels = m.get("labels", {})
+            label = labels.get("label", folder)
+            if label != folder:
+                raise ValueError(f"{p.name}: SOURCES.json says {label!r} but it is in {folder}/")
+            samples.append(
+                Sample(p, label, m.get("source_repo", "unknown"), labels.get("attack_type"))
+            )
+    if not samples:
+        raise FileNotFoundError(f"no images under {data_dir}/live or {data_dir}/spoof")
+    return samples
+
+
+# ------------------------------------------------------------------------------------------
+# Face finding
+# ------------------------------------------------------------------------------------------
+def _largest(faces: Sequence[Face]) -> Face | None:
+    return max(faces, key=lambda f: f.area) if faces else None
+
+
+def find_face(
+    bgr: np.ndarray, detectors: Sequence[FaceDetector], pad_fraction: float = PAD_FRACTION
+) -> tuple[Face | None, str]:
+    """Largest face and how it was found: "direct", "padded" or "none"."""
+    for det in detectors:
+        face = _largest(det.detect(bgr))
+        if face is not None:
+            return face, "direct"
+    h, w = bgr.shape[:2]
+    px, py = round(w * pad_fraction), round(h * pad_fraction)
+    padded = cv2.copyMakeBorder(bgr, py, py, px, px, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    shift = np.array([px, py], np.float32)
+    for det in detectors:
+        face = _largest(det.detect(padded))
+        if face is not None:
+            box = face.box.astype(np.float32) - np.tile(shift, 2)
+            box = np.clip(box, 0, [w, h, w, h]).astype(np.float32)
+            kps = face.kps.astype(np.float32) - shift
+            return Face(box=box, score=face.score, kps=kps), "padded"
+    return None, "none"
+
+
+# ------------------------------------------------------------------------------------------
+# Metrics
+# ------------------------------------------------------------------------------------------
+def error_rates(live: np.ndarray, spoof: np.ndarray, threshold: float) -> dict[str, float]:
+    """APCER (spoof scored < threshold), BPCER (live scored >= threshold), ACER."""
+    apcer = float(np.mean(spoof < threshold)) if spoof.size else float("nan")
+    bpcer = float(np.mean(live >= threshold)) if live.size else float("nan")
+    return {"apcer": apcer, "bpcer": bpcer, "acer": (apcer + bpcer) / 2}
+
+
+def roc_auc(live: np.ndarray, spoof: np.ndarray) -> float:
+    """P(a random spoof scores above a random live), ties counting one half (Mann-Whitney)."""
+    if not live.size or not spoof.size:
+        return float("nan")
+    scores = np.concatenate([live, spoof])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores), np.float64)
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    r_spoof = ranks[len(live) :].sum()
+    n_s, n_l = len(spoof), len(live)
+    return float((r_spoof - n_s * (n_s + 1) / 2) / (n_s * n_l))
+
+
+def threshold_for_bpcer(live: np.ndarray, spoof: np.ndarray, target: float) -> float:
+    """Lowest threshold whose BPCER <= target (so APCER is as low as that allows).
+
+    At most floor(target * n_live) live scores may reach the threshold; it is put halfway
+    between the first live score that must be rejected and the next higher score.
+    """
+    if not live.size:
+        return float("nan")
+    allowed = int(np.floor(target * len(live) + 1e-9))
+    desc = np.sort(live)[::-1]
+    if allowed >= len(desc):
+        return float(min(desc.min(), spoof.min() if spoof.size else desc.min()))
+    pivot = float(desc[allowed])  # this live score must stay below the threshold
+    above = np.concatenate([live, spoof])
+    above = above[above > pivot]
+    return (pivot + float(above.min())) / 2 if above.size else float(np.nextafter(pivot, 2.0))
+
+
+def summarize(live: np.ndarray, spoof: np.ndarray, threshold: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"samples": {"live": int(live.size), "spoof": int(spoof.size)}}
+    out.update(error_rates(live, spoof, threshold))
+    out["auc"] = roc_auc(live, spoof)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Run
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Scored:
+    file: str
+    label: str
+    source: str
+    attack: str | None
+    found: str  # direct | padded | none
+    spoof_score: float | None = None
+    per_model: dict[str, float] = field(default_factory=dict)
+    reliable: bool | None = None
+    conditions: list[str] = field(default_factory=list)
+
+
+def score_samples(
+    samples: Sequence[Sample],
+    scorer: LivenessScorer,
+    detectors: Sequence[FaceDetector],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Scored]:
+    out = []
+    for i, s in enumerate(samples):
+        bgr = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"cannot decode {s.path}")
+        face, how = find_face(bgr, detectors)
+        rec = Scored(s.path.name, s.label, s.source, s.attack, how)
+        if face is not None:
+            r = scorer.score(bgr, face)
+            rec.spoof_score = r.spoof_score
+            rec.per_model = r.per_model
+            rec.reliable = r.reliable
+            rec.conditions = r.conditions
+        out.append(rec)
+        if progress:
+            progress(i + 1, len(samples))
+    return out
+
+
+def _arrays(rows: Sequence[Scored]) -> tuple[np.ndarray, np.ndarray]:
+    live = np.array(
+        [r.spoof_score for r in rows if r.label == "live" and r.spoof_score is not None]
+    )
+    spoof = np.array(
+        [r.spoof_score for r in rows if r.label == "spoof" and r.spoof_score is not None]
+    )
+    return live.astype(np.float64), spoof.astype(np.float64)
+
+
+def evaluate(rows: Sequence[Scored], threshold: float) -> dict[str, Any]:
+    """All figures of the report from scored rows (pure: testable without models)."""
+    live, spoof = _arrays(rows)
+    overall = summarize(live, spoof, threshold)
+    t5 = threshold_for_bpcer(live, spoof, TARGET_BPCER)
+    at5 = error_rates(live, spoof, t5)
+    per_source: dict[str, Any] = {}
+    for src in sorted({r.source for r in rows}):
+        sub = [r for r in rows if r.source == src]
+        per_source[src] = summarize(*_arrays(sub), threshold)
+    per_attack: dict[str, Any] = {}
+    for att in sorted({r.attack for r in rows if r.label == "spoof" and r.attack}):
+        sp = np.array(
+            [r.spoof_score for r in rows if r.attack == att and r.spoof_score is not None]
+        )
+        per_attack[att] = {"samples": int(sp.size), "apcer": float(np.mean(sp < threshold))}
+    found: dict[str, dict[str, int]] = defaultdict(lambda: {"direct": 0, "padded": 0, "none": 0})
+    for r in rows:
+        found[r.label][r.found] += 1
+    unreliable = [r for r in rows if r.reliable is False]
+    rel_rows = [r for r in rows if r.reliable]
+    return {
+        "threshold": threshold,
+        "overall": overall,
+        "thresholdForBpcer5": {"threshold": t5, **at5},
+        "perSource": per_source,
+        "perAttack": per_attack,
+        "faceFound": dict(found),
+        "notScored": [r.file for r in rows if r.spoof_score is None],
+        "unreliable": {
+            "count": len(unreliable),
+            "reasons": dict(
+                sorted(
+                    {
+                        c: sum(c in r.conditions for r in unreliable)
+                        for r in unreliable
+                        for c in r.conditions
+                    }.items()
+                )
+            ),
+            "reliableOnly": summarize(*_arrays(rel_rows), threshold),
+        },
+    }
+
+
+def _pct(v: float) -> str:
+    return "  n/a " if v != v else f"{100 * v:5.1f}%"
+
+
+def format_table(report: dict[str, Any], measured: dict[str, Any] | None = None) -> str:
+    lines = []
+    thr = report["threshold"]
+    lines.append(f"liveness evaluation (threshold {thr:g}: spoofScore >= {thr:g} => spoof)")
+    lines.append(
+        f"{'subset':44s} {'live':>5s} {'spoof':>5s} {'APCER':>7s} {'BPCER':>7s} "
+        f"{'ACER':>7s} {'AUC':>6s}"
+    )
+
+    def row(name: str, m: dict[str, Any]) -> None:
+        auc = m["auc"]
+        lines.append(
+            f"{name[:44]:44s} {m['samples']['live']:5d} {m['samples']['spoof']:5d} "
+            f"{_pct(m['apcer']):>7s} {_pct(m['bpcer']):>7s} {_pct(m['acer']):>7s} "
+            f"{'  n/a' if auc != auc else f'{auc:6.3f}'}"
+        )
+
+    row("all scored images", report["overall"])
+    for src, m in report["perSource"].items():
+        row(f"source {src}", m)
+    row("reliable faces only", report["unreliable"]["reliableOnly"])
+    t5 = report["thresholdForBpcer5"]
+    lines.append(
+        f"threshold for BPCER <= 5%: {t5['threshold']:.4f} -> APCER {_pct(t5['apcer'])}, "
+        f"BPCER {_pct(t5['bpcer'])}, ACER {_pct(t5['acer'])}"
+    )
+    for att, m in report["perAttack"].items():
+        lines.append(f"  attack {att[:60]}: {m['samples']} samples, APCER {_pct(m['apcer'])}")
+    for label, c in sorted(report["faceFound"].items()):
+        lines.append(
+            f"faces found ({label}): {c['direct']} directly, {c['padded']} after padding, "
+            f"{c['none']} not found"
+        )
+    if report["notScored"]:
+        lines.append(f"not scored (no face, endpoint would answer 223): {report['notScored']}")
+    u = report["unreliable"]
+    lines.append(f"marked unreliable: {u['count']} {u['reasons']}")
+    if measured and "cv" in measured:
+        cv = measured["cv"]
+        lines.append(
+            f"NOTE: the fusion was fitted on this data; the honest figure is the "
+            f"{cv.get('scheme', 'cross-validated')} estimate: APCER {_pct(cv['apcer'])}, "
+            f"BPCER {_pct(cv['bpcer'])}, ACER {_pct(cv['acer'])}, AUC {cv['auc']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with live/ spoof/")
+    parser.add_argument("--out", type=Path, help="write the full report (JSON) here")
+    parser.add_argument("--threshold", type=float, help="override the recommended threshold")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    samples = load_samples(args.data)
+    registry = ModelRegistry(settings)
+    scorer = LivenessScorer(registry, settings)
+    detectors = build_detectors(registry, settings)
+    rows = score_samples(samples, scorer, detectors)
+    threshold = args.threshold if args.threshold is not None else scorer.params.threshold
+    report = evaluate(rows, threshold)
+    report["pack"] = registry.pack_name
+    report["measuredInModelInfo"] = scorer.params.measured
+    print(format_table(report, scorer.params.measured))
+    if args.out:
+        report["rows"] = [asdict(r) for r in rows]
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        print(f"report written to {args.out}", file=sys.stderr)
+    return 0

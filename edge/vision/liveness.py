@@ -1,0 +1,353 @@
+"""Passive (single-image) liveness: MiniFASNet ensemble fused into one calibrated spoofScore.
+
+Why this shape:
+- The two MiniFASNet models look at the same face with different amounts of context (2.7x
+  and 4.0x the face box): screen bezels, paper edges and moire live in the context, so the
+  crop geometry must match what the models were trained on exactly (MANIFEST.json).
+- Their softmax outputs are not calibrated against our threshold; a small logistic fusion
+  fitted offline (tools/calibrate_liveness.py) turns them into P(spoof) so that 0.5 is the
+  recommended threshold. The fitted numbers live in `edge/data/liveness_<pack>.json`, next
+  to the figures measured with them, so code and numbers cannot drift apart silently.
+- A score is only as good as its input; the quality gates say when it should not be trusted
+  (face too small, blurred, turned) without changing the score itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.config import Settings
+from edge.runtime.registry import ModelRegistry
+from edge.vision.types import Face
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+LOGIT_CLIP = 12.0  # |log-odds| cap: a softmax of exactly 0/1 must not become an infinite feature
+
+__all__ = [
+    "LivenessModelSpec",
+    "LivenessParams",
+    "LivenessResult",
+    "LivenessScorer",
+    "celeba_crop",
+    "context_crop_box",
+    "face_conditions",
+    "face_quality",
+    "minifas_crop",
+]
+
+
+# ------------------------------------------------------------------------------------------
+# Crop geometry
+# ------------------------------------------------------------------------------------------
+def _clip_box(box: np.ndarray, w: int, h: int) -> tuple[float, float, float, float]:
+    x1 = min(max(float(box[0]), 0.0), w - 1.0)
+    y1 = min(max(float(box[1]), 0.0), h - 1.0)
+    x2 = min(max(float(box[2]), x1 + 1.0), float(w))
+    y2 = min(max(float(box[3]), y1 + 1.0), float(h))
+    return x1, y1, x2, y2
+
+
+def context_crop_box(
+    box: np.ndarray, image_w: int, image_h: int, scale: float
+) -> tuple[int, int, int, int]:
+    """Inclusive pixel box `(x1, y1, x2, y2)` of the MiniFASNet context crop.
+
+    The face box (clipped to the image) is enlarged by `scale` about its centre; the scale
+    is capped so that the enlarged box fits the image, and a box crossing a border is
+    shifted back inside (not cut), as the models were trained.
+    """
+    fx1, fy1, fx2, fy2 = _clip_box(box, image_w, image_h)
+    bw, bh = fx2 - fx1, fy2 - fy1
+    s = min(scale, (image_h - 1) / bh, (image_w - 1) / bw)
+    nw, nh = bw * s, bh * s
+    cx, cy = fx1 + bw / 2, fy1 + bh / 2
+    x1, y1, x2, y2 = cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2
+    if x1 < 0:
+        x2 -= x1
+        x1 = 0.0
+    if y1 < 0:
+        y2 -= y1
+        y1 = 0.0
+    if x2 > image_w - 1:
+        x1 -= x2 - image_w + 1
+        x2 = image_w - 1.0
+    if y2 > image_h - 1:
+        y1 -= y2 - image_h + 1
+        y2 = image_h - 1.0
+    return int(x1), int(y1), int(x2), int(y2)
+
+
+def minifas_crop(bgr: np.ndarray, box: np.ndarray, scale: float, size: int) -> np.ndarray:
+    """`size`x`size` BGR uint8 context crop for a MiniFASNet model."""
+    h, w = bgr.shape[:2]
+    x1, y1, x2, y2 = context_crop_box(box, w, h, scale)
+    patch = bgr[y1 : y2 + 1, x1 : x2 + 1]
+    return cv2.resize(patch, (size, size))
+
+
+def celeba_crop(bgr: np.ndarray, box: np.ndarray, scale: float, size: int) -> np.ndarray:
+    """Square crop of side `scale` x the long box side, black outside the image (RGB)."""
+    h, w = bgr.shape[:2]
+    bx1, by1, bx2, by2 = (float(v) for v in box[:4])
+    side = max(bx2 - bx1, by2 - by1) * scale
+    cx, cy = (bx1 + bx2) / 2, (by1 + by2) / 2
+    x1, y1 = round(cx - side / 2), round(cy - side / 2)
+    n = max(round(side), 1)
+    canvas = np.zeros((n, n, 3), np.uint8)
+    sx1, sy1 = max(x1, 0), max(y1, 0)
+    sx2, sy2 = min(x1 + n, w), min(y1 + n, h)
+    if sx2 > sx1 and sy2 > sy1:
+        canvas[sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = bgr[sy1:sy2, sx1:sx2]
+    return cv2.cvtColor(cv2.resize(canvas, (size, size)), cv2.COLOR_BGR2RGB)
+
+
+# ------------------------------------------------------------------------------------------
+# Quality gates
+# ------------------------------------------------------------------------------------------
+def face_quality(bgr: np.ndarray, face: Face) -> dict[str, float]:
+    """Image measurements the reliability gates are judged on.
+
+    - `minSide`: shorter side of the face box inside the image (px).
+    - `sharpness`: variance of the Laplacian of the face region resampled to 96x96 gray, so
+      the figure does not depend on the face's size in pixels.
+    - `yaw`: horizontal nose offset from the eye/mouth midline over the eye distance, in the
+      frame where the eyes are level (0 = frontal, about 0.5 near 45 degrees).
+    - `pitch`: vertical nose position between the eye line (0) and the mouth line (1).
+    - `context`: the largest enlargement of the face box the frame allows (min of frame
+      side / box side). The models were trained on 2.7x and 4.0x context, where screen
+      bezels and paper edges show; a face filling the frame hides those cues.
+    """
+    h, w = bgr.shape[:2]
+    x1, y1, x2, y2 = _clip_box(face.box, w, h)
+    region = bgr[int(y1) : max(math.ceil(y2), int(y1) + 1), int(x1) : max(int(x2), int(x1) + 1)]
+    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
+    gray = cv2.resize(gray, (96, 96), interpolation=cv2.INTER_AREA)
+    sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+    k = np.asarray(face.kps, np.float64).reshape(5, 2)
+    eye_l, eye_r, nose, mouth_l, mouth_r = k
+    d = eye_r - eye_l
+    eye_dist = float(np.hypot(*d))
+    yaw = pitch = float("nan")
+    if eye_dist > 1e-6:
+        c, s = d / eye_dist
+        rot = np.array([[c, s], [-s, c]])  # rotates the eye line onto the x axis
+        e_mid = rot @ ((eye_l + eye_r) / 2)
+        m_mid = rot @ ((mouth_l + mouth_r) / 2)
+        n = rot @ nose
+        yaw = float((n[0] - (e_mid[0] + m_mid[0]) / 2) / eye_dist)
+        span = float(m_mid[1] - e_mid[1])
+        if abs(span) > 1e-6:
+            pitch = float((n[1] - e_mid[1]) / span)
+    return {
+        "minSide": float(min(x2 - x1, y2 - y1)),
+        "sharpness": sharpness,
+        "yaw": yaw,
+        "pitch": pitch,
+        "context": float(min(w / max(x2 - x1, 1.0), h / max(y2 - y1, 1.0))),
+    }
+
+
+def face_conditions(quality: dict[str, float], gates: dict[str, float]) -> list[str]:
+    """Reasons (human text) why a score computed on this face should not be trusted."""
+    out = []
+    if quality["minSide"] < gates["min_face_px"]:
+        out.append(f"face too small (< {gates['min_face_px']:g} px)")
+    if quality["sharpness"] < gates["min_sharpness"]:
+        out.append(f"face too blurred (sharpness < {gates['min_sharpness']:g})")
+    yaw, pitch = quality["yaw"], quality["pitch"]
+    if not math.isfinite(yaw) or abs(yaw) > gates["max_abs_yaw"]:
+        out.append(f"face too turned (|yaw| > {gates['max_abs_yaw']:g})")
+    if not math.isfinite(pitch) or not gates["min_pitch"] <= pitch <= gates["max_pitch"]:
+        out.append(
+            f"face too tilted (pitch outside {gates['min_pitch']:g}..{gates['max_pitch']:g})"
+        )
+    if quality["context"] < gates["min_context"]:
+        out.append(f"too little context around the face (< {gates['min_context']:g}x the box)")
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Parameters (fitted offline, shipped as data)
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LivenessModelSpec:
+    """How one model of the ensemble is fed and read (MANIFEST.json)."""
+
+    role: str
+    kind: str  # "minifasnet" | "celeba"
+    scale: float
+    size: int
+    live_index: int  # softmax index of the live class
+
+
+@dataclass(frozen=True)
+class LivenessParams:
+    """Contents of `edge/data/liveness_<pack>.json`."""
+
+    models: tuple[LivenessModelSpec, ...]
+    weights: tuple[float, ...]  # logistic weights on each model's live log-odds
+    bias: float
+    threshold: float
+    gates: dict[str, float]
+    measured: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, pack: str) -> LivenessParams:
+        path = DATA_DIR / f"liveness_{pack}.json"
+        if not path.is_file():
+            path = DATA_DIR / "liveness_default.json"
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LivenessParams:
+        models = tuple(LivenessModelSpec(**m) for m in d["models"])
+        fusion = d["fusion"]
+        weights = tuple(float(fusion["weights"][m.role]) for m in models)
+        return cls(
+            models=models,
+            weights=weights,
+            bias=float(fusion["bias"]),
+            threshold=float(d["recommendedThreshold"]),
+            gates={k: float(v) for k, v in d["reliability"]["thresholds"].items()},
+            measured=dict(d.get("measured", {})),
+            raw=d,
+        )
+
+
+def live_logodds(logits: np.ndarray, live_index: int) -> np.ndarray:
+    """log P(live) / P(not live) from raw logits (N, C), clipped to +-LOGIT_CLIP."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    pl = np.clip(p[:, live_index], 1e-12, 1 - 1e-12)
+    return np.clip(np.log(pl) - np.log1p(-pl), -LOGIT_CLIP, LOGIT_CLIP)
+
+
+def fuse(features: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
+    """P(spoof) from per-model live log-odds (N, M): logistic regression, fitted offline."""
+    z = bias + features @ weights
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# ------------------------------------------------------------------------------------------
+# Scorer
+# ------------------------------------------------------------------------------------------
+@dataclass
+class LivenessResult:
+    spoof_score: float  # fused, calibrated P(spoof); >= threshold => spoof
+    per_model: dict[str, float]  # role -> that model's own P(spoof) (1 - softmax live)
+    reliable: bool
+    conditions: list[str]  # why not reliable; empty when reliable
+    quality: dict[str, float] = field(default_factory=dict)
+
+
+class LivenessScorer:
+    """Scores the face of an image with the pack's liveness ensemble."""
+
+    def __init__(
+        self, registry: ModelRegistry, settings: Settings, params: LivenessParams | None = None
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.params = params or LivenessParams.load(registry.pack_name)
+        missing = [m.role for m in self.params.models if not registry.has(m.role)]
+        if missing:
+            raise ValueError(
+                f"liveness fusion for pack {registry.pack_name!r} needs roles {missing}"
+            )
+        self._weights = np.asarray(self.params.weights, np.float64)
+
+    @cached_property
+    def _input_names(self) -> dict[str, str]:
+        return {
+            m.role: self.registry.session(m.role).info.inputs[0].name for m in self.params.models
+        }
+
+    def _tensor(self, spec: LivenessModelSpec, bgr: np.ndarray, face: Face) -> np.ndarray:
+        if spec.kind == "minifasnet":
+            patch = minifas_crop(bgr, face.box, spec.scale, spec.size)
+            return patch.transpose(2, 0, 1)[None].astype(np.float32)  # BGR, raw 0-255
+        if spec.kind == "celeba":
+            patch = celeba_crop(bgr, face.box, spec.scale, spec.size)
+            return (patch.transpose(2, 0, 1)[None].astype(np.float32)) / 255.0
+        raise ValueError(f"unknown liveness model kind {spec.kind!r}")
+
+    def logits(self, bgr: np.ndarray, face: Face) -> dict[str, np.ndarray]:
+        """Raw (1, C) logits of every model of the ensemble (for calibration and tests)."""
+        names = self._input_names
+        out = {}
+        for spec in self.params.models:
+            sess = self.registry.session(spec.role)
+            out[spec.role] = sess.run({names[spec.role]: self._tensor(spec, bgr, face)})[0]
+        return out
+
+    def score_logits(self, logits: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
+        feats = np.stack(
+            [live_logodds(logits[m.role], m.live_index)[0] for m in self.params.models]
+        )
+        spoof = float(fuse(feats[None], self._weights, self.params.bias)[0])
+        per_model = {
+            m.role: float(1.0 / (1.0 + math.exp(f)))
+            for m, f in zip(self.params.models, feats, strict=True)
+        }
+        return spoof, per_model
+
+    def score(self, bgr: np.ndarray, face: Face) -> LivenessResult:
+        if bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise ValueError("liveness needs a 3-channel BGR image")
+        spoof, per_model = self.score_logits(self.logits(bgr, face))
+        quality = face_quality(bgr, face)
+        conditions = face_conditions(quality, self.params.gates)
+        return LivenessResult(
+            spoof_score=spoof,
+            per_model=per_model,
+            reliable=not conditions,
+            conditions=conditions,
+            quality=quality,
+        )
+
+    def warmup(self) -> None:
+        """One inference per model on a synthetic frame: compiles kernels before traffic."""
+        img = np.full((240, 320, 3), 128, np.uint8)
+        box = np.array([110, 70, 210, 190], np.float32)
+        kps = np.array([[140, 115], [180, 115], [160, 140], [145, 165], [175, 165]], np.float32)
+        self.score(img, Face(box=box, score=1.0, kps=kps))
+
+    def model_info(self) -> dict[str, Any]:
+        """Threshold, measured error rates and reliability rules, for `GET /models`."""
+        p = self.params
+        roles = {m.role for m in p.models}
+        g = p.gates
+        return {
+            "recommendedThreshold": p.threshold,
+            "decision": f"spoofScore >= {p.threshold:g} means spoof",
+            "measured": p.measured,
+            "fusion": p.raw["fusion"].get("description", "logistic regression"),
+            "reliability": {
+                "thresholds": dict(g),
+                "conditions": [
+                    f"face too small: shorter face-box side < {g['min_face_px']:g} px",
+                    f"face too blurred: Laplacian variance of the face resampled to 96x96 gray"
+                    f" < {g['min_sharpness']:g}",
+                    f"face too turned: |nose offset from the eye/mouth midline| / eye distance"
+                    f" > {g['max_abs_yaw']:g} (roughly 30 degrees of yaw)",
+                    f"face too tilted: nose height between eye line (0) and mouth line (1)"
+                    f" outside {g['min_pitch']:g}..{g['max_pitch']:g}",
+                    f"too little context: the frame allows less than {g['min_context']:g}x the"
+                    " face box around the face (tight crops; the models use 2.7x and 4.0x)",
+                ],
+                "note": "the score is still returned when unreliable; it is just less trustworthy",
+            },
+            "components": [c for c in self.registry.components() if c["role"] in roles],
+        }
