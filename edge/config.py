@@ -127,6 +127,13 @@ class MqttConfig(Section):
     queue_limit: int = Field(1000, ge=1)
     keepalive: int = Field(30, ge=5)
     homeassistant_discovery: bool = False
+    discovery_prefix: str = "homeassistant"
+    cert_file: Path | None = Field(None, description="client certificate for mutual TLS")
+    key_file: Path | None = None
+    tls_insecure: bool = Field(False, description="skip broker hostname check (lab only)")
+    reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect delay, doubling")
+    reconnect_max_s: float = Field(30, gt=0)
+    inflight_window: int = Field(32, ge=1, description="unacknowledged publishes at once")
 
 
 class CameraConfig(Section):
@@ -135,6 +142,13 @@ class CameraConfig(Section):
     detect_fps: float = Field(8, gt=0)
     liveness_votes: int = Field(3, ge=1)
     enabled: bool = True
+    instance: str = Field("default", description="store instance searched and enrolled into")
+    collection: str = Field("", description="search only this collection; empty = all")
+    spoof_threshold: float = Field(0.5, gt=0, lt=1, description="spoofScore >= this is spoof")
+    track_timeout_s: float = Field(1.0, gt=0, description="a track ends after this unseen")
+    realtime: bool | None = Field(
+        None, description="pace file sources at their fps and drop late frames; None = auto"
+    )
 
 
 class SyncConfig(Section):

@@ -9,6 +9,7 @@ by paho itself after a reconnect (QoS >= 1), so nothing handed over is lost eith
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import ssl
@@ -185,10 +186,8 @@ class MqttBridge:
                 qos=1,
                 retain=True,
             )
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError):
-                pass
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
