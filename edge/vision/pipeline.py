@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import cv2
@@ -61,6 +62,21 @@ def rotate_area_cw(area: Area, degrees: int, w: int, h: int) -> Area:
             w - (area.left + area.width), h - (area.top + area.height), area.width, area.height
         )
     return Area(area.top, w - (area.left + area.width), area.height, area.width)
+
+
+@dataclass
+class _Found:
+    rotated: int  # clockwise turn applied to the input
+    bgr: np.ndarray  # the turned image
+    faces: list[Face]  # candidates inside the (turned) area
+
+
+def _inside(face: Face, area: Area | None) -> bool:
+    return area is None or area.overlaps(face.box)
+
+
+def _top(faces: list[Face]) -> float:
+    return max(f.score for f in faces)
 
 
 def _clipped_size(face: Face, w: int, h: int) -> tuple[float, float]:
@@ -142,14 +158,31 @@ class FacePipeline:
             d.warmup()
 
     # Detection with the selection rules ---------------------------------------------------
-    def _largest(self, bgr: np.ndarray, area: Area | None) -> Face | None:
+    def _find(self, bgr0: np.ndarray, area: Area | None, auto_rotate: bool) -> _Found | None:
+        """Which turn of the image holds a face, and the candidate faces there.
+
+        Fast detector first, on each turn in order (0 first), accepting only hits it is
+        sure of; the slow detector only when no turn gave one. With several turns the slow
+        detector's most confident turn wins: detectors do fire on sideways or upside-down
+        faces, but with lower scores than on the upright face.
+        """
         fast, slow = self._detectors()
-        faces = [f for f in fast.detect(bgr) if area is None or area.overlaps(f.box)]
-        sure = [f for f in faces if f.score >= self.settings.detection.fast_sure]
-        if not sure:
-            # Fast found nothing it is sure of (YuNet rates some animal faces ~0.88).
-            sure = [f for f in slow.detect(bgr) if area is None or area.overlaps(f.box)]
-        return max(sure, key=lambda f: f.area) if sure else None
+        sure_score = self.settings.detection.fast_sure
+        h0, w0 = bgr0.shape[:2]
+        views: list[tuple[int, np.ndarray, Area | None]] = []
+        for rot in (0, *_ROTATIONS) if auto_rotate else (0,):
+            bgr = _rotate_cw(bgr0, rot) if rot else bgr0
+            a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
+            views.append((rot, bgr, a))
+            hits = [f for f in fast.detect(bgr) if f.score >= sure_score and _inside(f, a)]
+            if hits:
+                return _Found(rot, bgr, hits)
+        best: _Found | None = None
+        for rot, bgr, a in views:
+            hits = [f for f in slow.detect(bgr) if _inside(f, a)]
+            if hits and (best is None or _top(hits) > _top(best.faces)):
+                best = _Found(rot, bgr, hits)
+        return best
 
     def _check_size(self, face: Face, w: int, h: int) -> None:
         det = self.settings.detection
@@ -196,18 +229,14 @@ class FacePipeline:
     ) -> FaceAnalysis:
         """The largest face (fast detector, slow as fallback); 223 none, 224 too small."""
         bgr0, base_rot = self._unpack(image)
-        h0, w0 = bgr0.shape[:2]
-        for rot in (0, *_ROTATIONS) if auto_rotate else (0,):
-            bgr = _rotate_cw(bgr0, rot) if rot else bgr0
-            a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
-            face = self._largest(bgr, a)
-            if face is None:
-                continue
-            h, w = bgr.shape[:2]
-            self._check_size(face, w, h)
-            return self._analysis(bgr, face, base_rot + rot, flags, embed)
-        where = " inside image.area" if area is not None else ""
-        raise EdgeError(223, f"image: no face found{where}")
+        found = self._find(bgr0, area, auto_rotate)
+        if found is None:
+            where = " inside image.area" if area is not None else ""
+            raise EdgeError(223, f"image: no face found{where}")
+        face = max(found.faces, key=lambda f: f.area)
+        h, w = found.bgr.shape[:2]
+        self._check_size(face, w, h)
+        return self._analysis(found.bgr, face, base_rot + found.rotated, flags, embed)
 
     def detect_all(
         self,
@@ -218,24 +247,28 @@ class FacePipeline:
         auto_rotate: bool = False,
         embed: bool = False,
     ) -> list[FaceAnalysis]:
-        """All faces >= min_face_px by the slow detector, largest first; [] when none."""
+        """All faces >= min_face_px by the slow detector, largest first; [] when none.
+
+        With `auto_rotate` the turn is chosen as in `analyze_largest`, then the slow detector
+        lists the faces of that turn.
+        """
         _, slow = self._detectors()
         bgr0, base_rot = self._unpack(image)
+        rot, bgr = 0, bgr0
+        if auto_rotate:
+            found = self._find(bgr0, area, True)
+            if found is None:
+                return []
+            rot, bgr = found.rotated, found.bgr
+        h, w = bgr.shape[:2]
         h0, w0 = bgr0.shape[:2]
+        a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
         min_px = self.settings.detection.min_face_px
-        for rot in (0, *_ROTATIONS) if auto_rotate else (0,):
-            bgr = _rotate_cw(bgr0, rot) if rot else bgr0
-            h, w = bgr.shape[:2]
-            a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
-            faces = [
-                f
-                for f in slow.detect(bgr)
-                if (a is None or a.overlaps(f.box)) and min(_clipped_size(f, w, h)) >= min_px
-            ]
-            if faces:
-                faces.sort(key=lambda f: -f.area)
-                return [self._analysis(bgr, f, base_rot + rot, flags, embed) for f in faces]
-        return []
+        faces = [
+            f for f in slow.detect(bgr) if _inside(f, a) and min(_clipped_size(f, w, h)) >= min_px
+        ]
+        faces.sort(key=lambda f: -f.area)
+        return [self._analysis(bgr, f, base_rot + rot, flags, embed) for f in faces]
 
     # Scores and self-description ----------------------------------------------------------
     @property
