@@ -22,12 +22,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from edge.api.state import ADMISSION, READY
+from edge.api.state import ADMISSION, ADMITTED, READY
 from edge.errors import EdgeError
 
 T = TypeVar("T")
-
-_ADMITTED = "edge.admitted"
 
 
 class TokenBucket:
@@ -112,15 +110,15 @@ async def admitted(request: web.Request) -> AsyncIterator[None]:
     """Hold one admission slot for a whole handler (several inference calls, one slot)."""
     app = request.app
     check_ready(app)
-    if request.get(_ADMITTED):
+    if request.get(ADMITTED):
         yield
         return
     with app[ADMISSION].slot():
-        request[_ADMITTED] = True
+        request[ADMITTED] = True
         try:
             yield
         finally:
-            request[_ADMITTED] = False
+            request[ADMITTED] = False
 
 
 async def run_inference(
@@ -134,7 +132,7 @@ async def run_inference(
     app = _app_of(request_or_app)
     check_ready(app)
     adm = app[ADMISSION]
-    if isinstance(request_or_app, web.Request) and request_or_app.get(_ADMITTED):
+    if isinstance(request_or_app, web.Request) and request_or_app.get(ADMITTED):
         return await adm.run(fn, *args)
     with adm.slot():
         return await adm.run(fn, *args)

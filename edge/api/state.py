@@ -49,10 +49,18 @@ READY: web.AppKey[ReadyState] = web.AppKey("edge.ready", ReadyState)
 KEYS: web.AppKey[KeyRing] = web.AppKey("edge.keys")
 OPENAPI: web.AppKey[OpenApiRegistry] = web.AppKey("edge.openapi")
 
-#: request-scoped keys (plain strings: aiohttp requests are dict-like)
-REQUEST_ID = "edge.request_id"
-INSTANCE = "edge.instance"
-API_KEY_ID = "edge.api_key_id"
+
+def _request_key(name: str, t: type) -> Any:
+    """A typed `web.RequestKey` where aiohttp has them (>= 3.12), else the plain name."""
+    factory = getattr(web, "RequestKey", None)
+    return factory(name, t) if factory is not None else name
+
+
+#: request-scoped keys
+REQUEST_ID: Any = _request_key("edge.request_id", str)
+INSTANCE: Any = _request_key("edge.instance", str)
+API_KEY_ID: Any = _request_key("edge.api_key_id", str)
+ADMITTED: Any = _request_key("edge.admitted", bool)
 
 
 def instance_of(request: web.Request) -> str:

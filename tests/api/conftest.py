@@ -1,0 +1,63 @@
+"""API fixtures: real servers on loopback (see skeleton_helpers), shared per module."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from skeleton_helpers import (
+    Gate,
+    GatedPipeline,
+    Server,
+    add_test_routes,
+    api_settings,
+    start_server,
+    stop_server,
+    wait_ready,
+)
+
+from edge.runtime.registry import ModelRegistry
+
+
+@pytest.fixture(scope="module")
+def warm_server(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path
+) -> Iterator[tuple[Server, Gate]]:
+    """The product app with loaded models (queue_limit=1) plus test-only routes.
+
+    Its warm-up is held until the fixture has recorded what /readyz said before it.
+    """
+    from edge.api.app import create_app
+
+    settings = api_settings(
+        tmp_path_factory.mktemp("warm"), model_dir, queue_limit=1, inference_threads=2
+    )
+    registry = ModelRegistry(settings)
+    warm_gate = threading.Event()
+    pipeline = GatedPipeline(registry, settings, gate=warm_gate)
+    app = create_app(settings, registry=registry, pipeline=pipeline)
+    gate = Gate()
+    add_test_routes(app, gate)
+    srv = start_server(app, settings)
+    srv.notes["readyz_before"] = srv.call("GET", "/readyz", key=None)
+    srv.notes["infer_before"] = srv.call("GET", "/test/infer")
+    warm_gate.set()
+    wait_ready(srv)
+    yield srv, gate
+    gate.release.set()
+    stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def cold_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[Server]:
+    """No models loaded (always 503 on inference); a very low per-key rate limit."""
+    from edge.api.app import create_app
+
+    settings = api_settings(tmp_path_factory.mktemp("cold"), model_dir, rate_limit_per_key=0.001)
+    app = create_app(settings, load_models=False)
+    add_test_routes(app, Gate())
+    srv = start_server(app, settings)
+    yield srv
+    stop_server(srv)

@@ -1,0 +1,211 @@
+"""Helpers for the API skeleton tests: real servers on loopback in their own thread and loop.
+
+A server thread (instead of pytest's per-test loop) lets one module share one app with
+loaded models, and lets tests use plain blocking HTTP and raw sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from edge.api.admission import run_inference
+from edge.api.middleware import json_body
+from edge.api.server import make_runner
+from edge.api.state import PIPELINE, instance_of
+from edge.config import Settings, load_settings
+from edge.vision.pipeline import FacePipeline
+
+KEY_A = "test-key-a-0123456789"
+KEY_B = "test-key-b-9876543210"
+KEY_C = "test-key-c-5555555555"
+
+
+@dataclass
+class Resp:
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+
+@dataclass
+class Server:
+    app: web.Application
+    settings: Settings
+    port: int = 0
+    loop: asyncio.AbstractEventLoop | None = None
+    thread: threading.Thread | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        key: str | None = KEY_A,
+        timeout: float = 120,
+    ) -> Resp:
+        hdrs = dict(headers or {})
+        if key is not None and "api-key" not in {k.lower() for k in hdrs}:
+            hdrs["api-key"] = key
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            r = conn.getresponse()
+            return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def raw(self, data: bytes, timeout: float = 30) -> bytes:
+        """Send bytes as they are; return everything until the server closes."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(data)
+            chunks = []
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def start_server(app: web.Application, settings: Settings) -> Server:
+    srv = Server(app, settings)
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        loop = asyncio.new_event_loop()
+        srv.loop = loop
+        runner = make_runner(app, settings)
+
+        async def up() -> None:
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            srv.port = runner.addresses[0][1]
+
+        try:
+            loop.run_until_complete(up())
+        except BaseException as e:  # surfaced to the test below
+            errors.append(e)
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    srv.thread = threading.Thread(target=main, name="test-api-server", daemon=True)
+    srv.thread.start()
+    started.wait(120)
+    if errors:
+        raise errors[0]
+    return srv
+
+
+def stop_server(srv: Server) -> None:
+    assert srv.loop is not None and srv.thread is not None
+    srv.loop.call_soon_threadsafe(srv.loop.stop)
+    srv.thread.join(60)
+
+
+# Test-only routes (never part of the product app) ---------------------------------------------
+@dataclass
+class Gate:
+    """Blocks an inference-pool thread until the test releases it."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self) -> str:
+        self.started.set()
+        self.release.wait(60)
+        return "released"
+
+
+def add_test_routes(app: web.Application, gate: Gate) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        data = await json_body(request)
+        return web.json_response({"instance": instance_of(request), "keys": sorted(data)})
+
+    async def boom(request: web.Request) -> web.Response:
+        if request.can_read_body:
+            await request.read()
+        raise RuntimeError("secret-detail-of-the-bug")
+
+    async def block(request: web.Request) -> web.Response:
+        return web.json_response({"result": await run_inference(request, gate.wait)})
+
+    async def infer(request: web.Request) -> web.Response:
+        pipeline = request.app[PIPELINE]
+        crop = np.full((112, 112, 3), 120, np.uint8)
+        vec = await run_inference(request, pipeline.embedder.embed, crop)
+        return web.json_response({"dim": int(np.asarray(vec).size)})
+
+    app.router.add_post("/test/echo", echo)
+    app.router.add_route("*", "/test/boom", boom)
+    app.router.add_get("/test/block", block)
+    app.router.add_get("/test/infer", infer)
+
+
+class GatedPipeline(FacePipeline):
+    """The real pipeline whose warm-up waits for the test, to observe /readyz before it."""
+
+    def __init__(self, *args: Any, gate: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = gate
+
+    def warmup(self) -> None:
+        self.gate.wait(120)
+        super().warmup()
+
+
+def api_settings(data_dir: Path, model_dir: Path, **server: Any) -> Settings:
+    return load_settings(
+        None,
+        data_dir=data_dir,
+        models={"dir": model_dir},
+        server={
+            "api_keys": [
+                {"key": KEY_A, "instance": "inst-a"},
+                {"key": KEY_B, "instance": "inst-b"},
+                {"key": KEY_C, "instance": "inst-c"},
+            ],
+            **server,
+        },
+    )
+
+
+def wait_ready(srv: Server, timeout: float = 300) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if srv.call("GET", "/readyz", key=None).status == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready")
