@@ -1,0 +1,171 @@
+"""`details` blocks of one face (api.md §2.2): runs only the models the requested blocks need.
+
+Landmarks are the hub: angle, quality, the eye patches and the upright crops all use them, so
+they are computed at most once per face and shared. The mask detector and the eye-state CNN
+are likewise run at most once per face, whichever of quality/attributes asks first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from edge.runtime.registry import ModelRegistry
+from edge.vision import quality as q
+from edge.vision.attributes import (
+    AgeGender,
+    Emotion,
+    EyeState,
+    MaskDetector,
+    MaskHit,
+    fuse_emotions,
+)
+from edge.vision.landmarks import LandmarkModel, points_angle, to_json
+from edge.vision.pose import HeadPose, angle_block
+from edge.vision.types import DetailFlags, Face
+
+log = logging.getLogger(__name__)
+
+AGE_MARGIN = 5
+
+
+class _FaceWork:
+    """Lazily computed, shared per-face intermediate results (one request, one face)."""
+
+    def __init__(self, owner: DetailAnalyzer, bgr: np.ndarray, face: Face) -> None:
+        self.owner, self.bgr, self.face = owner, bgr, face
+        self._points: np.ndarray | None = None
+        self._mask: tuple[MaskHit | None] | None = None
+        self._eyes: tuple[tuple[float, float] | None] | None = None
+
+    @property
+    def points(self) -> np.ndarray:
+        if self._points is None:
+            self._points = self.owner.landmarks.predict(self.bgr, self.face)
+        return self._points
+
+    @property
+    def angle(self) -> float:
+        return points_angle(self.points)
+
+    @property
+    def mask(self) -> MaskHit | None:
+        if self._mask is None:
+            hit = self.owner.mask.match(self.bgr, self.face) if self.owner.has_mask else None
+            self._mask = (hit,)
+        return self._mask[0]
+
+    @property
+    def eyes_open(self) -> tuple[float, float] | None:
+        if self._eyes is None:
+            eyes = self.owner.eyes.predict(self.bgr, self.points) if self.owner.has_eyes else None
+            self._eyes = (eyes,)
+        return self._eyes[0]
+
+
+class DetailAnalyzer:
+    """Builds the requested `details` blocks for one face. Stateless per call: thread-safe
+    (sessions are thread-safe; the mask detector's frame cache is locked)."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+        self.landmarks = LandmarkModel(registry)
+        self.pose = HeadPose(registry)
+        self.age_gender = AgeGender(registry)
+        self.emotion = Emotion(registry)
+        self.eyes = EyeState(registry)
+        self.mask = MaskDetector(registry)
+        self.has_mask = registry.has(MaskDetector.ROLE)
+        self.has_eyes = registry.has(EyeState.ROLE)
+
+    def supported_attributes(self) -> list[str]:
+        """Attributes the loaded pack can estimate; all others are omitted from responses."""
+        out = []
+        if self.registry.has(AgeGender.ROLE):
+            out += ["age", "gender"]
+        if self.registry.has(Emotion.ROLE):
+            out.append("emotions")
+        if self.has_mask:
+            out.append("mask")
+        return out
+
+    def analyze(self, bgr: np.ndarray, face: Face, flags: DetailFlags) -> dict[str, object]:
+        """Only the requested blocks: 'position', 'angle', 'landmarks', 'quality',
+        'attributes' in API JSON shape."""
+        h, w = bgr.shape[:2]
+        work = _FaceWork(self, bgr, face)
+        out: dict[str, object] = {}
+        position = face.position(w, h)
+        if flags.position:
+            out["position"] = position
+        if flags.angle:
+            out["angle"] = angle_block(self.pose.estimate(bgr, face, work.points), position)
+        if flags.landmarks:
+            out["landmarks"] = to_json(work.points)
+        if flags.quality:
+            out["quality"] = self._quality(work, w, h)
+        if flags.attributes:
+            out["attributes"] = self._attributes(work)
+        return out
+
+    def _quality(self, work: _FaceWork, w: int, h: int) -> dict[str, object]:
+        bgr, face, pts = work.bgr, work.face, work.points
+        hit = work.mask
+        signals = q.OcclusionSignals(
+            mask_share=hit.mask_share if hit is not None else None, eye_open=work.eyes_open
+        )
+        return {
+            "brightness": q.brightness(bgr, face, pts),
+            "sharpness": q.sharpness(bgr, face, pts),
+            "mouthClosed": q.mouth_closed(pts),
+            "centered": q.centered(face, w, h),
+            "size": q.size(face, w, h),
+            "integrity": q.integrity(face, w, h, pts),
+            "completeness": q.completeness(pts, w, h, signals),
+        }
+
+    def _attributes(self, work: _FaceWork) -> dict[str, object]:
+        bgr, face = work.bgr, work.face
+        supported = self.supported_attributes()
+        out: dict[str, object] = {}
+        if "age" in supported:
+            age, p_male = self.age_gender.predict(bgr, face, work.angle)
+            value = max(round(age), 0)
+            out["age"] = {
+                "value": value,
+                "upperLimit": value + AGE_MARGIN,
+                "lowerLimit": value - AGE_MARGIN,
+            }
+            male = p_male >= 0.5
+            out["gender"] = {
+                "value": "male" if male else "female",
+                "certainty": round(p_male if male else 1.0 - p_male, 4),
+            }
+        if "emotions" in supported:
+            fer7 = self.emotion.predict(bgr, face, work.angle)
+            eyes = work.eyes_open
+            closed = (1.0 - eyes[0]) * (1.0 - eyes[1]) if eyes is not None else 0.0
+            out["emotions"] = fuse_emotions(fer7, closed)
+        if "mask" in supported:
+            hit = work.mask
+            if hit is not None:
+                share = hit.mask_share
+                masked = share >= 0.5
+                out["mask"] = {
+                    "value": "with_mask" if masked else "without_mask",
+                    "certainty": round(share if masked else 1.0 - share, 4),
+                }
+        return out
+
+    def warmup(self) -> None:
+        """Compile and run every model this analyzer uses once, on a synthetic face, so the
+        first request does not pay for graph compilation."""
+        img = np.full((240, 320, 3), 128, np.uint8)
+        face = Face(
+            box=np.array([110, 60, 210, 190], np.float32),
+            score=1.0,
+            kps=np.array([[140, 110], [180, 110], [160, 135], [145, 160], [175, 160]], np.float32),
+        )
+        self.analyze(img, face, DetailFlags.all())
+        log.debug("detail models warmed up")

@@ -1,0 +1,144 @@
+"""The `quality` block: each field measured from the image (api.md §2.2).
+
+All functions are pure: they take the image, the face, its 106 API-order landmarks and, for
+completeness, the per-face model signals computed once by `details.py` (mask share, eye-open
+probabilities). Every value is a float in 0..1 (brightness -1..1), rounded to 4 decimals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.vision.landmarks import (
+    GROUPS,
+    INNER_LOWER_LIP,
+    INNER_UPPER_LIP,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    points_angle,
+    similarity_crop,
+)
+from edge.vision.types import Face
+
+SHARP_SIZE = 112  # face crop side for the blur measure: makes it independent of face size
+SHARP_HALF = 150.0  # Laplacian variance mapped to 0.5 (calibrated on the test portraits)
+MOUTH_OPEN_RATIO = 0.35  # inner-lip gap / mouth width at which mouthClosed reaches 0
+PARTS = ("leftEyeBrow", "rightEyeBrow", "leftEye", "rightEye", "nose", "mouth", "faceContour")
+
+
+def _r(v: float) -> float:
+    return round(float(min(max(v, 0.0), 1.0)), 4)
+
+
+def _face_mask(shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
+    """Pixels inside the convex hull of contour + brows (the visible face skin)."""
+    idx = list(GROUPS["faceContour"]) + list(GROUPS["leftEyeBrow"]) + list(GROUPS["rightEyeBrow"])
+    hull = cv2.convexHull(np.round(points[idx]).astype(np.int32))
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    return mask
+
+
+def brightness(bgr: np.ndarray, face: Face, points: np.ndarray) -> float:
+    """Mean luma (BT.601 grey) of the face skin region (landmark hull clipped to the image,
+    the box when the hull is empty), mapped linearly 0..255 -> -1..1, so 0 = mid grey."""
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    mask = _face_mask(grey.shape, points)
+    if mask.any():
+        mean = float(cv2.mean(grey, mask=mask)[0])
+    else:
+        h, w = grey.shape
+        x1, y1 = max(0, int(face.box[0])), max(0, int(face.box[1]))
+        x2, y2 = min(w, int(face.box[2])), min(h, int(face.box[3]))
+        mean = float(grey[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 127.5
+    return round(max(-1.0, min(1.0, (mean - 127.5) / 127.5)), 4)
+
+
+def sharpness(bgr: np.ndarray, face: Face, points: np.ndarray) -> float:
+    """Variance of the Laplacian of the upright face crop at a fixed 112 px (so a small face
+    blown up reads as blurred), on the inner 60 % of the crop (skin, eyes, mouth; no hair or
+    background edges), mapped v / (v + SHARP_HALF) to 0..1."""
+    crop, _ = similarity_crop(bgr, face, SHARP_SIZE, 1.0, points_angle(points))
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    a, b = int(SHARP_SIZE * 0.2), int(SHARP_SIZE * 0.8)
+    v = float(cv2.Laplacian(grey[a:b, a:b], cv2.CV_64F).var())
+    return _r(v / (v + SHARP_HALF))
+
+
+def mouth_closed(points: np.ndarray) -> float:
+    """1 - (inner-lip gap 98->102 / mouth width 84->90) / 0.35, clipped: 1 = lips together,
+    0 = a gap of a third of the mouth width or more (a wide-open mouth)."""
+    gap = float(np.linalg.norm(points[INNER_LOWER_LIP] - points[INNER_UPPER_LIP]))
+    width = float(np.linalg.norm(points[MOUTH_RIGHT] - points[MOUTH_LEFT]))
+    if width <= 1e-6:
+        return 0.0
+    return _r(1.0 - (gap / width) / MOUTH_OPEN_RATIO)
+
+
+def _clipped(face: Face, w: int, h: int) -> tuple[float, float]:
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    full = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+    inside = max(min(x2, w) - max(x1, 0.0), 0.0) * max(min(y2, h) - max(y1, 0.0), 0.0)
+    return inside, full
+
+
+def centered(face: Face, w: int, h: int) -> float:
+    """1 - distance of the face-box centre from the image centre, each axis in half-image
+    units, divided by the corner distance sqrt(2): 1 = centred, 0 = centre in a corner."""
+    cx = (float(face.box[0]) + float(face.box[2])) / 2.0
+    cy = (float(face.box[1]) + float(face.box[3])) / 2.0
+    dx, dy = (cx - w / 2.0) / (w / 2.0), (cy - h / 2.0) / (h / 2.0)
+    return _r(1.0 - math.hypot(dx, dy) / math.sqrt(2.0))
+
+
+def size(face: Face, w: int, h: int) -> float:
+    """Face-box area inside the image / image area."""
+    inside, _ = _clipped(face, w, h)
+    return _r(inside / float(w * h))
+
+
+def integrity(face: Face, w: int, h: int, points: np.ndarray) -> float:
+    """Share of the face region inside the image. The region is the box enclosing both the
+    detector box and the 106 landmarks: detectors often clip their box at the border, while
+    the landmark model extrapolates the cut-off contour past it."""
+    lo = np.minimum(face.box[:2], points.min(axis=0))
+    hi = np.maximum(face.box[2:], points.max(axis=0))
+    region = Face(box=np.concatenate([lo, hi]).astype(np.float32), score=face.score, kps=face.kps)
+    inside, full = _clipped(region, w, h)
+    return _r(inside / full) if full > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class OcclusionSignals:
+    """Per-face model outputs the completeness needs (computed once in details.py)."""
+
+    mask_share: float | None  # P(masked | face) from the mask detector; None = no match
+    eye_open: tuple[float, float] | None  # P(open) of image-left, image-right eye; None = no model
+
+
+def completeness(points: np.ndarray, w: int, h: int, signals: OcclusionSignals) -> dict[str, float]:
+    """Visibility 0..1 per part, each the product of the signals that apply to it:
+
+    * in-image share: fraction of the part's landmarks inside the image (all parts);
+    * mask: nose and mouth x (1 - P(masked)) from the mask detector; no matched detection
+      leaves them to the in-image share;
+    * eyes: x P(open) of the eye-state CNN on the eye patch: a hand, hair, dark glasses or
+      closed lids all hide the eye from the recogniser;
+    total = mean of the seven parts."""
+    inside = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
+    out: dict[str, float] = {}
+    for part in PARTS:
+        out[part] = float(inside[list(GROUPS[part])].mean())
+    if signals.mask_share is not None:
+        for part in ("nose", "mouth"):
+            out[part] *= 1.0 - signals.mask_share
+    if signals.eye_open is not None:
+        out["leftEye"] *= signals.eye_open[0]
+        out["rightEye"] *= signals.eye_open[1]
+    result = {"total": _r(sum(out.values()) / len(out))}
+    result.update({k: _r(v) for k, v in out.items()})
+    return result
