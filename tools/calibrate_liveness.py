@@ -222,7 +222,7 @@ def main() -> int:
     for lab, m in (("live", y == 0), ("spoof", y == 1)):
         print(
             f"quality {lab}: minSide {np.percentile(q[m, 0], [0, 5, 50]).round(1)} "
-            f"sharp {np.percentile(q[m, 1], [0, 5, 50]).round(1)} "
+            f"sharp {np.percentile(q[m, 1], [0, 5, 50]).round(3)} "
             f"yaw {np.percentile(np.abs(q[m, 2]), [50, 95, 100]).round(2)} "
             f"pitch {np.percentile(q[m, 3], [0, 5, 50, 95, 100]).round(2)}"
         )

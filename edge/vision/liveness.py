@@ -116,8 +116,9 @@ def face_quality(bgr: np.ndarray, face: Face) -> dict[str, float]:
     """Image measurements the reliability gates are judged on.
 
     - `minSide`: shorter side of the face box inside the image (px).
-    - `sharpness`: variance of the Laplacian of the face region resampled to 96x96 gray, so
-      the figure does not depend on the face's size in pixels.
+    - `sharpness`: variance of the Laplacian over the variance of the face region, resampled
+      to 96x96 gray: the share of high-frequency energy, independent of the face's size in
+      pixels and of its contrast (a dim face is not a blurred one).
     - `yaw`: horizontal nose offset from the eye/mouth midline over the eye distance, in the
       frame where the eyes are level (0 = frontal, about 0.5 near 45 degrees).
     - `pitch`: vertical nose position between the eye line (0) and the mouth line (1).
@@ -129,8 +130,9 @@ def face_quality(bgr: np.ndarray, face: Face) -> dict[str, float]:
     x1, y1, x2, y2 = _clip_box(face.box, w, h)
     region = bgr[int(y1) : max(math.ceil(y2), int(y1) + 1), int(x1) : max(int(x2), int(x1) + 1)]
     gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
-    gray = cv2.resize(gray, (96, 96), interpolation=cv2.INTER_AREA)
-    sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
+    gray = cv2.resize(gray, (96, 96), interpolation=cv2.INTER_AREA).astype(np.float64)
+    contrast = float(gray.var())
+    sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var()) / contrast if contrast > 1e-6 else 0.0
 
     k = np.asarray(face.kps, np.float64).reshape(5, 2)
     eye_l, eye_r, nose, mouth_l, mouth_r = k
@@ -338,8 +340,8 @@ class LivenessScorer:
                 "thresholds": dict(g),
                 "conditions": [
                     f"face too small: shorter face-box side < {g['min_face_px']:g} px",
-                    f"face too blurred: Laplacian variance of the face resampled to 96x96 gray"
-                    f" < {g['min_sharpness']:g}",
+                    f"face too blurred: var(Laplacian) / var(pixels) of the face resampled to"
+                    f" 96x96 gray < {g['min_sharpness']:g}",
                     f"face too turned: |nose offset from the eye/mouth midline| / eye distance"
                     f" > {g['max_abs_yaw']:g} (roughly 30 degrees of yaw)",
                     f"face too tilted: nose height between eye line (0) and mouth line (1)"
@@ -347,6 +349,7 @@ class LivenessScorer:
                     f"too little context: the frame allows less than {g['min_context']:g}x the"
                     " face box around the face (tight crops; the models use 2.7x and 4.0x)",
                 ],
+                "why": dict(p.raw["reliability"].get("why", {})),
                 "note": "the score is still returned when unreliable; it is just less trustworthy",
             },
             "components": [c for c in self.registry.components() if c["role"] in roles],

@@ -1,0 +1,278 @@
+"""Liveness scorer on real models and real test images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.config import Settings
+from edge.runtime.registry import ModelRegistry
+from edge.vision.detection import build_detectors
+from edge.vision.liveness import (
+    LivenessParams,
+    LivenessScorer,
+    context_crop_box,
+    face_conditions,
+    face_quality,
+    minifas_crop,
+)
+from edge.vision.types import Face
+from tests.conftest import read_bgr
+
+# Chosen from `edge-face eval liveness` output: far from the threshold on both sides.
+SPOOF_FILES = ["apfol_fake_510.png", "apfol_fake_400.png"]
+LIVE_FILES = ["doubango_genuine.jpg", "apfol_real_48.png"]
+
+
+@pytest.fixture(scope="module")
+def registry(session_settings: Settings) -> ModelRegistry:
+    return ModelRegistry(session_settings)
+
+
+@pytest.fixture(scope="module")
+def scorer(registry: ModelRegistry, session_settings: Settings) -> LivenessScorer:
+    return LivenessScorer(registry, session_settings)
+
+
+@pytest.fixture(scope="module")
+def largest_face(registry: ModelRegistry, session_settings: Settings) -> Callable[..., Face]:
+    fast, slow = build_detectors(registry, session_settings)
+
+    def find(bgr: np.ndarray) -> Face:
+        faces = fast.detect(bgr) or slow.detect(bgr)
+        assert faces, "test image must contain a detectable face"
+        return max(faces, key=lambda f: f.area)
+
+    return find
+
+
+def _img(testdata: Path, name: str) -> np.ndarray:
+    folder = "live" if ("real" in name or "genuine" in name) else "spoof"
+    return read_bgr(testdata / "liveness" / folder / name)
+
+
+# --- decisions on real images ------------------------------------------------------------
+@pytest.mark.parametrize("name", SPOOF_FILES)
+def test_replay_attack_scores_at_or_above_threshold(
+    name: str, testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    bgr = _img(testdata, name)
+    r = scorer.score(bgr, largest_face(bgr))
+    assert r.spoof_score >= scorer.params.threshold
+    assert set(r.per_model) == {"liveness_v2", "liveness_v1se"}
+    assert all(0.0 <= v <= 1.0 for v in r.per_model.values())
+
+
+@pytest.mark.parametrize("name", LIVE_FILES)
+def test_live_face_scores_below_threshold(
+    name: str, testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    bgr = _img(testdata, name)
+    r = scorer.score(bgr, largest_face(bgr))
+    assert 0.0 <= r.spoof_score < scorer.params.threshold
+
+
+def test_score_is_deterministic(
+    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    bgr = _img(testdata, "apfol_fake_400.png")
+    face = largest_face(bgr)
+    first = scorer.score(bgr, face)
+    again = scorer.score(bgr.copy(), face)
+    assert again.spoof_score == first.spoof_score
+    assert again.per_model == first.per_model
+
+
+def test_fused_score_follows_the_shipped_fusion(
+    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    """spoofScore = sigmoid(bias + sum w_i * live-log-odds_i) with the JSON's numbers."""
+    bgr = _img(testdata, "apfol_real_48.png")
+    face = largest_face(bgr)
+    r = scorer.score(bgr, face)
+    fusion = scorer.params.raw["fusion"]
+    z = fusion["bias"]
+    for role, p_spoof in r.per_model.items():
+        z += fusion["weights"][role] * np.log((1 - p_spoof) / p_spoof)
+    assert r.spoof_score == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-9)
+
+
+def test_openvino_and_onnxruntime_agree(
+    testdata: Path, make_settings: Callable[..., Settings], largest_face: Callable[..., Face]
+) -> None:
+    ov = make_settings(models={"backend": "openvino", "openvino_precision": "f32"})
+    ort = make_settings(models={"backend": "onnxruntime", "providers": ["cpu"]})
+    s_ov = LivenessScorer(ModelRegistry(ov), ov)
+    s_ort = LivenessScorer(ModelRegistry(ort), ort)
+    assert s_ort.registry.session("liveness_v2").info.backend == "onnxruntime"
+    assert s_ov.registry.session("liveness_v2").info.backend == "openvino"
+    for name in SPOOF_FILES + LIVE_FILES + ["doubango_spoof.jpg"]:
+        bgr = _img(testdata, name)
+        face = largest_face(bgr)
+        a, b = s_ov.score(bgr, face), s_ort.score(bgr, face)
+        assert abs(a.spoof_score - b.spoof_score) < 1e-3, name
+        for role in a.per_model:
+            assert abs(a.per_model[role] - b.per_model[role]) < 1e-3, (name, role)
+
+
+# --- crop geometry -----------------------------------------------------------------------
+def test_crop_is_centred_on_the_face_with_the_full_scale() -> None:
+    box = np.array([300, 200, 340, 250], np.float32)  # 40 x 50, far from every border
+    x1, y1, x2, y2 = context_crop_box(box, 1000, 800, 2.7)
+    assert (x2 - x1, y2 - y1) == pytest.approx((108, 135), abs=1)
+    assert ((x1 + x2) / 2, (y1 + y2) / 2) == pytest.approx((320, 225), abs=1)
+
+
+def test_crop_near_a_border_is_shifted_inside_not_cut() -> None:
+    box = np.array([2, 10, 42, 60], np.float32)  # touches the top-left corner
+    x1, y1, x2, y2 = context_crop_box(box, 640, 480, 4.0)
+    assert x1 == 0 and y1 == 0
+    assert (x2 - x1, y2 - y1) == pytest.approx((160, 200), abs=1)  # full 4.0x size kept
+
+
+def test_scale_is_capped_when_the_context_does_not_fit() -> None:
+    box = np.array([20, 30, 120, 150], np.float32)  # 100 x 120 face in a 160 x 200 image
+    x1, y1, x2, y2 = context_crop_box(box, 160, 200, 2.7)
+    scale = min(2.7, 199 / 120, 159 / 100)
+    assert (x2 - x1, y2 - y1) == pytest.approx((100 * scale, 120 * scale), abs=1)
+    assert x1 >= 0 and x2 <= 159 and y1 >= 0 and y2 <= 199
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    w=st.integers(20, 2000),
+    h=st.integers(20, 2000),
+    fx=st.floats(-0.3, 1.0),
+    fy=st.floats(-0.3, 1.0),
+    fw=st.floats(0.02, 1.5),
+    fh=st.floats(0.02, 1.5),
+    scale=st.sampled_from([1.0, 1.5, 2.7, 4.0]),
+)
+def test_crop_always_lies_inside_the_image(
+    w: int, h: int, fx: float, fy: float, fw: float, fh: float, scale: float
+) -> None:
+    box = np.array([fx * w, fy * h, (fx + fw) * w, (fy + fh) * h], np.float32)
+    x1, y1, x2, y2 = context_crop_box(box, w, h, scale)
+    assert 0 <= x1 <= x2 <= w - 1
+    assert 0 <= y1 <= y2 <= h - 1
+
+
+def test_model_input_is_the_resized_raw_bgr_crop(testdata: Path) -> None:
+    bgr = _img(testdata, "doubango_genuine.jpg")
+    box = np.array([258, 185, 571, 620], np.float32)
+    patch = minifas_crop(bgr, box, 2.7, 80)
+    x1, y1, x2, y2 = context_crop_box(box, bgr.shape[1], bgr.shape[0], 2.7)
+    expected = cv2.resize(bgr[y1 : y2 + 1, x1 : x2 + 1], (80, 80))
+    assert patch.shape == (80, 80, 3) and patch.dtype == np.uint8
+    assert np.array_equal(patch, expected)  # BGR order, 0-255, no normalisation
+
+
+# --- quality gates -------------------------------------------------------------------------
+def test_sharp_frontal_full_frame_face_is_reliable(
+    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    bgr = _img(testdata, "doubango_genuine.jpg")
+    r = scorer.score(bgr, largest_face(bgr))
+    assert r.reliable and r.conditions == []
+
+
+def test_small_face_is_marked_unreliable(
+    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    bgr = _img(testdata, "doubango_genuine.jpg")
+    small = cv2.resize(bgr, None, fx=0.12, fy=0.12, interpolation=cv2.INTER_AREA)
+    face = largest_face(small)
+    assert face.width < scorer.params.gates["min_face_px"]
+    r = scorer.score(small, face)
+    assert not r.reliable
+    assert any("too small" in c for c in r.conditions)
+
+
+def test_blurred_face_is_marked_unreliable_with_an_unchanged_face(
+    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    bgr = _img(testdata, "doubango_genuine.jpg")
+    face = largest_face(bgr)
+    blurred = cv2.GaussianBlur(bgr, (0, 0), 8)
+    r = scorer.score(blurred, face)
+    assert not r.reliable
+    assert any("blurred" in c for c in r.conditions)
+    assert r.quality["sharpness"] < face_quality(bgr, face)["sharpness"]
+
+
+def test_turned_face_is_marked_unreliable(
+    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    """Moving the nose landmark sideways by one eye distance reads as a strong yaw."""
+    bgr = _img(testdata, "doubango_genuine.jpg")
+    face = largest_face(bgr)
+    kps = face.kps.copy()
+    kps[2, 0] += kps[1, 0] - kps[0, 0]
+    turned = Face(box=face.box, score=face.score, kps=kps)
+    q = face_quality(bgr, turned)
+    assert abs(q["yaw"]) > scorer.params.gates["max_abs_yaw"]
+    assert any("turned" in c for c in face_conditions(q, scorer.params.gates))
+    assert not any(
+        "turned" in c for c in face_conditions(face_quality(bgr, face), scorer.params.gates)
+    )
+
+
+def test_tight_crop_is_marked_as_lacking_context(
+    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    bgr = _img(testdata, "apfol_real_48.png")
+    r = scorer.score(bgr, largest_face(bgr))
+    assert any("context" in c for c in r.conditions)
+
+
+# --- info, packs, warm-up ------------------------------------------------------------------
+def test_model_info_publishes_threshold_measurements_and_rules(scorer: LivenessScorer) -> None:
+    info = scorer.model_info()
+    assert info["recommendedThreshold"] == 0.5
+    m = info["measured"]
+    for k in ("apcer", "bpcer", "acer", "auc"):
+        assert 0.0 <= m[k] <= 1.0
+    assert m["acer"] == pytest.approx((m["apcer"] + m["bpcer"]) / 2, abs=1e-3)
+    assert m["samples"]["live"] > 0 and m["samples"]["spoof"] > 0
+    assert len(info["reliability"]["conditions"]) >= 4
+    roles = {c["role"] for c in info["components"]}
+    assert roles == {"liveness_v2", "liveness_v1se"}
+    assert not any(c["nonCommercial"] for c in info["components"])
+
+
+def test_default_pack_never_uses_the_celeba_model() -> None:
+    params = LivenessParams.load("default")
+    assert [m.role for m in params.models] == ["liveness_v2", "liveness_v1se"]
+
+
+def test_research_pack_scores_with_its_own_fusion(
+    testdata: Path, make_settings: Callable[..., Settings], largest_face: Callable[..., Face]
+) -> None:
+    s = make_settings(models={"pack": "research-nc"})
+    nc = LivenessScorer(ModelRegistry(s), s)
+    bgr = _img(testdata, "apfol_fake_510.png")
+    r = nc.score(bgr, largest_face(bgr))
+    assert set(r.per_model) == {m.role for m in nc.params.models}
+    assert 0.0 <= r.spoof_score <= 1.0
+
+
+def test_fusion_needing_a_role_the_pack_lacks_is_refused(
+    registry: ModelRegistry, session_settings: Settings
+) -> None:
+    params = LivenessParams.load("research-nc")
+    if all(registry.has(m.role) for m in params.models):
+        pytest.skip("research-nc fusion uses only default-pack roles")
+    with pytest.raises(ValueError, match="liveness_celeba"):
+        LivenessScorer(registry, session_settings, params)
+
+
+def test_warmup_runs_every_model(scorer: LivenessScorer) -> None:
+    scorer.warmup()
+    for m in scorer.params.models:
+        assert scorer.registry.opened()[m.role] is not None
