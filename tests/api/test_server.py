@@ -1,0 +1,134 @@
+"""`edge-face serve` as a real process: listening log, SIGTERM drain, exit code 0."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from skeleton_helpers import KEY_A
+
+from edge.config import REPO_ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(port: int, path: str) -> int | None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+            head = s.recv(64)
+        return int(head.split(b" ")[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    port = _free_port()
+    cfg = tmp_path / "edge.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "models": {"dir": str(model_dir)},
+                "server": {
+                    "host": "127.0.0.1",
+                    "api_keys": [{"key": KEY_A, "instance": "drain"}],
+                    "drain_seconds": 30,
+                },
+            }
+        )
+    )
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "serve", "--config", str(cfg), "--port", str(port)],
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+    try:
+        _wait(lambda: _get(port, "/readyz") == 200 or proc.poll() is not None, 300, "ready")
+        assert proc.poll() is None, log.read_text()
+        yield proc, port, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def test_logs_listening_address_and_models(served: tuple[subprocess.Popen[str], int, Path]) -> None:
+    proc, port, log = served
+    text = log.read_text()
+    assert f"listening on http://127.0.0.1:{port}" in text
+    assert "model embedding runs on openvino/" in text
+    assert KEY_A not in text
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+
+
+def test_sigterm_lets_the_request_in_flight_finish(
+    served: tuple[subprocess.Popen[str], int, Path], testdata: Path
+) -> None:
+    proc, port, log = served
+    image = base64.b64encode(
+        (testdata / "faces_by_identity" / "barack_obama" / "1.jpg").read_bytes()
+    )
+    body = json.dumps({"model": "EDGE_FACE_V1", "image": {"data": image.decode()}}).encode()
+    head = (
+        f"POST /api/v1/entities/faces/detect HTTP/1.1\r\nHost: t\r\napi-key: {KEY_A}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(head)
+        # "100 Continue" proves the request was routed: it is in flight from here on
+        assert s.recv(64).startswith(b"HTTP/1.1 100")
+        s.sendall(body[: len(body) // 2])
+        proc.send_signal(signal.SIGTERM)
+        _wait(lambda: _refused(port), 30, "the listener to close")  # no new connections
+        assert proc.poll() is None  # ...but the process waits for our request
+        s.sendall(body[len(body) // 2 :])
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split(b" ")[1] == b"200", answer[:500]
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["count"] >= 1
+    assert proc.wait(60) == 0, log.read_text()
+    assert "draining" in log.read_text()
