@@ -441,6 +441,11 @@ class LivenessImage:
     type: str
     data: str
     auto_rotate: bool
+    position: int  # where it stood in the request's array, to name it in errors
+
+    @property
+    def field(self) -> str:
+        return f"images[{self.position}]"
 
 
 @dataclass
@@ -466,7 +471,9 @@ def parse_liveness(body: object, settings: Settings, images_needed: int = 1) -> 
             raise bad_value(f"{p}.type", f"must be one of {', '.join(LIVENESS_IMAGE_TYPES)}")
         data = _data(item, f"{p}.data")
         auto = _get(item, "autoRotate", f"{p}.autoRotate", bool, required=False)
-        parsed.append(LivenessImage(index=index, type=typ, data=data, auto_rotate=bool(auto)))
+        parsed.append(
+            LivenessImage(index=index, type=typ, data=data, auto_rotate=bool(auto), position=i)
+        )
     seen: dict[int, int] = {}
     for pos, img in enumerate(parsed):
         if img.index in seen:

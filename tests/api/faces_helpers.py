@@ -1,0 +1,100 @@
+"""Helpers for the face/liveness endpoint tests: one real server per module, real photos.
+
+The heavy parts (model sessions) are built once per test process and shared by every
+module's server; each server gets its own data dir, so its SQLite store starts empty.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from skeleton_helpers import KEY_A, KEY_B, Resp, Server, api_settings, start_server, stop_server
+from skeleton_helpers import wait_ready as wait_ready
+
+from edge.api.state import STORE
+from edge.config import Settings
+from edge.runtime.registry import ModelRegistry
+from edge.vision.liveness import LivenessScorer
+from edge.vision.pipeline import FacePipeline
+
+__all__ = ["KEY_A", "KEY_B", "FacesServer", "assert_error", "b64", "face_server", "img"]
+
+FACES = "/api/v1/entities/faces"
+
+
+@functools.lru_cache(maxsize=2)
+def shared_components(settings_json: str, model_dir: str) -> tuple[Any, Any, Any]:
+    """(registry, pipeline, liveness) built once per model dir and detection settings."""
+    from edge.config import load_settings
+
+    settings = load_settings(None, models={"dir": Path(model_dir)})
+    registry = ModelRegistry(settings)
+    pipeline = FacePipeline(registry, settings)
+    pipeline.warmup()
+    liveness = LivenessScorer(registry, settings)
+    liveness.warmup()
+    return registry, pipeline, liveness
+
+
+class FacesServer(Server):
+    """A loopback server plus handy calls for the face endpoints."""
+
+    @property
+    def store(self) -> Any:
+        return self.app[STORE]
+
+    def count(self, instance: str = "inst-a") -> int:
+        return int(self.store.count(instance))
+
+    def create(self, image: dict[str, Any], *, key: str = KEY_A, **fields: Any) -> Resp:
+        body = {"model": "EDGE_FACE_V1", "image": image, **fields}
+        return self.call("POST", FACES, body, key=key)
+
+
+@contextlib.contextmanager
+def face_server(data_dir: Path, model_dir: Path, **server: Any) -> Iterator[FacesServer]:
+    from edge.api.app import create_app
+
+    settings: Settings = api_settings(data_dir, model_dir, **server)
+    registry, pipeline, liveness = shared_components("", str(model_dir))
+    app = create_app(settings, registry=registry, pipeline=pipeline, liveness=liveness)
+    srv = start_server(app, settings)
+    srv.__class__ = FacesServer
+    wait_ready(srv)
+    try:
+        yield srv  # type: ignore[misc]
+    finally:
+        stop_server(srv)
+
+
+@functools.lru_cache(maxsize=256)
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def img(path: Path, **opts: Any) -> dict[str, Any]:
+    """An `image` request object for a test photo (read in place)."""
+    return {"data": b64(path), **opts}
+
+
+ALL_DETAILS = {k: True for k in ("position", "angle", "landmarks", "quality", "attributes")}
+
+
+def assert_error(r: Resp, status: int, code: int, field: str | None = None) -> dict[str, Any]:
+    """Exact status, the contract body and (when given) the field named first in the message."""
+    from edge.errors import ERROR_CATALOGUE
+
+    assert r.status == status, (r.status, r.raw)
+    body = r.json
+    assert set(body) == {"code", "name", "message"}, body
+    assert body["code"] == code, body
+    if code != 404:
+        assert body["name"] == ERROR_CATALOGUE[code][1], body
+    if field is not None:
+        assert body["message"].startswith(field), body
+    return body
