@@ -13,11 +13,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from edge.config import Settings
 from edge.errors import EdgeError
+from edge.imaging.orientation import rotate_cw
 from edge.runtime.registry import ModelRegistry
 from edge.vision.align import align_face
 from edge.vision.detection import FaceDetector, build_detectors
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 _ROTATIONS = (90, 180, 270)
 NO_DETAILS = DetailFlags()
-_CV_ROT = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
 class DetailsLike(Protocol):
@@ -40,14 +39,6 @@ class DetailsLike(Protocol):
     def supported_attributes(self) -> list[str]: ...
 
     def warmup(self) -> None: ...
-
-
-def _rotate_cw(bgr: np.ndarray, degrees: int) -> np.ndarray:
-    try:  # the imaging layer owns image turning; fall back to the same cv2 call without it
-        from edge.imaging.decode import rotate_cw
-    except ImportError:
-        return bgr if degrees % 360 == 0 else cv2.rotate(bgr, _CV_ROT[degrees % 360])
-    return rotate_cw(bgr, degrees)
 
 
 def rotate_area_cw(area: Area, degrees: int, w: int, h: int) -> Area:
@@ -171,7 +162,7 @@ class FacePipeline:
         h0, w0 = bgr0.shape[:2]
         views: list[tuple[int, np.ndarray, Area | None]] = []
         for rot in (0, *_ROTATIONS) if auto_rotate else (0,):
-            bgr = _rotate_cw(bgr0, rot) if rot else bgr0
+            bgr = rotate_cw(bgr0, rot) if rot else bgr0
             a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
             views.append((rot, bgr, a))
             hits = [f for f in fast.detect(bgr) if f.score >= sure_score and _inside(f, a)]

@@ -1,0 +1,227 @@
+"""FacePipeline: selection rules, errors, auto-rotate, similarity, thread safety."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import Settings
+from edge.errors import EdgeError
+from edge.imaging.decode import decode_bytes
+from edge.runtime.registry import ModelRegistry
+from edge.vision.detection import build_detectors
+from edge.vision.pipeline import FacePipeline, rotate_area_cw
+from edge.vision.similarity import load_calibration
+from edge.vision.types import Area, DetailFlags
+from tests.conftest import read_bgr
+
+OBAMA = "faces_by_identity/barack_obama"
+BIDEN = "faces_by_identity/joe_biden"
+
+
+class _NoDetails:
+    """Stands in for 'the details module is not installed' (the pipeline's own fallback)."""
+
+    def analyze(self, bgr, face, flags):  # type: ignore[no-untyped-def]
+        raise AssertionError("details must not run when none were requested")
+
+    def supported_attributes(self) -> list[str]:
+        return []
+
+    def warmup(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def pipe(session_settings: Settings) -> FacePipeline:
+    p = FacePipeline(ModelRegistry(session_settings), session_settings, details=_NoDetails())
+    p.warmup()
+    return p
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_same_photo_twice_scores_at_least_099(pipe: FacePipeline, testdata: Path) -> None:
+    img = read_bgr(testdata / OBAMA / "1.jpg")
+    a = pipe.analyze_largest(img).embedding
+    b = pipe.analyze_largest(img.copy()).embedding
+    assert a is not None and b is not None
+    assert a.dtype == np.float32 and a.shape == (pipe.embedding_dim,)
+    assert abs(float(np.linalg.norm(a)) - 1.0) < 1e-4
+    assert pipe.similarity(a, b) >= 0.99
+
+
+def test_genuine_pairs_beat_impostor_pairs(pipe: FacePipeline, testdata: Path) -> None:
+    def emb(rel: str) -> np.ndarray:
+        e = pipe.analyze_largest(read_bgr(testdata / rel)).embedding
+        assert e is not None
+        return e
+
+    o1, o2, o3 = emb(f"{OBAMA}/1.jpg"), emb(f"{OBAMA}/2.jpg"), emb(f"{OBAMA}/3.jpg")
+    b1, b2 = emb(f"{BIDEN}/1.jpg"), emb(f"{BIDEN}/2.jpg")
+    genuine = [pipe.similarity(o1, o2), pipe.similarity(o1, o3), pipe.similarity(b1, b2)]
+    impostor = [pipe.similarity(o, b) for o in (o1, o2, o3) for b in (b1, b2)]
+    assert min(genuine) > max(impostor)
+    assert max(impostor) < pipe.model_info()["recommendedThreshold"]
+    # Symmetric and monotone in the cosine.
+    assert pipe.similarity(o1, b1) == pipe.similarity(b1, o1)
+
+
+def test_calibration_is_data_and_strict(pipe: FacePipeline) -> None:
+    cal = load_calibration("default")
+    info = pipe.model_info()
+    assert info["recommendedThreshold"] == cal.recommended_threshold == 0.9
+    assert info["measured"]["far"] <= 1e-4
+    assert info["measured"]["pairs"]["impostor"] * 1e-4 >= 1  # FAR 1e-4 is resolvable
+    assert cal.score(cal.cos_at_threshold) == pytest.approx(0.9)
+    assert cal.score(cal.cos_at_threshold - 1e-4) < 0.9
+    grid = np.linspace(-1, 1, 401)
+    assert np.all(np.diff(cal.score(grid)) >= 0)
+    assert cal.score(1.0) == 1.0 and cal.score(-1.0) == 0.0
+    assert info["vectorDimension"] == 128
+    assert info["capabilities"]["position"] is True
+
+
+def test_largest_face_is_selected(pipe: FacePipeline, testdata: Path) -> None:
+    img = read_bgr(testdata / "multi_face" / "fr_two_people.jpg")
+    all_faces = pipe.detect_all(img)
+    assert len(all_faces) == 2
+    assert all_faces[0].face.area >= all_faces[1].face.area
+    one = pipe.analyze_largest(img)
+    assert _iou(one.face.box, all_faces[0].face.box) > 0.7
+
+
+def test_area_restricts_the_choice(pipe: FacePipeline, testdata: Path) -> None:
+    img = read_bgr(testdata / "multi_face" / "fr_two_people.jpg")
+    small = pipe.detect_all(img)[1].face
+    x1, y1 = int(small.box[0]), int(small.box[1])
+    area = Area(left=x1 + 5, top=y1 + 5, width=20, height=20)
+    got = pipe.analyze_largest(img, area=area)
+    assert _iou(got.face.box, small.box) > 0.7
+    # Coordinates stay in full-image pixels.
+    assert got.image_size == (img.shape[1], img.shape[0])
+    with pytest.raises(EdgeError) as e:
+        pipe.analyze_largest(img, area=Area(left=0, top=img.shape[0] - 40, width=40, height=40))
+    assert e.value.code == 223 and "image.area" in e.value.message
+
+
+def test_no_face_is_223(pipe: FacePipeline, testdata: Path) -> None:
+    for rel in ("awkward/no_face_dogs.jpg", "awkward/no_face_landscape_view.jpg"):
+        with pytest.raises(EdgeError) as e:
+            pipe.analyze_largest(read_bgr(testdata / rel))
+        assert e.value.code == 223
+        assert pipe.detect_all(read_bgr(testdata / rel)) == []
+
+
+def _padded(img: np.ndarray, face_h: int, canvas: int) -> np.ndarray:
+    scale = face_h / img.shape[0]
+    small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    out = np.full((canvas, canvas, 3), 40, np.uint8)
+    out[10 : 10 + small.shape[0], 10 : 10 + small.shape[1]] = small
+    return out
+
+
+def test_small_face_is_224(pipe: FacePipeline, testdata: Path) -> None:
+    img = read_bgr(testdata / OBAMA / "1.jpg")  # the face is about a third of the height
+    # Under 10 % of a large canvas (but well over 32 px).
+    with pytest.raises(EdgeError) as e:
+        pipe.analyze_largest(_padded(img, 300, 1400))
+    assert e.value.code == 224 and "10%" in e.value.message
+    # Under 32 px in a small canvas (but over 10 % of it).
+    with pytest.raises(EdgeError) as e:
+        pipe.analyze_largest(_padded(img, 80, 200))
+    assert e.value.code == 224 and "32" in e.value.message
+    # detect skips the 10 % rule: the same face is listed.
+    listed = pipe.detect_all(_padded(img, 300, 1400))
+    assert len(listed) == 1 and listed[0].face.width >= 32
+
+
+def test_auto_rotate_finds_the_upright_face(pipe: FacePipeline, testdata: Path) -> None:
+    results = {}
+    for r in (90, 180, 270):
+        img = read_bgr(testdata / "awkward" / f"cai_xukun_pixels_rotated_r{r}.jpg")
+        got = pipe.analyze_largest(img, auto_rotate=True)
+        kps = got.face.kps
+        # Upright in the turned image: eyes level and above the mouth, left eye on the left.
+        assert kps[0, 0] < kps[1, 0]
+        assert max(kps[0, 1], kps[1, 1]) < min(kps[3, 1], kps[4, 1])
+        h, w = img.shape[:2]
+        assert got.image_size == ((h, w) if got.rotated in (90, 270) else (w, h))
+        results[r] = got
+    assert results[180].rotated == 180
+    assert {results[90].rotated, results[270].rotated} == {90, 270}
+    # All three turned back to the same picture: same face, same place.
+    ref = results[180].face.box
+    assert all(_iou(ref, g.face.box) > 0.9 for g in results.values())
+    emb = [g.embedding for g in results.values()]
+    assert all(pipe.similarity(emb[0], e) >= 0.99 for e in emb)
+
+
+def test_upright_photo_is_not_turned(pipe: FacePipeline, testdata: Path) -> None:
+    got = pipe.analyze_largest(read_bgr(testdata / OBAMA / "1.jpg"), auto_rotate=True)
+    assert got.rotated == 0
+
+
+def test_decoded_image_rotation_adds_up(pipe: FacePipeline, testdata: Path) -> None:
+    raw = (testdata / "awkward" / "exif_orientation_6_hopper.jpg").read_bytes()
+    dec = decode_bytes(raw, auto_rotate=True)
+    got = pipe.analyze_largest(dec, auto_rotate=True)
+    assert got.rotated == dec.rotated % 360  # EXIF turn applied by imaging; face upright
+    assert got.image_size == (dec.width, dec.height)
+
+
+def test_detect_all_largest_first_and_32px_rule(pipe: FacePipeline, testdata: Path) -> None:
+    img = read_bgr(testdata / "multi_face" / "dlib_2007_007763.jpg")  # 7 faces of ~32-45 px
+    _, slow = build_detectors(pipe.registry, pipe.settings)
+    raw = slow.detect(img)
+    listed = pipe.detect_all(img)
+    big_enough = [f for f in raw if min(f.width, f.height) >= 32]
+    assert 0 < len(listed) == len(big_enough) < len(raw)
+    areas = [f.face.area for f in listed]
+    assert areas == sorted(areas, reverse=True)
+    # Enlarged 1.5x every labelled face clears 32 px and is listed.
+    big = cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+    assert len(pipe.detect_all(big)) == 7
+
+
+def test_rotate_area_matches_rotated_pixels() -> None:
+    w, h = 7, 5
+    img = np.zeros((h, w), np.uint8)
+    area = Area(left=1, top=2, width=3, height=2)
+    img[2:4, 1:4] = 1
+    rot = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    for d, code in rot.items():
+        t = cv2.rotate(img, code)
+        a = rotate_area_cw(area, d, w, h)
+        ys, xs = np.nonzero(t)
+        assert (a.left, a.top) == (xs.min(), ys.min())
+        assert (a.width, a.height) == (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+
+
+def test_search_path_opens_only_its_models(make_settings, testdata: Path) -> None:  # type: ignore[no-untyped-def]
+    s = make_settings()
+    reg = ModelRegistry(s)
+    p = FacePipeline(reg, s, details=_NoDetails())
+    p.analyze_largest(read_bgr(testdata / OBAMA / "1.jpg"), flags=DetailFlags())
+    assert set(reg.opened()) <= {"detector_fast", "detector_slow", "embedding"}
+    assert "embedding" in reg.opened()
+
+
+def test_thread_safe_results_match_sequential(pipe: FacePipeline, testdata: Path) -> None:
+    rels = [f"{OBAMA}/{i}.jpg" for i in (1, 2, 3)] + [f"{BIDEN}/{i}.jpg" for i in (1, 2)]
+    imgs = [read_bgr(testdata / r) for r in rels] * 4
+    seq = [pipe.analyze_largest(i).embedding for i in imgs]
+    with ThreadPoolExecutor(4) as ex:
+        par = list(ex.map(lambda i: pipe.analyze_largest(i).embedding, imgs))
+    for a, b in zip(seq, par, strict=True):
+        assert a is not None and b is not None
+        assert float(np.dot(a, b)) > 0.9999
