@@ -2,8 +2,8 @@
 
 Checks run in the contract's order and the first failure wins: not base64 (214), format by
 its bytes not JPG/PNG/GIF (215, or 214 for bytes that are no image at all), does not decode
-(214), over the pixel cap (217, judged from the header before any pixel is allocated when the
-header is readable), grayscale (216).
+(214; a file whose header gives no size is refused here too), over the pixel cap (217, judged
+from the header before any pixel is allocated), grayscale (216).
 
 Everything is done with OpenCV 5, no Pillow: its GIF reader returns the first frame of an
 animation, IMREAD_COLOR turns palette, gray+alpha, RGBA and 16-bit files into 8-bit BGR, and
@@ -95,8 +95,11 @@ def decode_bytes(
             raise EdgeError(215, f"{field} is not a JPG, PNG or GIF image")
         raise EdgeError(214, f"{field} is not an image")
     header = read_header(raw, fmt)
-    if header.width and header.height:
-        _check_pixels(header.width, header.height, max_pixels, field)
+    if not (header.width and header.height):
+        # Every decoder needs this header too; refusing here also means a bomb cannot slip
+        # past the pixel cap by hiding its frame header from the scan.
+        raise EdgeError(214, f"{field} does not decode as a {fmt.upper()} image (no size)")
+    _check_pixels(header.width, header.height, max_pixels, field)
 
     gray_file = header.channels == 1
     try:

@@ -9,6 +9,7 @@ on whether the bytes are an image.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ from edge.imaging.orientation import tiff_orientation
 _SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 # Markers without a length field.
 _STANDALONE = frozenset((0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8))
+_FILL = re.compile(rb"\xff+")
+# Real files carry a few dozen segments/chunks before the frame header; the bounds keep a
+# crafted file of millions of tiny segments from costing seconds of Python.
+MAX_JPEG_SEGMENTS = 4096
 _MAX_PNG_CHUNKS = 64
 
 
@@ -44,16 +49,11 @@ def _jpeg(raw: bytes) -> ImageHeader:
     orientation = 1
     n = len(raw)
     pos = 2
-    while pos < n:
-        if raw[pos] != 0xFF:  # garbage between segments: resync like libjpeg does
-            nxt = raw.find(b"\xff", pos)
-            if nxt < 0:
-                break
-            pos = nxt
-        while pos < n and raw[pos] == 0xFF:  # fill bytes
-            pos += 1
-        if pos >= n:
+    for _ in range(MAX_JPEG_SEGMENTS):
+        fill = _FILL.search(raw, pos)  # skips garbage between segments, like libjpeg
+        if fill is None or fill.end() >= n:
             break
+        pos = fill.end()
         marker = raw[pos]
         pos += 1
         if marker in _STANDALONE:

@@ -12,6 +12,7 @@ import pytest
 
 from edge.errors import EdgeError
 from edge.imaging import decode_bytes, rotate_cw
+from edge.imaging.header import MAX_JPEG_SEGMENTS
 from tests.imaging.imaging_helpers import encode, exif_tiff, png_chunk, png_with_exif
 
 
@@ -140,3 +141,18 @@ def test_rotate_cw_maps_pixels_clockwise(hopper_bgr: np.ndarray) -> None:
     assert rotate_cw(img, 0) is img
     with pytest.raises(ValueError):
         rotate_cw(img, 45)
+
+
+def test_jpeg_with_many_segments_or_fill_bytes_before_the_frame(awkward: Path) -> None:
+    """Legal padding before the frame header decodes; a header hidden past the scan's bound
+    is refused, so a bomb cannot slip past the pixel cap that way."""
+    raw = (awkward / "hopper_reference_upright.jpg").read_bytes()
+    expected = decode_bytes(raw).bgr
+    comment = b"\xff\xfe\x00\x04hi"
+    some = raw[:2] + comment * 1000 + raw[2:]
+    assert np.array_equal(decode_bytes(some).bgr, expected)
+    fill = b"\xff" * 100_000  # fill bytes are legal before any marker
+    assert np.array_equal(decode_bytes(raw[:2] + fill + raw[2:]).bgr, expected)
+    hidden = raw[:2] + comment * (MAX_JPEG_SEGMENTS + 1) + raw[2:]
+    assert _code(hidden) == 214
+    assert _code(_jpeg_with_size(hidden, 20_000, 20_000)) == 214
