@@ -1,0 +1,163 @@
+"""`edge-face bench liveness`: cost of the liveness stage and of the full-frame path.
+
+Measures, in one process and one run:
+- the liveness stage alone per face (crop + both models + fusion + quality gates), per
+  backend, p50/p95;
+- a naive baseline: the two models through onnxruntime with default session options, each
+  crop prepared separately, softmax averaged (what a straight port of the upstream demo
+  does); the ratio baseline/ours says what the engineering bought;
+- the full-frame path on 640x480 JPEG frames: decode -> detect (fast, then slow if nothing)
+  -> liveness, p50/p95 and frames/s;
+- peak RSS of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.bench.stats import p, peak_rss_mb, table, time_calls
+from edge.config import Settings
+from edge.evaluation.liveness import DEFAULT_DATA, find_face, load_samples
+from edge.runtime.registry import ModelRegistry
+from edge.vision.detection import build_detectors
+from edge.vision.liveness import LivenessScorer, minifas_crop
+from edge.vision.types import Face
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with live/ spoof/")
+    parser.add_argument("--runs", type=int, default=200, help="timed calls per measurement")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+
+
+def _frames(data: Path) -> list[tuple[np.ndarray, bytes]]:
+    """640x480 frames (letterboxed full-frame test photos) and their JPEG bytes."""
+    out = []
+    for s in load_samples(data):
+        bgr = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+        if bgr is None or max(bgr.shape[:2]) < 480:  # tight crops are not camera frames
+            continue
+        scale = min(640 / bgr.shape[1], 480 / bgr.shape[0])
+        small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        frame = np.zeros((480, 640, 3), np.uint8)
+        y0, x0 = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
+        frame[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+        ok, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if ok:
+            out.append((frame, jpg.tobytes()))
+    return out
+
+
+def _cycle(items: list[Any]) -> Callable[[], Any]:
+    state = {"i": 0}
+
+    def nxt() -> Any:
+        item = items[state["i"] % len(items)]
+        state["i"] += 1
+        return item
+
+    return nxt
+
+
+class NaiveBaseline:
+    """Upstream-demo style: default onnxruntime sessions, one model after the other."""
+
+    def __init__(self, registry: ModelRegistry, scorer: LivenessScorer) -> None:
+        import onnxruntime as ort
+
+        self.specs = [m for m in scorer.params.models if m.kind == "minifasnet"]
+        self.sessions = [
+            ort.InferenceSession(str(registry.path(m.role)), providers=["CPUExecutionProvider"])
+            for m in self.specs
+        ]
+
+    def __call__(self, bgr: np.ndarray, face: Face) -> float:
+        probs = []
+        for spec, sess in zip(self.specs, self.sessions, strict=True):
+            patch = minifas_crop(bgr, face.box, spec.scale, spec.size)
+            x = np.expand_dims(patch.transpose(2, 0, 1), 0).astype(np.float32)
+            z = sess.run(None, {sess.get_inputs()[0].name: x})[0][0]
+            e = np.exp(z - z.max())
+            probs.append(e / e.sum())
+        return float(1.0 - np.mean(probs, axis=0)[1])
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    frames = _frames(args.data)
+    if not frames:
+        print(f"no full-frame images (>= 480 px) under {args.data}")
+        return 2
+    rows: list[list[object]] = []
+    results: dict[str, Any] = {"runs": args.runs, "frames": len(frames)}
+    stage: dict[str, float] = {}
+
+    base_registry = ModelRegistry(settings)
+    detectors = build_detectors(base_registry, settings)
+    faces = []
+    for frame, _ in frames:
+        face, _how = find_face(frame, detectors)
+        if face is not None:
+            faces.append((frame, face))
+    if not faces:
+        print("no face found in the benchmark frames")
+        return 2
+
+    variants = {
+        f"openvino ({settings.models.openvino_precision})": {"backend": "openvino"},
+        "openvino (f32)": {"backend": "openvino", "openvino_precision": "f32"},
+        "onnxruntime (cpu)": {"backend": "onnxruntime", "providers": ["cpu"]},
+    }
+    for name, override in variants.items():
+        models = settings.models.model_copy(update=override)
+        s = settings.model_copy(update={"models": models})
+        scorer = LivenessScorer(ModelRegistry(s), s)
+        scorer.warmup()
+        nxt = _cycle(faces)
+        ms = time_calls(lambda sc=scorer, n=nxt: sc.score(*n()), args.runs)
+        stage[name] = p(ms, 50)
+        rows.append([f"liveness stage / face, {name}", p(ms, 50), p(ms, 95), 1000 / ms.mean()])
+        results[f"stage:{name}"] = {"p50": p(ms, 50), "p95": p(ms, 95)}
+
+    ours = LivenessScorer(base_registry, settings)
+    ours.warmup()
+    baseline = NaiveBaseline(base_registry, ours)
+    nxt = _cycle(faces)
+    ms = time_calls(lambda n=nxt: baseline(*n()), args.runs)
+    base_p50 = p(ms, 50)
+    rows.append(["baseline: 2 models, ort defaults, naive", base_p50, p(ms, 95), 1000 / ms.mean()])
+    results["stage:baseline"] = {"p50": base_p50, "p95": p(ms, 95)}
+
+    def full_frame(jpg: bytes) -> float | None:
+        bgr = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+        fast, slow = detectors
+        found = fast.detect(bgr) or slow.detect(bgr)
+        if not found:
+            return None
+        return ours.score(bgr, max(found, key=lambda f: f.area)).spoof_score
+
+    nxt_jpg = _cycle([j for _, j in frames])
+    ms = time_calls(lambda: full_frame(nxt_jpg()), args.runs)
+    rows.append(
+        ["full frame 640x480: decode+detect+liveness", p(ms, 50), p(ms, 95), 1000 / ms.mean()]
+    )
+    results["fullFrame"] = {"p50": p(ms, 50), "p95": p(ms, 95), "fps": 1000 / ms.mean()}
+
+    print(table(["measurement", "p50 ms", "p95 ms", "per s"], rows))
+    default_name = next(iter(variants))
+    ratio = base_p50 / stage[default_name]
+    print(
+        f"speed-up vs baseline (p50, {default_name}): {ratio:.2f}x; "
+        f"faces: {len(faces)} from {len(frames)} frames; peak RSS {peak_rss_mb():.0f} MiB"
+    )
+    results["ratioBaselineOverOurs"] = ratio
+    results["peakRssMiB"] = peak_rss_mb()
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return 0
