@@ -38,6 +38,7 @@ SEARCH_SECONDS = REGISTRY.histogram(
 
 _VECTOR_DTYPE: Final = np.dtype("<f4")  # little-endian float32 on disk, whatever the CPU
 _PURGE_BATCH: Final = 1000
+_LOAD_CHUNK: Final = 4096
 _FETCH_CHUNK: Final = 500  # stays under SQLite's host-parameter limit on old builds
 
 
@@ -267,29 +268,45 @@ class EntityStore:
 
     # Index --------------------------------------------------------------------------------
     def _load_index(self) -> None:
+        """Rebuild the index from the file, streaming rows so start-up memory stays flat."""
         now_s = self._now_s()
-        entries: list[IndexEntry] = []
+        live = "pack_fingerprint = ? AND expires_at > ?"
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT uuid, instance, model, collection, key, expires_at, vector "
-                "FROM entities WHERE pack_fingerprint = ? AND expires_at > ?",
+            groups = conn.execute(
+                f"SELECT instance, model, dim, count(*) AS n FROM entities WHERE {live} "
+                "GROUP BY instance, model, dim ORDER BY n DESC",
                 (self.pack_fingerprint, now_s),
             ).fetchall()
+            for instance, model, dim, n in groups:
+                if (instance, model) not in self._dims:  # the most common dimension wins
+                    self._dims[(instance, model)] = dim
+                    self._index.reserve(instance, model, dim, n)
             self.stale_count = int(
                 conn.execute(
                     "SELECT count(*) FROM entities WHERE pack_fingerprint != ?",
                     (self.pack_fingerprint,),
                 ).fetchone()[0]
             )
-        for uuid, instance, model, collection, key, expires_at, blob in rows:
-            vec = np.frombuffer(blob, dtype=_VECTOR_DTYPE).astype(np.float32)
-            self._dims.setdefault((instance, model), vec.shape[0])
-            entries.append(IndexEntry(uuid, instance, model, collection, key, expires_at, vec))
-        self._index.add_many(entries)
+            cur = conn.execute(
+                "SELECT uuid, instance, model, collection, key, expires_at, dim, vector "
+                f"FROM entities WHERE {live}",
+                (self.pack_fingerprint, now_s),
+            )
+            while rows := cur.fetchmany(_LOAD_CHUNK):
+                entries = []
+                for uuid, instance, model, collection, key, expires_at, dim, blob in rows:
+                    if self._dims[(instance, model)] != dim:
+                        self.stale_count += 1
+                        continue
+                    vec = np.frombuffer(blob, dtype=_VECTOR_DTYPE)
+                    entries.append(
+                        IndexEntry(uuid, instance, model, collection, key, expires_at, vec)
+                    )
+                self._index.add_many(entries)
         if self.stale_count:
             log.warning(
-                "%d stored vectors come from another model pack than %s; they are listed but "
-                "not searched until re-enrolled",
+                "%d stored vectors come from another model pack than %s (or disagree with "
+                "its dimension); they are listed but not searched until re-enrolled",
                 self.stale_count,
                 self.pack_fingerprint,
             )

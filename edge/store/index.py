@@ -46,6 +46,9 @@ class VectorIndex(Protocol):
     def add_many(self, entries: Iterable[IndexEntry]) -> None:
         """Bulk insert (start-up load); same semantics as repeated `add`."""
 
+    def reserve(self, instance: str, model: str, dim: int, count: int) -> None:
+        """Hint that `count` more rows of (instance, model) follow; may be a no-op."""
+
     def update(
         self,
         uuid: str,
@@ -302,6 +305,12 @@ class ExactIndex:
                 part._grow(part.n + n)
             for e in items:
                 self._add_locked(e)
+
+    def reserve(self, instance: str, model: str, dim: int, count: int) -> None:
+        """Size a partition once before a start-up load, so N rows allocate N rows, not 2N."""
+        with self._lock.write():
+            part = self._partition(instance, model, dim, capacity=count)
+            part._grow(part.n + count)
 
     def update(
         self,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +177,37 @@ def test_vectors_of_another_pack_are_listed_but_not_searched(
     s2.update("inst-a", old.uuid, vector=v)
     assert [e.uuid for e, _ in s2.search("inst-a", "EDGE_FACE_V1", v)] == [old.uuid]
     assert s2.get("inst-a", old.uuid).pack_fingerprint == FINGERPRINT + "-new"
+
+
+def test_reopen_sizes_the_index_exactly(open_store: Callable[..., EntityStore]) -> None:
+    s = open_store()
+    n = 1000
+    vecs = unit_vectors(n, seed=39)
+    for start in range(0, n, 100):  # growing batch by batch doubles the capacity to 1024
+        s.create_many(
+            [NewEntity("inst-a", "EDGE_FACE_V1", "M", v) for v in vecs[start : start + 100]]
+        )
+    grown = s.index.nbytes()
+    s.close()
+    s2 = open_store()
+    row_bytes = 128 * 4 + 8 + 4 + 4  # vector + expiry + collection code + key code
+    assert s2.index.nbytes() == n * row_bytes < grown
+
+
+def test_row_with_a_foreign_dimension_is_skipped_not_fatal(
+    open_store: Callable[..., EntityStore], db_path: Path
+) -> None:
+    s = open_store()
+    good = [make(s, v).uuid for v in unit_vectors(3, seed=40)]
+    s.close()
+    with sqlite3.connect(db_path) as conn:  # e.g. written by a buggy older release
+        conn.execute(
+            "INSERT INTO entities (uuid, instance, model, model_name, created_at, updated_at, "
+            "expires_at, dim, vector, pack_fingerprint) VALUES ('ffff', 'inst-a', "
+            "'EDGE_FACE_V1', 'EDGE_FACE_V1', 0, 0, 32503680000, 4, zeroblob(16), ?)",
+            (FINGERPRINT,),
+        )
+    s2 = open_store()
+    assert s2.stale_count == 1
+    q = unit_vectors(1, seed=41)[0]
+    assert {e.uuid for e, _ in s2.search("inst-a", "EDGE_FACE_V1", q)} == set(good)

@@ -1,0 +1,316 @@
+"""`edge-face bench gallery`: what a 1:N search costs as the enrolled gallery grows.
+
+For each gallery size it fills a real store (SQLite file, synchronous=FULL) with synthetic
+L2-normalised vectors and prints:
+- insert throughput: single durable `create` calls (one fsync'ed commit each, what an
+  enrolment request pays) and bulk `create_many` (one transaction per 1000);
+- search latency p50/p95 over the same queries for the exact index scan alone, the whole
+  `EntityStore.search` (scan + fetching the hits' rows), and two baselines measured in the
+  same run: the same matrix product followed by a full `argsort` instead of `argpartition`,
+  and a naive scan that reads every vector from SQLite and scores it row by row in Python;
+- index memory (allocated and live), reopen time (index rebuilt from the file), RSS.
+Top-1 agreement between the index and the full-sort baseline is checked on every query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from edge.bench.stats import p, peak_rss_mb, table, time_calls
+from edge.config import Settings
+from edge.store import EntityStore, ExactIndex, NewEntity
+
+INSTANCE = "bench"
+MODEL = "EDGE_FACE_V1"
+BULK_BATCH = 1000
+TARGET_SEARCH_MS = 10.0
+TARGET_INDEX_MB = 60.0
+
+
+def add_arguments(p_: argparse.ArgumentParser) -> None:
+    p_.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1_000, 10_000, 100_000],
+        help="gallery sizes (default 1000 10000 100000)",
+    )
+    p_.add_argument("--dim", type=int, default=128, help="vector dimension (default 128)")
+    p_.add_argument("--queries", type=int, default=200, help="timed searches per size")
+    p_.add_argument(
+        "--naive-queries",
+        type=int,
+        default=20,
+        help="timed searches of the slow naive SQLite baseline per size (default 20)",
+    )
+    p_.add_argument("--single", type=int, default=200, help="durable single creates timed per size")
+    p_.add_argument("--limit", type=int, default=10, help="top-k (default 10)")
+    p_.add_argument("--dir", type=Path, help="where the benchmark databases go (default: temp)")
+    p_.add_argument("--seed", type=int, default=0)
+    p_.add_argument("--out", type=Path, help="write the results as JSON")
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    m = rng.standard_normal((n, dim), dtype=np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    return m
+
+
+def _naive_sqlite_search(conn: sqlite3.Connection, q: np.ndarray, k: int) -> list[str]:
+    """No in-memory index: read every vector of the scope and score it row by row."""
+    scored = []
+    for uuid, blob in conn.execute(
+        "SELECT uuid, vector FROM entities WHERE instance = ? AND model = ? AND expires_at > ?",
+        (INSTANCE, MODEL, int(time.time())),
+    ):
+        scored.append((float(np.dot(np.frombuffer(blob, dtype="<f4"), q)), uuid))
+    scored.sort(reverse=True)
+    return [u for _, u in scored[:k]]
+
+
+def _interleaved(
+    fns: dict[str, Callable[[np.ndarray], object]], queries: np.ndarray, warmup: int = 5
+) -> dict[str, np.ndarray]:
+    """Milliseconds per call of each method, taking turns query by query.
+
+    Taking turns (in a rotating order) makes ours and the baselines see the same machine
+    load, so their ratio holds even on a box shared with other work.
+    """
+    names = list(fns)
+    for q in queries[:warmup]:
+        for name in names:
+            fns[name](q)
+    out = {name: np.empty(len(queries)) for name in names}
+    for i, q in enumerate(queries):
+        for j in range(len(names)):
+            name = names[(i + j) % len(names)]
+            t0 = time.perf_counter()
+            fns[name](q)
+            out[name][i] = (time.perf_counter() - t0) * 1000.0
+    return out
+
+
+def _bench_size(
+    n: int, args: argparse.Namespace, workdir: Path, proc: psutil.Process
+) -> dict[str, Any]:
+    rng = np.random.default_rng(args.seed + n)
+    vecs = _unit(rng, n, args.dim)
+    queries = _unit(rng, args.queries, args.dim)
+    path = workdir / f"gallery-{n}.sqlite3"
+    rss0 = proc.memory_info().rss
+    store = EntityStore(path, pack_fingerprint="bench")
+    res: dict[str, Any] = {"size": n}
+    try:
+        # Inserts: durable single creates first, then the rest in bulk transactions.
+        single = min(args.single, n)
+        it = iter(range(single))
+
+        def one() -> None:
+            i = next(it)
+            store.create(
+                instance=INSTANCE,
+                model=MODEL,
+                model_name=MODEL,
+                collection=f"c{i % 4}",
+                key=f"k{i}",
+                metadata=[],
+                ttl=-1,
+                vector=vecs[i],
+            )
+
+        single_ms = time_calls(one, single, warmup=0) if single else np.empty(0)
+        t0 = time.perf_counter()
+        for start in range(single, n, BULK_BATCH):
+            stop = min(start + BULK_BATCH, n)
+            store.create_many(
+                [
+                    NewEntity(INSTANCE, MODEL, MODEL, vecs[i], f"c{i % 4}", f"k{i}")
+                    for i in range(start, stop)
+                ]
+            )
+        bulk_s = time.perf_counter() - t0
+        bulk_n = n - single
+        res["single_create_p50_ms"] = p(single_ms, 50)
+        res["single_create_p95_ms"] = p(single_ms, 95)
+        res["single_create_per_s"] = 1000.0 / float(np.mean(single_ms)) if single else 0.0
+        res["bulk_create_per_s"] = bulk_n / bulk_s if bulk_n else 0.0
+        index = store.index
+        assert isinstance(index, ExactIndex)
+        res["index_alloc_mb"] = index.nbytes() / 2**20
+        res["index_live_mb"] = n * (args.dim * 4 + 4 + 4 + 8) / 2**20
+        res["rss_after_fill_mb"] = (proc.memory_info().rss - rss0) / 2**20
+
+        # Search: our scan, the whole store call, and the full-sort baseline on the same
+        # queries, interleaved; the naive SQLite baseline is too slow for every query.
+        k = args.limit
+        ms = _interleaved(
+            {
+                "scan": lambda q: index.search(INSTANCE, MODEL, q, now=int(time.time()), limit=k),
+                "store": lambda q: store.search(INSTANCE, MODEL, q, limit=k),
+                "filtered": lambda q: store.search(INSTANCE, MODEL, q, collection="c1", limit=k),
+                # Same product on the same-shaped matrix, then a full argsort.
+                "fullsort": lambda q: np.argsort(-(vecs @ q))[:k],
+            },
+            queries,
+        )
+        scan_ms, store_ms, filtered_ms, sort_ms = (
+            ms["scan"],
+            ms["store"],
+            ms["filtered"],
+            ms["fullsort"],
+        )
+        agree = 0
+        for q in queries:
+            ours = index.search(INSTANCE, MODEL, q, now=int(time.time()), limit=1)
+            agree += int(abs(ours[0][1] - float(np.max(vecs @ q))) <= 1e-5)
+        conn = sqlite3.connect(path)
+        try:
+            nq = max(1, min(args.naive_queries, len(queries)))
+            qi = iter(range(10**9))
+            naive_ms = time_calls(
+                lambda: _naive_sqlite_search(conn, queries[next(qi) % nq], k), nq, warmup=1
+            )
+        finally:
+            conn.close()
+        res |= {
+            "scan_p50_ms": p(scan_ms, 50),
+            "scan_p95_ms": p(scan_ms, 95),
+            "store_search_p50_ms": p(store_ms, 50),
+            "store_search_p95_ms": p(store_ms, 95),
+            "store_search_filtered_p50_ms": p(filtered_ms, 50),
+            "fullsort_p50_ms": p(sort_ms, 50),
+            "fullsort_p95_ms": p(sort_ms, 95),
+            "naive_sqlite_p50_ms": p(naive_ms, 50),
+            "naive_sqlite_p95_ms": p(naive_ms, 95),
+            "naive_queries": nq,
+            "top1_agree": f"{agree}/{len(queries)}",
+        }
+    finally:
+        store.close()
+
+    # Restart: the index is rebuilt from the file, sized exactly.
+    t0 = time.perf_counter()
+    reopened = EntityStore(path, pack_fingerprint="bench")
+    res["reopen_s"] = time.perf_counter() - t0
+    try:
+        idx = reopened.index
+        assert isinstance(idx, ExactIndex)
+        res["index_reopened_mb"] = idx.nbytes() / 2**20
+    finally:
+        reopened.close()
+    res["db_file_mb"] = sum(f.stat().st_size for f in workdir.glob(f"gallery-{n}.*")) / 2**20
+    res["peak_rss_mb"] = peak_rss_mb()
+    return res
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="edge-gallery-", dir=args.dir))
+    proc = psutil.Process()
+    results = []
+    try:
+        for n in args.sizes:
+            results.append(_bench_size(n, args, workdir, proc))
+            for f in workdir.glob(f"gallery-{n}.*"):
+                f.unlink()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(
+        f"gallery search, {args.dim}-d unit vectors, top-{args.limit}, {args.queries} queries "
+        f"per size (naive SQLite baseline: {args.naive_queries}); times in ms"
+    )
+    print(
+        table(
+            [
+                "size",
+                "scan p50",
+                "scan p95",
+                "store p50",
+                "store p95",
+                "filtered p50",
+                "fullsort p50",
+                "naive p50",
+                "scan/fullsort",
+                "scan/naive",
+                "top1 agree",
+            ],
+            [
+                [
+                    r["size"],
+                    r["scan_p50_ms"],
+                    r["scan_p95_ms"],
+                    r["store_search_p50_ms"],
+                    r["store_search_p95_ms"],
+                    r["store_search_filtered_p50_ms"],
+                    r["fullsort_p50_ms"],
+                    r["naive_sqlite_p50_ms"],
+                    f"{r['scan_p50_ms'] / r['fullsort_p50_ms']:.3f}",
+                    f"{r['scan_p50_ms'] / r['naive_sqlite_p50_ms']:.4f}",
+                    r["top1_agree"],
+                ]
+                for r in results
+            ],
+        )
+    )
+    print()
+    print("inserts, memory and restart")
+    print(
+        table(
+            [
+                "size",
+                "create p50 ms",
+                "create p95 ms",
+                "creates/s",
+                "bulk rows/s",
+                "index MB",
+                "live MB",
+                "reopened MB",
+                "RSS fill MB",
+                "reopen s",
+                "db MB",
+                "peak RSS MB",
+            ],
+            [
+                [
+                    r["size"],
+                    r["single_create_p50_ms"],
+                    r["single_create_p95_ms"],
+                    f"{r['single_create_per_s']:.0f}",
+                    f"{r['bulk_create_per_s']:.0f}",
+                    r["index_alloc_mb"],
+                    r["index_live_mb"],
+                    r["index_reopened_mb"],
+                    r["rss_after_fill_mb"],
+                    r["reopen_s"],
+                    r["db_file_mb"],
+                    r["peak_rss_mb"],
+                ]
+                for r in results
+            ],
+        )
+    )
+    big = max(results, key=lambda r: r["size"])
+    ok_time = big["store_search_p50_ms"] <= TARGET_SEARCH_MS
+    ok_mem = big["index_reopened_mb"] <= TARGET_INDEX_MB
+    print()
+    print(
+        f"target @ {big['size']}: store search p50 {big['store_search_p50_ms']:.2f} ms "
+        f"(p95 {big['store_search_p95_ms']:.2f}) <= {TARGET_SEARCH_MS:.0f} ms: "
+        f"{'met' if ok_time else 'NOT met'}; index {big['index_reopened_mb']:.1f} MB after "
+        f"restart ({big['index_alloc_mb']:.1f} MB allocated while growing) <= "
+        f"{TARGET_INDEX_MB:.0f} MB: {'met' if ok_mem else 'NOT met'}"
+    )
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+    return 0
