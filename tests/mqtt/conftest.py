@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from broker import Broker
+from mosquitto_broker import Broker
 
 from edge.config import Settings, load_settings
 

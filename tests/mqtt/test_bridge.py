@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from broker import Broker, Subscriber
+from mosquitto_broker import Broker, Subscriber
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 

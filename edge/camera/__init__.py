@@ -1,0 +1,1 @@
+"""Cameras: frame sources, tracking, per-track recognition + liveness decisions."""

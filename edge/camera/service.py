@@ -1,0 +1,212 @@
+"""Composition of the background services: the MQTT bridge and the configured cameras.
+
+The server's composition root enters `edge_services(...)` once models and store are ready;
+leaving it stops cameras first (no new events), then flushes and closes the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from edge.camera.events import RecognitionEvent
+from edge.camera.recognizer import LivenessLike, Recognizer
+from edge.camera.sources import Capture, parse_source
+from edge.camera.worker import CameraWorker
+from edge.config import CameraConfig, ConfigError, Settings, load_settings
+from edge.errors import EdgeError
+from edge.mqtt.bridge import MqttBridge
+from edge.mqtt.commands import CommandRequest
+from edge.mqtt.schemas import EntityEvent
+
+log = logging.getLogger(__name__)
+
+_ACTIONS = {"create": "created", "update": "updated", "delete": "deleted", "expire": "deleted"}
+
+
+class EnrollRequest(CommandRequest):
+    camera: str | None = Field(None, description="camera name; optional with one camera")
+    key: str = Field(max_length=256)
+    collection: str = Field("", max_length=256)
+    ttl: int = -1
+    timeoutS: float = Field(5.0, gt=0, le=60)
+
+
+class ReloadRequest(CommandRequest):
+    pass
+
+
+@dataclass
+class CameraRunner:
+    cfg: CameraConfig
+    capture: Capture
+    worker: CameraWorker
+
+    def stop(self) -> None:
+        self.capture.stop()
+        self.worker.stop()
+
+
+def start_camera(
+    cfg: CameraConfig,
+    recognizer: Recognizer,
+    sink: Callable[[RecognitionEvent], None],
+    *,
+    device_id: str,
+) -> CameraRunner:
+    spec = parse_source(cfg.source)
+    realtime = cfg.realtime if cfg.realtime is not None else True
+    capture = Capture(spec, realtime=realtime, name=cfg.name).start()
+    worker = CameraWorker(cfg, capture, recognizer, sink, device_id=device_id).start()
+    return CameraRunner(cfg, capture, worker)
+
+
+def entity_payload(change: Any, device_id: str) -> dict[str, Any]:
+    """An outbox change as an `events/entity` message: no vector, API field names."""
+    p = change.payload
+    entity = {
+        "uuid": change.entity_uuid,
+        "instance": change.instance,
+        "model": p.get("model_name") or p.get("model"),
+        "collection": p.get("collection"),
+        "key": p.get("key"),
+        "metadata": p.get("metadata"),
+        "createdAt": p.get("created_at"),
+        "updatedAt": p.get("updated_at"),
+        "expiresAt": p.get("expires_at"),
+    }
+    event = EntityEvent(
+        eventId=change.change_id or str(uuid.uuid4()),
+        deviceId=device_id,
+        action=_ACTIONS.get(change.op, "updated"),  # type: ignore[arg-type]
+        entity={k: v for k, v in entity.items() if v is not None},
+    )
+    return event.model_dump(by_alias=True)
+
+
+@dataclass
+class EdgeServices:
+    settings: Settings
+    recognizer: Recognizer
+    bridge: MqttBridge | None
+    config_path: Path | None = None
+    cameras: dict[str, CameraRunner] = field(default_factory=dict)
+    listeners: list[Callable[[RecognitionEvent], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # Events -------------------------------------------------------------------------------
+    def emit(self, event: RecognitionEvent) -> None:
+        if self.bridge is not None:
+            self.bridge.publish_event("recognition", event.payload())
+        for fn in list(self.listeners):
+            try:
+                fn(event)
+            except Exception:
+                log.exception("recognition listener failed")
+
+    def on_entity_change(self, change: Any) -> None:
+        if self.bridge is not None:
+            self.bridge.publish_event("entity", entity_payload(change, self.settings.device_id))
+
+    # Cameras ------------------------------------------------------------------------------
+    def start_cameras(self, configs: list[CameraConfig]) -> None:
+        for cfg in configs:
+            if cfg.enabled and cfg.name not in self.cameras:
+                self.cameras[cfg.name] = start_camera(
+                    cfg, self.recognizer, self.emit, device_id=self.settings.device_id
+                )
+        if self.bridge is not None:
+            self.bridge.set_cameras(sorted(self.cameras))
+
+    def stop_cameras(self, names: list[str] | None = None) -> None:
+        for name in list(names if names is not None else self.cameras):
+            runner = self.cameras.pop(name, None)
+            if runner is not None:
+                runner.stop()
+
+    def status(self) -> dict[str, Any]:
+        return {"cameras": [r.worker.stats() for r in self.cameras.values()]}
+
+    # Commands -----------------------------------------------------------------------------
+    def enroll(self, req: EnrollRequest) -> dict[str, Any]:
+        if req.ttl != -1 and req.ttl < 1:
+            raise EdgeError(112, "ttl must be -1 or >= 1")
+        if req.camera is None:
+            if len(self.cameras) != 1:
+                raise EdgeError(110, "camera is required when the device has several cameras")
+            runner = next(iter(self.cameras.values()))
+        else:
+            runner = self.cameras.get(req.camera)
+            if runner is None:
+                raise EdgeError(113, f"camera {req.camera!r} does not exist")
+        entity: Any = runner.worker.enroll_current(
+            key=req.key, collection=req.collection, ttl=req.ttl, timeout_s=req.timeoutS
+        )
+        return {
+            "camera": runner.cfg.name,
+            "entity": {
+                "uuid": entity.uuid,
+                "model": entity.model_name,
+                "collection": entity.collection,
+                "key": entity.key,
+            },
+        }
+
+    def reload(self, _req: ReloadRequest) -> dict[str, Any]:
+        """Re-read the config file's cameras; restart only cameras whose config changed."""
+        try:
+            fresh = load_settings(self.config_path) if self.config_path else None
+        except ConfigError as e:
+            raise EdgeError(112, f"config: {e}") from None
+        wanted = {c.name: c for c in (fresh.cameras if fresh else self.settings.cameras)}
+        with self._lock:
+            stopped = [n for n, r in self.cameras.items() if n not in wanted or wanted[n] != r.cfg]
+            self.stop_cameras(stopped)
+            before = set(self.cameras)
+            self.start_cameras(list(wanted.values()))
+            started = sorted(set(self.cameras) - before)
+            if fresh is not None:
+                self.settings.cameras = list(wanted.values())
+        if self.bridge is not None:
+            self.bridge.publish_status()
+        return {"cameras": sorted(self.cameras), "started": started, "stopped": sorted(stopped)}
+
+
+@contextlib.asynccontextmanager
+async def edge_services(
+    settings: Settings,
+    pipeline: Any,
+    store: Any,
+    liveness: LivenessLike | None,
+    *,
+    config_path: Path | None = None,
+) -> AsyncIterator[EdgeServices]:
+    """Start the MQTT bridge (if enabled) and the configured cameras; stop them on exit."""
+    recognizer = Recognizer(settings, pipeline, store, liveness)
+    services = EdgeServices(settings, recognizer, None, config_path=config_path)
+    if settings.mqtt.enabled:
+        bridge = MqttBridge(settings, status_extra=services.status)
+        bridge.register_command("enroll", EnrollRequest, services.enroll)
+        bridge.register_command("reload", ReloadRequest, services.reload)
+        bridge.set_cameras([c.name for c in settings.cameras if c.enabled])
+        services.bridge = bridge
+        store.add_listener(services.on_entity_change)
+        bridge.start()
+    services.start_cameras(settings.cameras)
+    try:
+        yield services
+    finally:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, services.stop_cameras)
+        if services.bridge is not None:
+            bridge, services.bridge = services.bridge, None  # store listener goes quiet
+            await loop.run_in_executor(None, bridge.stop)

@@ -1,0 +1,125 @@
+"""Fixtures: real models, a real SQLite store, a people video, a real mosquitto."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "mqtt"))
+from camera_video import Segment, write_video  # noqa: E402
+from mosquitto_broker import Broker  # noqa: E402
+
+from edge.config import Settings  # noqa: E402
+from edge.runtime.registry import ModelRegistry  # noqa: E402
+from edge.store.entities import EntityStore  # noqa: E402
+from edge.vision.liveness import LivenessScorer  # noqa: E402
+from edge.vision.pipeline import FacePipeline  # noqa: E402
+from tests.conftest import read_bgr  # noqa: E402
+
+# Enrolled from photo 1, shown in the video with another photo of the same person.
+KNOWN = {
+    "guido": ("guido_van_rossum", "1.jpg", "2.jpg"),
+    "paul": ("paul_allen", "1.jpg", "3.jpg"),
+    "matt": ("matt_damon", "1.jpg", "2.jpg"),
+}
+STRANGERS = {"kate": ("kate_winslet", "11.png"), "obama": ("barack_obama", "11.png")}
+SPOOF = "liveness/spoof/doubango_spoof.jpg"  # a presentation-attack photo (not enrolled)
+
+
+@dataclass
+class Vision:
+    settings: Settings
+    registry: ModelRegistry
+    pipeline: FacePipeline
+    liveness: LivenessScorer
+
+
+@pytest.fixture(scope="session")
+def vision(session_settings: Settings) -> Vision:
+    reg = ModelRegistry(session_settings)
+    return Vision(
+        session_settings,
+        reg,
+        FacePipeline(reg, session_settings),
+        LivenessScorer(reg, session_settings),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path, vision: Vision) -> Iterator[EntityStore]:
+    s = EntityStore(tmp_path / "store.sqlite3", pack_fingerprint=vision.registry.fingerprint)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def enroll_known(
+    store: EntityStore, vision: Vision, testdata: Path
+) -> Callable[[], dict[str, str]]:
+    """Enrols the KNOWN people from their first photo; returns key -> uuid."""
+
+    def run() -> dict[str, str]:
+        out = {}
+        for key, (person, photo, _shown) in KNOWN.items():
+            a = vision.pipeline.analyze_largest(
+                read_bgr(testdata / "faces_by_identity" / person / photo)
+            )
+            e = store.create(
+                instance="default",
+                model=vision.settings.names.face,
+                model_name=vision.settings.names.face,
+                collection="staff",
+                key=key,
+                metadata=[],
+                ttl=-1,
+                vector=a.embedding,
+            )
+            out[key] = e.uuid
+        return out
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def people_video(
+    tmp_path_factory: pytest.TempPathFactory, testdata: Path
+) -> tuple[Path, list[tuple[str, int]]]:
+    """guido, kate (stranger), paul, spoof photo, matt, obama (stranger), 1.5 s each."""
+    fid = testdata / "faces_by_identity"
+
+    def seg(label: str, path: Path) -> Segment:
+        return Segment(label, [read_bgr(path)], [440])
+
+    segments = [
+        seg("guido", fid / KNOWN["guido"][0] / KNOWN["guido"][2]),
+        seg("kate", fid / STRANGERS["kate"][0] / STRANGERS["kate"][1]),
+        seg("paul", fid / KNOWN["paul"][0] / KNOWN["paul"][2]),
+        # A photo held up to the camera: it moves a little from frame to frame.
+        Segment("spoof", [read_bgr(testdata / SPOOF)] * 3, [400, 420, 440]),
+        seg("matt", fid / KNOWN["matt"][0] / KNOWN["matt"][2]),
+        seg("obama", fid / STRANGERS["obama"][0] / STRANGERS["obama"][1]),
+    ]
+    d = tmp_path_factory.mktemp("video")
+    return write_video(d / "people", segments)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+def camera_settings(vision: Vision, tmp_path: Path, **over: Any) -> Settings:
+    data = vision.settings.model_dump()
+    data.update({"data_dir": tmp_path / "data", "device_id": "dev-1"})
+    data.update(over)
+    return Settings(**data)

@@ -1,0 +1,85 @@
+"""The recognition loop on a real video with real models and a real store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import Vision
+
+from edge.camera.events import RecognitionEvent
+from edge.camera.recognizer import Recognizer
+from edge.camera.sources import Capture, parse_source
+from edge.camera.worker import CameraWorker
+from edge.config import CameraConfig
+from edge.store.entities import EntityStore
+
+FPS = 25.0
+
+
+def run_video(
+    vision: Vision, store: EntityStore, video: Path, **cam: object
+) -> tuple[list[RecognitionEvent], CameraWorker]:
+    cfg = CameraConfig(
+        name="door", source=str(video), detect_fps=8, realtime=False, track_timeout_s=0.4, **cam
+    )
+    events: list[RecognitionEvent] = []
+    rec = Recognizer(vision.settings, vision.pipeline, store, vision.liveness)
+    capture = Capture(parse_source(cfg.source), realtime=False, name=cfg.name).start()
+    worker = CameraWorker(cfg, capture, rec, events.append, device_id="dev-1").start()
+    assert worker.finished.wait(120), "video was not processed"
+    capture.stop()
+    return events, worker
+
+
+def segment_of(event: RecognitionEvent, starts: list[tuple[str, int]]) -> str:
+    label = starts[0][0]
+    for name, first in starts:
+        if event.firstSeenSourceS >= first / FPS - 1e-6:
+            label = name
+    return label
+
+
+def test_one_decision_per_person_with_identity_and_liveness(
+    vision: Vision,
+    store: EntityStore,
+    enroll_known: Callable[[], dict[str, str]],
+    people_video: tuple[Path, list[tuple[str, int]]],
+) -> None:
+    uuids = enroll_known()
+    video, starts = people_video
+    events, worker = run_video(vision, store, video)
+
+    by_segment: dict[str, list[RecognitionEvent]] = {}
+    for e in events:
+        by_segment.setdefault(segment_of(e, starts), []).append(e)
+    assert sorted(by_segment) == sorted(name for name, _ in starts), events
+    for label, evs in by_segment.items():
+        assert len(evs) == 1, (label, [e.model_dump() for e in evs])  # one event per track
+        e = evs[0]
+        assert e.revision == 1 and e.camera == "door" and e.deviceId == "dev-1"
+        if label in uuids:
+            assert e.decision == "known" and e.match is not None, (label, e.model_dump())
+            assert e.match.key == label and e.match.uuid == uuids[label]
+            assert e.match.score >= e.threshold
+            assert e.liveness.verdict == "live", (label, e.liveness)
+        else:
+            assert e.decision == "unknown" and e.match is None, (label, e.model_dump())
+        if label == "spoof":
+            assert e.liveness.verdict == "spoof" and e.liveness.spoofScore is not None
+            assert e.liveness.spoofScore >= 0.5
+        assert e.liveness.votes >= 3 or e.liveness.frames >= 6
+        assert 0 < e.quality <= 1
+        assert e.position["width"] > 100 and e.frameSize == {"width": 1280, "height": 720}
+    # Decisions come from a handful of detection rounds, not every frame of the video.
+    assert worker.frames_processed < worker.capture.stats.frames_read / 2
+    assert worker.capture.stats.frames_dropped == 0  # lock-step file reading
+
+
+def test_without_enrolment_everyone_is_unknown(
+    vision: Vision, store: EntityStore, people_video: tuple[Path, list[tuple[str, int]]]
+) -> None:
+    video, starts = people_video
+    events, _ = run_video(vision, store, video)
+    assert len(events) == len(starts)
+    assert all(e.decision == "unknown" and e.match is None for e in events)
