@@ -720,6 +720,15 @@ class EntityStore:
             for cid, s, op, uuid, inst, at_ms, payload in rows
         ]
 
+    def prune_changes(self, through_seq: int) -> int:
+        """Drop outbox rows with seq <= `through_seq` (delivered upstream); returns how many.
+
+        seq comes from AUTOINCREMENT, so pruned numbers are never handed out again and a
+        sync cursor stays valid across prunes and restarts.
+        """
+        with self._write_lock, self._transaction() as conn:
+            return conn.execute("DELETE FROM changes WHERE seq <= ?", (through_seq,)).rowcount
+
     def add_listener(self, fn: Callable[[Change], None]) -> None:
         """`fn(change)` runs after each commit, on the writing thread; keep it quick."""
         self._listeners.append(fn)
