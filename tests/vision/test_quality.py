@@ -1,0 +1,161 @@
+"""Quality fields respond to the image property they claim to measure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import Settings
+from edge.runtime.registry import ModelRegistry
+from edge.vision.details import DetailAnalyzer
+from edge.vision.detection import build_detectors
+from edge.vision.types import DetailFlags, Face
+from tests.conftest import read_bgr
+
+QUALITY = DetailFlags(quality=True)
+PORTRAITS = [
+    "faces_by_identity/barack_obama/1.jpg",
+    "faces_by_identity/angelina_jolie/1.jpg",
+    "annotations/emotion/faceapi_neutral.jpg",
+]
+MASKED = ["awkward/masked_face_1.jpg", "awkward/masked_face_2.jpeg", "awkward/masked_face_3.jpg"]
+
+
+@pytest.fixture(scope="module")
+def registry(session_settings: Settings) -> ModelRegistry:
+    return ModelRegistry(session_settings)
+
+
+@pytest.fixture(scope="module")
+def analyzer(registry: ModelRegistry) -> DetailAnalyzer:
+    return DetailAnalyzer(registry)
+
+
+@pytest.fixture(scope="module")
+def largest_face(registry: ModelRegistry, session_settings: Settings) -> Callable[..., Face]:
+    fast, slow = build_detectors(registry, session_settings)
+
+    def find(bgr: np.ndarray) -> Face:
+        faces = fast.detect(bgr) or slow.detect(bgr)
+        assert faces, "test image must contain a detectable face"
+        return max(faces, key=lambda f: f.area)
+
+    return find
+
+
+@pytest.fixture(scope="module")
+def quality(analyzer: DetailAnalyzer, largest_face) -> Callable[..., dict]:
+    def run(bgr: np.ndarray, face: Face | None = None) -> dict:
+        return analyzer.analyze(bgr, face or largest_face(bgr), QUALITY)["quality"]
+
+    return run
+
+
+def _yale(testdata: Path, condition: str) -> list[Path]:
+    files = json.loads((testdata / "SOURCES.json").read_text())["files"]
+    return [
+        testdata / f["file"]
+        for f in files
+        if f["file"].startswith("faces_by_identity/yale_")
+        and f["source_path"].endswith("." + condition)
+    ]
+
+
+def test_all_fields_present_and_in_range(quality, testdata: Path) -> None:
+    for rel in PORTRAITS + MASKED:
+        qd = quality(read_bgr(testdata / rel))
+        assert set(qd) == {
+            "brightness", "sharpness", "mouthClosed", "centered", "size", "integrity",
+            "completeness",
+        }  # fmt: skip
+        assert -1 <= qd["brightness"] <= 1
+        for k in ("sharpness", "mouthClosed", "centered", "size", "integrity"):
+            assert 0 <= qd[k] <= 1 and isinstance(qd[k], float)
+        assert set(qd["completeness"]) == {
+            "total", "leftEyeBrow", "rightEyeBrow", "leftEye", "rightEye", "nose", "mouth",
+            "faceContour",
+        }  # fmt: skip
+        assert all(0 <= v <= 1 for v in qd["completeness"].values())
+
+
+@pytest.mark.parametrize("rel", PORTRAITS)
+def test_blur_lowers_sharpness(quality, largest_face, testdata: Path, rel: str) -> None:
+    img = read_bgr(testdata / rel)
+    face = largest_face(img)
+    blurred = cv2.GaussianBlur(img, (0, 0), max(1.5, face.width / 50))
+    sharp, soft = quality(img, face)["sharpness"], quality(blurred, face)["sharpness"]
+    assert soft < sharp - 0.2
+
+
+@pytest.mark.parametrize("rel", PORTRAITS)
+def test_darkening_lowers_brightness(quality, largest_face, testdata: Path, rel: str) -> None:
+    img = read_bgr(testdata / rel)
+    face = largest_face(img)
+    b0 = quality(img, face)["brightness"]
+    dark = quality((img * 0.4).astype(np.uint8), face)["brightness"]
+    light = quality(cv2.convertScaleAbs(img, alpha=1.0, beta=60), face)["brightness"]
+    assert dark < b0 - 0.2 < b0 + 0.2 < light + 0.2
+    assert dark < 0
+
+
+def test_mask_lowers_nose_and_mouth_completeness(quality, testdata: Path) -> None:
+    masked = [quality(read_bgr(testdata / r))["completeness"] for r in MASKED]
+    plain = [quality(read_bgr(testdata / r))["completeness"] for r in PORTRAITS]
+    for part in ("nose", "mouth"):
+        assert max(c[part] for c in masked) < 0.3 < 0.9 < min(c[part] for c in plain)
+    assert max(c["total"] for c in masked) < min(c["total"] for c in plain)
+
+
+def test_open_mouth_scores_lower_mouth_closed(quality, testdata: Path) -> None:
+    emo = testdata / "annotations/emotion"
+    assert (
+        quality(read_bgr(emo / "faceapi_surprised.jpg"))["mouthClosed"]
+        < quality(read_bgr(emo / "faceapi_neutral.jpg"))["mouthClosed"] - 0.3
+    )
+    surprised = [quality(read_bgr(p))["mouthClosed"] for p in _yale(testdata, "surprised")]
+    normal = [quality(read_bgr(p))["mouthClosed"] for p in _yale(testdata, "normal")]
+    assert len(surprised) >= 5 and len(normal) >= 3
+    assert np.mean(surprised) < np.mean(normal) - 0.2
+
+
+def test_closed_eyes_lower_eye_completeness(quality, testdata: Path) -> None:
+    sleepy = [quality(read_bgr(p))["completeness"] for p in _yale(testdata, "sleepy")]
+    normal = [quality(read_bgr(p))["completeness"] for p in _yale(testdata, "normal")]
+    eyes = lambda cs: np.mean([(c["leftEye"] + c["rightEye"]) / 2 for c in cs])  # noqa: E731
+    assert eyes(sleepy) < 0.3 < 0.6 < eyes(normal)
+
+
+def test_face_cut_by_border_lowers_integrity(quality, testdata: Path) -> None:
+    full = quality(read_bgr(testdata / "faces_by_identity/barack_obama/1.jpg"))
+    assert full["integrity"] > 0.99
+    for rel in ("awkward/obama_partial_face.jpg", "awkward/obama_partial_face2.jpg"):
+        cut = quality(read_bgr(testdata / rel))
+        assert cut["integrity"] < 0.95
+        assert cut["completeness"]["faceContour"] < full["completeness"]["faceContour"]
+
+
+def test_size_and_centered_follow_the_face_placement(quality, largest_face, testdata: Path) -> None:
+    """The same face pasted into the middle / the corner of a 3x canvas (same box, shifted,
+    so the detector's own jitter stays out of the comparison)."""
+    img = read_bgr(testdata / "faces_by_identity/barack_obama/1.jpg")
+    face = largest_face(img)
+    h, w = img.shape[:2]
+
+    def shifted(dx: int, dy: int) -> Face:
+        off = np.array([dx, dy], np.float32)
+        return Face(np.concatenate([face.box[:2] + off, face.box[2:] + off]), face.score,
+                    face.kps + off)  # fmt: skip
+
+    centred = np.zeros((3 * h, 3 * w, 3), np.uint8)
+    centred[h : 2 * h, w : 2 * w] = img
+    corner = np.zeros((3 * h, 3 * w, 3), np.uint8)
+    corner[:h, :w] = img
+    q0, qc, qk = quality(img, face), quality(centred, shifted(w, h)), quality(corner, face)
+    assert qc["size"] == pytest.approx(q0["size"] / 9, rel=0.1)
+    assert qk["size"] == pytest.approx(qc["size"], rel=0.1)
+    assert qc["centered"] > max(q0["centered"], 0.8) > 0.4 > qk["centered"]
