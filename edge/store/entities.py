@@ -186,13 +186,17 @@ class EntityStore:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
-        mode = self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RuntimeError(f"SQLite refused WAL mode for {self.path} (got {mode!r})")
-        self._writer.execute("PRAGMA synchronous=FULL")
-        migrate(self._writer)
         self.stale_count = 0
-        self._load_index()
+        try:
+            mode = self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RuntimeError(f"SQLite refused WAL mode for {self.path} (got {mode!r})")
+            self._writer.execute("PRAGMA synchronous=FULL")
+            migrate(self._writer)
+            self._load_index()
+        except BaseException:
+            self.close()
+            raise
 
     # Connections --------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
