@@ -51,9 +51,10 @@ class FacesServer(Server):
     def count(self, instance: str = "inst-a") -> int:
         return int(self.store.count(instance))
 
-    def create(self, image: dict[str, Any], *, key: str = KEY_A, **fields: Any) -> Resp:
+    def create(self, image: dict[str, Any], *, api_key: str = KEY_A, **fields: Any) -> Resp:
+        """POST an entity; `fields` are body fields (`key` here is the entity's key)."""
         body = {"model": "EDGE_FACE_V1", "image": image, **fields}
-        return self.call("POST", FACES, body, key=key)
+        return self.call("POST", FACES, body, key=api_key)
 
 
 @contextlib.contextmanager
