@@ -36,7 +36,6 @@ from edge.evaluation.liveness import (  # noqa: E402
     roc_auc,
 )
 from edge.runtime.registry import ModelRegistry  # noqa: E402
-from edge.vision.detection import build_detectors  # noqa: E402
 from edge.vision.liveness import (  # noqa: E402
     DATA_DIR,
     LivenessModelSpec,
@@ -45,6 +44,7 @@ from edge.vision.liveness import (  # noqa: E402
     face_quality,
     live_logodds,
 )
+from edge.vision.pipeline import FacePipeline  # noqa: E402
 
 MODELS = {
     "liveness_v2": LivenessModelSpec("liveness_v2", "minifasnet", 2.7, 80, 1),
@@ -114,7 +114,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray
 
 def collect(data: Path, model_dir: Path) -> list[dict[str, Any]]:
     det_settings = load_settings(None, models={"dir": model_dir})
-    detectors = build_detectors(ModelRegistry(det_settings), det_settings)
+    pipeline = FacePipeline(ModelRegistry(det_settings), det_settings)
     # f32: fit on the reference numerics (OpenVINO's CPU default may be bf16, which moves
     # scores by up to ~0.02; onnxruntime and OpenVINO-f32 agree to ~1e-6).
     nc_settings = load_settings(
@@ -134,7 +134,7 @@ def collect(data: Path, model_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for s in load_samples(data):
         bgr = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
-        face, how = find_face(bgr, detectors)
+        face, how = find_face(bgr, pipeline)
         row: dict[str, Any] = {
             "file": s.path.name,
             "label": s.label,
@@ -170,7 +170,8 @@ def main() -> int:
     scored = [r for r in rows if "logodds" in r]
     print(
         f"{len(rows)} images, {len(scored)} with a face; found: "
-        f"{ {h: sum(r['found'] == h for r in rows) for h in ('direct', 'padded', 'none')} }"
+        f"{ {h: sum(r['found'] == h for r in rows) for h in ('direct', 'padded', 'none')} }, "
+        f"too small: {sum(r['found'] == 'too small' for r in rows)}"
     )
     y = np.array([1 if r["label"] == "spoof" else 0 for r in scored])
     fold = folds_for(scored)

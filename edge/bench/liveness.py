@@ -6,8 +6,8 @@ Measures, in one process and one run:
 - a naive baseline: the two models through onnxruntime with default session options, each
   crop prepared separately, softmax averaged (what a straight port of the upstream demo
   does); the ratio baseline/ours says what the engineering bought;
-- the full-frame path on 640x480 JPEG frames: decode -> detect (fast, then slow if nothing)
-  -> liveness, p50/p95 and frames/s;
+- the full-frame path on 640x480 JPEG frames: decode -> FacePipeline.analyze_largest
+  (fast detector, slow if unsure; no embedding) -> liveness, p50/p95 and frames/s;
 - peak RSS of the process.
 """
 
@@ -26,8 +26,8 @@ from edge.bench.stats import p, peak_rss_mb, table, time_calls
 from edge.config import Settings
 from edge.evaluation.liveness import DEFAULT_DATA, find_face, load_samples
 from edge.runtime.registry import ModelRegistry
-from edge.vision.detection import build_detectors
 from edge.vision.liveness import LivenessScorer, minifas_crop
+from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
 
@@ -99,10 +99,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     stage: dict[str, float] = {}
 
     base_registry = ModelRegistry(settings)
-    detectors = build_detectors(base_registry, settings)
+    pipeline = FacePipeline(base_registry, settings)
     faces = []
     for frame, _ in frames:
-        face, _how = find_face(frame, detectors)
+        face, _how = find_face(frame, pipeline)
         if face is not None:
             faces.append((frame, face))
     if not faces:
@@ -134,13 +134,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     rows.append(["baseline: 2 models, ort defaults, naive", base_p50, p(ms, 95), 1000 / ms.mean()])
     results["stage:baseline"] = {"p50": base_p50, "p95": p(ms, 95)}
 
-    def full_frame(jpg: bytes) -> float | None:
+    def full_frame(jpg: bytes) -> float:
         bgr = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
-        fast, slow = detectors
-        found = fast.detect(bgr) or slow.detect(bgr)
-        if not found:
-            return None
-        return ours.score(bgr, max(found, key=lambda f: f.area)).spoof_score
+        face = pipeline.analyze_largest(bgr, embed=False).face  # as the endpoint finds it
+        return ours.score(bgr, face).spoof_score
 
     nxt_jpg = _cycle([j for _, j in frames])
     ms = time_calls(lambda: full_frame(nxt_jpg()), args.runs)

@@ -4,13 +4,14 @@ Protocol (ISO/IEC 30107-3 vocabulary): an attack (spoof) accepted as live is an 
 a live face rejected as spoof is a BPCER error; ACER is their mean. Decisions use the
 recommended threshold of the pack (score >= threshold => spoof).
 
-Faces are found as the endpoint finds them (fast detector, then slow; largest face). Many
+Faces are found as the endpoint finds them (FacePipeline.analyze_largest: fast detector,
+then slow; largest face; 223 no face, 224 too small). Many
 test images are tight face crops, which detectors often miss because the face fills the
 frame; for those the detector is run again on a copy padded with a black border and the box
 is mapped back, while the liveness crop is still taken from the original pixels (the border
 must not leak into the models' context). Images where no face is found even then are
 counted and listed, never dropped silently; they are not scored because the endpoint
-would answer 223 for them.
+would answer 223 (or 224) for them.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import cv2
 import numpy as np
 
 from edge.config import REPO_ROOT, Settings
+from edge.errors import EdgeError
 from edge.runtime.registry import ModelRegistry
-from edge.vision.detection import FaceDetector, build_detectors
 from edge.vision.liveness import LivenessScorer
+from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata" / "liveness"
@@ -87,30 +89,34 @@ def load_samples(data_dir: Path) -> list[Sample]:
 # ------------------------------------------------------------------------------------------
 # Face finding
 # ------------------------------------------------------------------------------------------
-def _largest(faces: Sequence[Face]) -> Face | None:
-    return max(faces, key=lambda f: f.area) if faces else None
-
-
 def find_face(
-    bgr: np.ndarray, detectors: Sequence[FaceDetector], pad_fraction: float = PAD_FRACTION
+    bgr: np.ndarray, pipeline: FacePipeline, pad_fraction: float = PAD_FRACTION
 ) -> tuple[Face | None, str]:
-    """Largest face and how it was found: "direct", "padded" or "none"."""
-    for det in detectors:
-        face = _largest(det.detect(bgr))
-        if face is not None:
-            return face, "direct"
+    """The face the endpoint would score, and how it was found.
+
+    "direct" (as the endpoint finds it), "padded" (found only on a black-bordered copy; box
+    and keypoints mapped back), "none" (223 even padded) or "too small" (224).
+    """
+    try:
+        return pipeline.analyze_largest(bgr, embed=False).face, "direct"
+    except EdgeError as e:
+        if e.code == 224:
+            return None, "too small"
+        if e.code != 223:
+            raise
     h, w = bgr.shape[:2]
     px, py = round(w * pad_fraction), round(h * pad_fraction)
     padded = cv2.copyMakeBorder(bgr, py, py, px, px, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    try:
+        face = pipeline.analyze_largest(padded, embed=False).face
+    except EdgeError as e:
+        if e.code in (223, 224):
+            return None, "none" if e.code == 223 else "too small"
+        raise
     shift = np.array([px, py], np.float32)
-    for det in detectors:
-        face = _largest(det.detect(padded))
-        if face is not None:
-            box = face.box.astype(np.float32) - np.tile(shift, 2)
-            box = np.clip(box, 0, [w, h, w, h]).astype(np.float32)
-            kps = face.kps.astype(np.float32) - shift
-            return Face(box=box, score=face.score, kps=kps), "padded"
-    return None, "none"
+    box = face.box.astype(np.float32) - np.tile(shift, 2)
+    box = np.clip(box, 0, [w, h, w, h]).astype(np.float32)
+    return Face(box=box, score=face.score, kps=face.kps.astype(np.float32) - shift), "padded"
 
 
 # ------------------------------------------------------------------------------------------
@@ -187,7 +193,7 @@ class Scored:
 def score_samples(
     samples: Sequence[Sample],
     scorer: LivenessScorer,
-    detectors: Sequence[FaceDetector],
+    pipeline: FacePipeline,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Scored]:
     out = []
@@ -195,7 +201,7 @@ def score_samples(
         bgr = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"cannot decode {s.path}")
-        face, how = find_face(bgr, detectors)
+        face, how = find_face(bgr, pipeline)
         rec = Scored(s.path.name, s.label, s.source, s.attack, how)
         if face is not None:
             r = scorer.score(bgr, face)
@@ -235,7 +241,9 @@ def evaluate(rows: Sequence[Scored], threshold: float) -> dict[str, Any]:
             [r.spoof_score for r in rows if r.attack == att and r.spoof_score is not None]
         )
         per_attack[att] = {"samples": int(sp.size), "apcer": float(np.mean(sp < threshold))}
-    found: dict[str, dict[str, int]] = defaultdict(lambda: {"direct": 0, "padded": 0, "none": 0})
+    found: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"direct": 0, "padded": 0, "none": 0, "too small": 0}
+    )
     for r in rows:
         found[r.label][r.found] += 1
     unreliable = [r for r in rows if r.reliable is False]
@@ -299,10 +307,10 @@ def format_table(report: dict[str, Any], measured: dict[str, Any] | None = None)
     for label, c in sorted(report["faceFound"].items()):
         lines.append(
             f"faces found ({label}): {c['direct']} directly, {c['padded']} after padding, "
-            f"{c['none']} not found"
+            f"{c['none']} not found, {c['too small']} too small (224)"
         )
     if report["notScored"]:
-        lines.append(f"not scored (no face, endpoint would answer 223): {report['notScored']}")
+        lines.append(f"not scored (endpoint would answer 223/224): {report['notScored']}")
     u = report["unreliable"]
     lines.append(f"marked unreliable: {u['count']} {u['reasons']}")
     if measured and "cv" in measured:
@@ -325,8 +333,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     samples = load_samples(args.data)
     registry = ModelRegistry(settings)
     scorer = LivenessScorer(registry, settings)
-    detectors = build_detectors(registry, settings)
-    rows = score_samples(samples, scorer, detectors)
+    rows = score_samples(samples, scorer, FacePipeline(registry, settings))
     threshold = args.threshold if args.threshold is not None else scorer.params.threshold
     report = evaluate(rows, threshold)
     report["pack"] = registry.pack_name

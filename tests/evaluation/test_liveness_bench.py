@@ -33,17 +33,17 @@ def test_baseline_agrees_with_the_scorer_on_what_is_spoof(
     """The baseline must compute the same models on the same crops, or its timing is moot."""
     from edge.evaluation.liveness import find_face
     from edge.runtime.registry import ModelRegistry
-    from edge.vision.detection import build_detectors
     from edge.vision.liveness import LivenessScorer
+    from edge.vision.pipeline import FacePipeline
     from tests.conftest import read_bgr
 
     reg = ModelRegistry(session_settings)
     scorer = LivenessScorer(reg, session_settings)
     base = bench.NaiveBaseline(reg, scorer)
-    dets = build_detectors(reg, session_settings)
+    pipeline = FacePipeline(reg, session_settings)
     for name in ("live/doubango_genuine.jpg", "spoof/apfol_fake_510.png"):
         bgr = read_bgr(testdata / "liveness" / name)
-        face, _ = find_face(bgr, dets)
+        face, _ = find_face(bgr, pipeline)
         assert face is not None
         r = scorer.score(bgr, face)
         upstream = base(bgr, face)

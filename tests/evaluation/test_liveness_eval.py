@@ -120,13 +120,13 @@ def test_tight_crop_face_is_found_and_mapped_to_the_original_pixels(
     make_settings: Callable[..., Settings], testdata: Path
 ) -> None:
     from edge.runtime.registry import ModelRegistry
-    from edge.vision.detection import build_detectors
+    from edge.vision.pipeline import FacePipeline
     from tests.conftest import read_bgr
 
     s = make_settings()
-    dets = build_detectors(ModelRegistry(s), s)
+    pipeline = FacePipeline(ModelRegistry(s), s)
     bgr = read_bgr(testdata / "liveness" / "spoof" / "apfol_fake_0.png")
-    face, how = ev.find_face(bgr, dets)
+    face, how = ev.find_face(bgr, pipeline)
     assert face is not None and how in ("direct", "padded")
     h, w = bgr.shape[:2]
     assert 0 <= face.box[0] < face.box[2] <= w and 0 <= face.box[1] < face.box[3] <= h
