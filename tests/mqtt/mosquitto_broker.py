@@ -80,6 +80,7 @@ class Subscriber:
     ) -> None:
         self.port = port
         self.messages: queue.Queue[tuple[str, Any, Any, bool]] = queue.Queue()
+        self.history: list[tuple[str, Any, Any, bool]] = []  # everything, in arrival order
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
@@ -101,7 +102,9 @@ class Subscriber:
             body = json.loads(msg.payload.decode())
         except ValueError:
             body = msg.payload
-        self.messages.put((msg.topic, body, msg.properties, bool(msg.retain)))
+        item = (msg.topic, body, msg.properties, bool(msg.retain))
+        self.history.append(item)
+        self.messages.put(item)
 
     def connect(self) -> Subscriber:
         props = None
