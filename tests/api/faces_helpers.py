@@ -99,3 +99,10 @@ def assert_error(r: Resp, status: int, code: int, field: str | None = None) -> d
     if field is not None:
         assert body["message"].startswith(field), body
     return body
+
+
+def pic(folder: Path, stem: str) -> Path:
+    """The photo `stem.*` of a faces_by_identity folder (extensions differ per person)."""
+    found = sorted(folder.glob(f"{stem}.*"))
+    assert found, f"no {stem}.* in {folder}"
+    return found[0]
