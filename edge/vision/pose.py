@@ -4,14 +4,23 @@ Method (chosen by measurement, see below):
 * roll: the in-plane angle of the line between the 106-point eye centres (74 -> 77), plus
   the small roll FSA-Net still sees on a crop already turned upright by that line.
 * yaw, pitch: mean of FSA-Net 1x1 and var (roles headpose_1x1, headpose_var) on that upright
-  crop. Turning the crop first keeps yaw/pitch valid on tilted faces: on a crop that is not
-  turned, FSA-Net's yaw drifted by up to 7 deg when a frontal face was rotated by 20 deg.
+  crop, so that an in-plane tilt does not leak into yaw/pitch.
 
-Measured roll error on 3 portraits rotated by +-20 deg with cv2 (mean |error| of the change):
-FSA-Net alone 1.2 deg, detector eye line alone 1.9 deg, this combination 0.85 deg. FSA-Net
-alone cannot report a sideways face (|roll| near 90); the eye line can. PnP from landmarks was
-not adopted: yaw/pitch had no ground truth here to prefer it, FSA-Net's published AFLW2000 MAE
-is 4.6/6.1 deg (yaw/pitch).
+Measured on 30 portraits of the shared test set, each also mirrored and rotated by +-20 deg
+with cv2 (mean absolute values, degrees; lower is better):
+
+  method                           roll err  yaw drift  pitch drift  mirror |yaw sum|
+  FSA-Net on the plain box             2.18       5.74         3.06             1.98
+  PnP (6 landmarks, generic 3D face)      -       5.01         2.96             4.27
+  this (upright crop + eye line)       0.71       2.10         1.31             2.21
+
+(roll err: error of the roll change against the applied rotation; yaw/pitch drift: change of
+yaw/pitch under the rotation, ideally 0; mirror: |yaw + yaw of the mirrored image|.)
+
+FSA-Net alone also cannot report a sideways face (|roll| near 90); the eye line can. Absolute
+yaw/pitch accuracy could not be measured here (no ground truth in the test set); FSA-Net's
+published AFLW2000 MAE is 4.6 (yaw) / 6.1 (pitch) deg. An upside-down face (roll near 180) is
+outside the API range; the pipeline's autoRotate is the remedy.
 
 Sign conventions of api.md: pitch + = head down, yaw + = head turned to the image right,
 roll + = counter-clockwise as seen. FSA-Net's own signs are the opposite on all three axes
