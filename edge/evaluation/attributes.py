@@ -2,7 +2,9 @@
 
 Age/gender: `annotations/utkface` with `annotations/utkface_labels.json`, reported for all ages
 and for 18-75 (the range the age/gender model card claims). Emotions: `annotations/emotion`
-with `emotion_labels.json` (one face each), top-1 and top-2 hits in the API vocabulary.
+with `emotion_labels.json` (one face each), top-1 and top-2 hits in the API vocabulary; and the
+Yale face images whose recording condition (SOURCES.json source path) is an expression:
+happy, sad, surprised, normal (= calm) and sleepy (eyes closed, tests the sleepy fusion).
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ LABEL_TO_API = {
     "sad": "sad",
     "surprised": "surprised",
 }
+# Yale recording conditions that name an expression -> API emotion
+YALE_CONDITIONS = {
+    "happy": "happy",
+    "sad": "sad",
+    "surprised": "surprised",
+    "normal": "calm",
+    "sleepy": "sleepy",
+}
 FLAGS = DetailFlags(attributes=True)
 
 
@@ -49,6 +59,58 @@ def _attributes(pipeline: Any, path: Path) -> tuple[dict[str, Any] | None, float
 
 def _labels(testdata: Path, name: str) -> dict[str, Any]:
     return json.loads((testdata / "annotations" / name).read_text())["labels"]
+
+
+def _emotion_items(testdata: Path) -> list[tuple[str, str]]:
+    labels = _labels(testdata, "emotion_labels.json")
+    return [(rel, LABEL_TO_API[lab]) for rel, lab in sorted(labels.items())]
+
+
+def _yale_items(testdata: Path) -> list[tuple[str, str]]:
+    files = json.loads((testdata / "SOURCES.json").read_text())["files"]
+    out = []
+    for f in files:
+        cond = str(f.get("source_path", "")).rsplit(".", 1)[-1]
+        if f["file"].startswith("faces_by_identity/yale_") and cond in YALE_CONDITIONS:
+            out.append((f["file"], YALE_CONDITIONS[cond]))
+    return sorted(out)
+
+
+def _emotion_hits(
+    pipeline: Any, testdata: Path, items: list[tuple[str, str]], latencies: list[float]
+) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    missed: list[str] = []
+    for rel, truth in items:
+        attrs, ms = _attributes(pipeline, testdata / rel)
+        if attrs is None or "emotions" not in attrs:
+            missed.append(rel)
+            continue
+        latencies.append(ms)
+        ranked = sorted(attrs["emotions"], key=lambda e: -float(e["certainty"]))
+        rows.append(
+            {
+                "file": rel,
+                "label": truth,
+                "top1": ranked[0]["value"],
+                "top1_certainty": float(ranked[0]["certainty"]),
+                "hit1": ranked[0]["value"] == truth,
+                "hit2": truth in (ranked[0]["value"], ranked[1]["value"]),
+            }
+        )
+    per_label: dict[str, list[int]] = {}
+    for r in rows:
+        hits = per_label.setdefault(r["label"], [0, 0])
+        hits[0] += int(r["hit1"])
+        hits[1] += 1
+    return {
+        "n": len(rows),
+        "top1_hits": sum(r["hit1"] for r in rows),
+        "top2_hits": sum(r["hit2"] for r in rows),
+        "per_label": per_label,
+        "missed": missed,
+        "rows": rows,
+    }
 
 
 def evaluate(pipeline: Any, testdata: Path) -> dict[str, Any]:
@@ -85,26 +147,8 @@ def evaluate(pipeline: Any, testdata: Path) -> dict[str, Any]:
         }
 
     lo, hi = AGE_VALID
-    emo_rows: list[dict[str, Any]] = []
-    missed_emo: list[str] = []
-    for rel, lab in sorted(_labels(testdata, "emotion_labels.json").items()):
-        attrs, ms = _attributes(pipeline, testdata / rel)
-        if attrs is None or "emotions" not in attrs:
-            missed_emo.append(rel)
-            continue
-        latencies.append(ms)
-        ranked = sorted(attrs["emotions"], key=lambda e: -float(e["certainty"]))
-        truth = LABEL_TO_API[lab]
-        emo_rows.append(
-            {
-                "file": rel,
-                "label": truth,
-                "top1": ranked[0]["value"],
-                "top1_certainty": float(ranked[0]["certainty"]),
-                "hit1": ranked[0]["value"] == truth,
-                "hit2": truth in (ranked[0]["value"], ranked[1]["value"]),
-            }
-        )
+    emotions = _emotion_hits(pipeline, testdata, _emotion_items(testdata), latencies)
+    yale = _emotion_hits(pipeline, testdata, _yale_items(testdata), latencies)
     return {
         "age_gender": {
             "all_ages": age_gender(rows),
@@ -112,13 +156,8 @@ def evaluate(pipeline: Any, testdata: Path) -> dict[str, Any]:
             "missed": missed_ag,
             "rows": rows,
         },
-        "emotions": {
-            "n": len(emo_rows),
-            "top1_hits": sum(r["hit1"] for r in emo_rows),
-            "top2_hits": sum(r["hit2"] for r in emo_rows),
-            "missed": missed_emo,
-            "rows": emo_rows,
-        },
+        "emotions": emotions,
+        "emotions_yale": yale,
         "latency_ms": {
             "n": len(latencies),
             "p50": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
@@ -154,6 +193,15 @@ def format_table(result: dict[str, Any]) -> str:
         )
     if em["missed"]:
         lines.append(f"no usable face: {len(em['missed'])} emotion image(s)")
+    ya = result["emotions_yale"]
+    lines.append(
+        f"emotions, Yale expression conditions: top-1 {ya['top1_hits']}/{ya['n']}, "
+        f"top-2 {ya['top2_hits']}/{ya['n']}"
+    )
+    lines.append(
+        "  per label (top-1 hits/n): "
+        + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(ya["per_label"].items()))
+    )
     if lat["n"]:
         lines.append(
             f"attributes latency per face (detection included): p50 {lat['p50']} ms, "

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.config import Settings
 from edge.evaluation.attributes import evaluate, format_table
@@ -136,6 +138,19 @@ def test_fusion_moves_only_relaxed_mass_to_sleepy() -> None:
     assert closed["angry"] == pytest.approx(0.1, abs=1e-4)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 1), min_size=7, max_size=7).filter(lambda v: sum(v) > 1e-3),
+    st.floats(0, 1),
+)
+def test_fusion_is_a_distribution(raw: list[float], closed: float) -> None:
+    fer = np.array(raw) / sum(raw)
+    em = fuse_emotions(fer, closed)
+    assert [e["value"] for e in em] == list(EMOTIONS)
+    assert sum(e["certainty"] for e in em) == pytest.approx(1.0, abs=1e-3)
+    assert all(0 <= e["certainty"] <= 1 for e in em)
+
+
 def test_evaluation_runs_through_the_pipeline(
     registry: ModelRegistry, session_settings: Settings, testdata: Path
 ) -> None:
@@ -150,5 +165,9 @@ def test_evaluation_runs_through_the_pipeline(
     assert ag["ages_18_75"]["gender_accuracy"] >= 0.8
     assert ag["ages_18_75"]["age_mae"] <= 16
     assert result["emotions"]["n"] == 7 and result["emotions"]["top2_hits"] >= 4
+    yale = result["emotions_yale"]
+    assert set(yale["per_label"]) == {"calm", "happy", "sad", "sleepy", "surprised"}
+    hits, n = yale["per_label"]["sleepy"]
+    assert hits >= 0.6 * n  # the eye-closure fusion, end to end
     table = format_table(result)
     assert "ages 18-75" in table and "emotions: top-1" in table

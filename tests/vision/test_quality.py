@@ -9,9 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
+from edge.vision import quality as q
 from edge.vision.details import DetailAnalyzer
 from edge.vision.detection import build_detectors
 from edge.vision.types import DetailFlags, Face
@@ -159,3 +162,19 @@ def test_size_and_centered_follow_the_face_placement(quality, largest_face, test
     assert qc["size"] == pytest.approx(q0["size"] / 9, rel=0.1)
     assert qk["size"] == pytest.approx(qc["size"], rel=0.1)
     assert qc["centered"] > max(q0["centered"], 0.8) > 0.4 > qk["centered"]
+
+
+@given(
+    st.floats(-300, 900), st.floats(-300, 900), st.floats(5, 600), st.floats(5, 600),
+    st.integers(50, 800), st.integers(50, 800),
+)  # fmt: skip
+def test_geometry_fields_stay_in_range(x: float, y: float, bw: float, bh: float, w: int, h: int):
+    box = np.array([x, y, x + bw, y + bh], np.float32)
+    face = Face(box, 1.0, np.zeros((5, 2), np.float32))
+    pts = np.stack([np.linspace(x, x + bw, 106), np.linspace(y, y + bh, 106)], 1)
+    inside = max(min(x + bw, w) - max(x, 0), 0) * max(min(y + bh, h) - max(y, 0), 0)
+    assert 0 <= q.centered(face, w, h) <= 1
+    assert q.size(face, w, h) == pytest.approx(min(inside / (w * h), 1.0), abs=1e-4)
+    assert q.integrity(face, w, h, pts.astype(np.float32)) == pytest.approx(
+        inside / (bw * bh), abs=1e-3
+    )
