@@ -3,6 +3,11 @@
 The model emits the InsightFace 2d106 order; the API wants the order of the seed's group
 table. `edge/data/landmarks106_map.json` holds the permutation (see landmarks106.md §5):
 `api[j] = model[jd_from_insightface[j]]`. Left/right are image left/right throughout.
+
+The mapping was checked here by drawing the API indices on frontal, turned and sideways faces
+(the 90/270-degree pixel-rotated test images included) and is guarded by geometric tests.
+Points of a face cut by the image border may lie outside the image: they are the model's
+extrapolation of the hidden part and are returned as they are (the quality block uses them).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def api_from_model() -> np.ndarray:
     perm = np.asarray(json.loads(text)["jd_from_insightface"], dtype=np.intp)
     if perm.shape != (106,) or sorted(perm.tolist()) != list(range(106)):
         raise ValueError("landmarks106_map.json is not a permutation of 0..105")
+    perm.setflags(write=False)
     return perm
 
 
