@@ -1,0 +1,95 @@
+"""`edge-face eval` and its metrics, on the real labelled test folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.cli import main as cli_main
+from edge.evaluation.faces import _greedy_matches, _iou_matrix
+from edge.evaluation.verification import roc_auc, tar_at_far, threshold_for_far
+from edge.vision.similarity import load_calibration
+
+
+def test_roc_auc_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    g = np.round(rng.normal(0.6, 0.2, 300), 2)  # rounding makes ties
+    i = np.round(rng.normal(0.1, 0.2, 900), 2)
+    brute = ((g[:, None] > i[None, :]).sum() + 0.5 * (g[:, None] == i[None, :]).sum()) / (
+        len(g) * len(i)
+    )
+    assert roc_auc(g, i) == pytest.approx(brute, abs=1e-12)
+
+
+@pytest.mark.parametrize("far", [1e-2, 1e-3, 1e-4])
+def test_threshold_for_far_is_strict_and_tight(far: float) -> None:
+    imp = np.random.default_rng(1).normal(0, 0.2, 50_000)
+    t = threshold_for_far(imp, far)
+    assert np.mean(imp >= t) <= far
+    # The next impostor below t would already exceed the allowed rate.
+    below = np.sort(imp[imp < t])[-1]
+    assert np.mean(imp >= below) > far
+    tar, t2 = tar_at_far(np.array([t - 1e-3, t + 1e-3]), imp, far)
+    assert t2 == t and tar == 0.5
+
+
+def test_greedy_matching_is_one_to_one() -> None:
+    gt = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float)
+    det = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
+    iou = _iou_matrix(gt, det)
+    assert _greedy_matches(iou, 0.5) == 1  # two detections on one face count once
+    assert _greedy_matches(_iou_matrix(gt, gt), 0.99) == 2
+
+
+@pytest.fixture(scope="module")
+def eval_result(testdata: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("eval") / "faces.json"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGE_MODELS__DIR", str(model_dir))
+    mp.setenv("EDGE_DATA_DIR", str(out.parent / "data"))
+    try:
+        rc = cli_main(
+            ["eval", "--data", str(testdata), "--out", str(out), "--no-attributes", "--quiet"]
+        )
+    finally:
+        mp.undo()
+    assert rc == 0
+    return json.loads(out.read_text())
+
+
+def test_eval_reports_strict_operating_point(eval_result: dict) -> None:
+    overall = eval_result["verification"][0]
+    assert overall["subset"] == "all"
+    # The published threshold 0.9 keeps FAR <= 1e-4 on this data (the calibration claim).
+    assert overall["far@0.9"] <= 1e-4
+    assert overall["impostor"] >= 10_000 and overall["genuine"] > 0
+    assert 0.5 < overall["auc"] <= 1.0
+    assert overall["tar@far=0.001"] >= overall["tar@far=0.0001"]
+    kinds = {r["subset"] for r in eval_result["verification"][1:]}
+    assert {"photo", "aligned_crop_112", "grayscale_studio_92x112"} <= kinds
+
+
+def test_stored_calibration_matches_this_data(eval_result: dict) -> None:
+    cal = load_calibration("default")
+    overall = eval_result["verification"][0]
+    assert overall["genuine"] == cal.measured.pairs["genuine"]
+    assert overall["impostor"] == cal.measured.pairs["impostor"]
+    assert overall["far@0.9"] == pytest.approx(cal.measured.far)
+    assert overall["tar@0.9"] == pytest.approx(cal.measured.tar, abs=1e-4)
+
+
+def test_eval_identification_and_detection(eval_result: dict) -> None:
+    ident = eval_result["identification"]
+    assert ident["gallery"] > 10 and ident["known_probes"] > 0 and ident["unknown_probes"] > 0
+    assert 0 <= ident["rejection"] <= 1 and ident["false_accept"] == pytest.approx(
+        1 - ident["rejection"]
+    )
+    rows = {r["detector"]: r for r in eval_result["detection"]}
+    assert set(rows) == {"fast (raw)", "slow (raw)", "detect_all (>=32px)"}
+    for r in rows.values():
+        assert 0 <= r["dlib recall@0.5"] <= r["dlib recall@0.4"] <= 1
+    counts = {c["image"]: c for c in eval_result["detection_counts"]}
+    assert counts["fr_two_people.jpg"]["detect_all (>=32px)"] == 2
