@@ -3,12 +3,15 @@
 For each gallery size it fills a real store (SQLite file, synchronous=FULL) with synthetic
 L2-normalised vectors and prints:
 - insert throughput: single durable `create` calls (one fsync'ed commit each, what an
-  enrolment request pays) and bulk `create_many` (one transaction per 1000);
-- search latency p50/p95 over the same queries for the exact index scan alone, the whole
-  `EntityStore.search` (scan + fetching the hits' rows), and two baselines measured in the
-  same run: the same matrix product followed by a full `argsort` instead of `argpartition`,
-  and a naive scan that reads every vector from SQLite and scores it row by row in Python;
-- index memory (allocated and live), reopen time (index rebuilt from the file), RSS.
+  enrolment request pays) and bulk `create_many` (one transaction per 1000 rows);
+- search latency p50/p95 over the same queries, taking turns query by query so that all
+  arms see the same machine load: the exact index scan alone, the same scan with BLAS
+  pinned to one thread (when threadpoolctl is installed), the whole `EntityStore.search`
+  (scan + fetching the hits' rows), a filtered search, and two baselines: the same matrix
+  product followed by a full `argsort` instead of `argpartition`, and a naive scan that
+  reads every vector from SQLite and scores it row by row (fewer queries: it is slow);
+- index memory (allocated while growing, live, and after a restart), the restart itself in
+  a fresh process (time, peak RSS, RSS over a process opening an empty store), file size.
 Top-1 agreement between the index and the full-sort baseline is checked on every query.
 """
 
@@ -16,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,7 +34,7 @@ import numpy as np
 import psutil
 
 from edge.bench.stats import p, peak_rss_mb, table, time_calls
-from edge.config import Settings
+from edge.config import REPO_ROOT, Settings
 from edge.store import EntityStore, ExactIndex, NewEntity
 
 INSTANCE = "bench"
@@ -79,6 +85,25 @@ def _naive_sqlite_search(conn: sqlite3.Connection, q: np.ndarray, k: int) -> lis
     return [u for _, u in scored[:k]]
 
 
+def _blas_controller() -> Any:
+    """threadpoolctl, when installed, to time the scan with BLAS pinned to one thread."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+_BLAS = _blas_controller()
+
+
+def _one_blas_thread(fn: Callable[[], object]) -> object:
+    if _BLAS is None:
+        return fn()
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return fn()
+
+
 def _interleaved(
     fns: dict[str, Callable[[np.ndarray], object]], queries: np.ndarray, warmup: int = 5
 ) -> dict[str, np.ndarray]:
@@ -101,13 +126,13 @@ def _interleaved(
     return out
 
 
-def _bench_size(
-    n: int, args: argparse.Namespace, workdir: Path, proc: psutil.Process
+def _fill_and_search(
+    n: int, args: argparse.Namespace, path: Path, proc: psutil.Process
 ) -> dict[str, Any]:
+    """Fill a fresh store with `n` vectors, then time searches; everything dies on return."""
     rng = np.random.default_rng(args.seed + n)
     vecs = _unit(rng, n, args.dim)
     queries = _unit(rng, args.queries, args.dim)
-    path = workdir / f"gallery-{n}.sqlite3"
     rss0 = proc.memory_info().rss
     store = EntityStore(path, pack_fingerprint="bench")
     res: dict[str, Any] = {"size": n}
@@ -157,6 +182,9 @@ def _bench_size(
         ms = _interleaved(
             {
                 "scan": lambda q: index.search(INSTANCE, MODEL, q, now=int(time.time()), limit=k),
+                "scan_1t": lambda q: _one_blas_thread(
+                    lambda: index.search(INSTANCE, MODEL, q, now=int(time.time()), limit=k)
+                ),
                 "store": lambda q: store.search(INSTANCE, MODEL, q, limit=k),
                 "filtered": lambda q: store.search(INSTANCE, MODEL, q, collection="c1", limit=k),
                 # Same product on the same-shaped matrix, then a full argsort.
@@ -164,6 +192,7 @@ def _bench_size(
             },
             queries,
         )
+        scan_1t_ms = ms["scan_1t"]
         scan_ms, store_ms, filtered_ms, sort_ms = (
             ms["scan"],
             ms["store"],
@@ -186,6 +215,8 @@ def _bench_size(
         res |= {
             "scan_p50_ms": p(scan_ms, 50),
             "scan_p95_ms": p(scan_ms, 95),
+            "scan_1blas_p50_ms": p(scan_1t_ms, 50) if _BLAS else float("nan"),
+            "scan_1blas_p95_ms": p(scan_1t_ms, 95) if _BLAS else float("nan"),
             "store_search_p50_ms": p(store_ms, 50),
             "store_search_p95_ms": p(store_ms, 95),
             "store_search_filtered_p50_ms": p(filtered_ms, 50),
@@ -198,17 +229,56 @@ def _bench_size(
         }
     finally:
         store.close()
+    res["peak_rss_fill_mb"] = peak_rss_mb()
+    return res
 
-    # Restart: the index is rebuilt from the file, sized exactly.
-    t0 = time.perf_counter()
-    reopened = EntityStore(path, pack_fingerprint="bench")
-    res["reopen_s"] = time.perf_counter() - t0
-    try:
-        idx = reopened.index
-        assert isinstance(idx, ExactIndex)
-        res["index_reopened_mb"] = idx.nbytes() / 2**20
-    finally:
-        reopened.close()
+
+# VmHWM, not ru_maxrss: after fork+exec ru_maxrss still carries the parent's peak.
+_CHILD = """
+import sys, time
+from pathlib import Path
+from edge.store import EntityStore
+t0 = time.perf_counter()
+s = EntityStore(Path(sys.argv[1]), pack_fingerprint="bench")
+took = time.perf_counter() - t0
+hwm = [ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0]
+print(took, s.index.nbytes(), len(s.index), hwm)
+s.close()
+"""
+
+
+def _reopen_in_child(path: Path) -> tuple[float, int, int, float]:
+    """Open the store in a fresh process: (seconds, index bytes, rows, peak RSS MB).
+
+    A fresh process is the only clean way to see what a restarted service pays for the
+    gallery: in this process, memory freed by the fill phase would be reused and hide it.
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    ).stdout.split()
+    return float(out[0]), int(out[1]), int(out[2]), int(out[3]) / 1024.0
+
+
+def _bench_size(
+    n: int, args: argparse.Namespace, workdir: Path, proc: psutil.Process
+) -> dict[str, Any]:
+    path = workdir / f"gallery-{n}.sqlite3"
+    res = _fill_and_search(n, args, path, proc)
+    # Restart: a new process rebuilds the index from the file, sized exactly; compare its
+    # peak RSS with a process opening an empty store.
+    empty = workdir / "empty.sqlite3"
+    _, _, _, empty_rss = _reopen_in_child(empty)
+    took, nbytes, rows, rss = _reopen_in_child(path)
+    if rows != n:
+        raise RuntimeError(f"reopened store indexed {rows} rows, expected {n}")
+    res["reopen_s"] = took
+    res["index_reopened_mb"] = nbytes / 2**20
+    res["reopen_peak_rss_mb"] = rss
+    res["reopen_rss_over_empty_mb"] = rss - empty_rss
     res["db_file_mb"] = sum(f.stat().st_size for f in workdir.glob(f"gallery-{n}.*")) / 2**20
     res["peak_rss_mb"] = peak_rss_mb()
     return res
@@ -236,6 +306,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 "size",
                 "scan p50",
                 "scan p95",
+                "1-thr p50",
+                "1-thr p95",
                 "store p50",
                 "store p95",
                 "filtered p50",
@@ -250,6 +322,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                     r["size"],
                     r["scan_p50_ms"],
                     r["scan_p95_ms"],
+                    r["scan_1blas_p50_ms"],
+                    r["scan_1blas_p95_ms"],
                     r["store_search_p50_ms"],
                     r["store_search_p95_ms"],
                     r["store_search_filtered_p50_ms"],
@@ -278,6 +352,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 "reopened MB",
                 "RSS fill MB",
                 "reopen s",
+                "restart RSS MB",
+                "over empty MB",
                 "db MB",
                 "peak RSS MB",
             ],
@@ -293,6 +369,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                     r["index_reopened_mb"],
                     r["rss_after_fill_mb"],
                     r["reopen_s"],
+                    r["reopen_peak_rss_mb"],
+                    r["reopen_rss_over_empty_mb"],
                     r["db_file_mb"],
                     r["peak_rss_mb"],
                 ]
