@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from edge.vision.detection import build_detectors
 from edge.vision.liveness import (
     LivenessParams,
     LivenessScorer,
+    celeba_crop,
     context_crop_box,
     face_conditions,
     face_quality,
+    fuse,
     minifas_crop,
 )
 from edge.vision.types import Face
@@ -262,17 +265,57 @@ def test_research_pack_scores_with_its_own_fusion(
     assert 0.0 <= r.spoof_score <= 1.0
 
 
+def _with_celeba() -> LivenessParams:
+    d = json.loads(json.dumps(LivenessParams.load("default").raw))
+    d["models"].append(
+        {"role": "liveness_celeba", "kind": "celeba", "scale": 1.5, "size": 128, "live_index": 0}
+    )
+    d["fusion"]["weights"]["liveness_celeba"] = -0.5
+    return LivenessParams.from_dict(d)
+
+
 def test_fusion_needing_a_role_the_pack_lacks_is_refused(
     registry: ModelRegistry, session_settings: Settings
 ) -> None:
-    params = LivenessParams.load("research-nc")
-    if all(registry.has(m.role) for m in params.models):
-        pytest.skip("research-nc fusion uses only default-pack roles")
     with pytest.raises(ValueError, match="liveness_celeba"):
-        LivenessScorer(registry, session_settings, params)
+        LivenessScorer(registry, session_settings, _with_celeba())
+
+
+def test_celeba_second_opinion_runs_in_the_research_pack(
+    testdata: Path, make_settings: Callable[..., Settings], largest_face: Callable[..., Face]
+) -> None:
+    s = make_settings(models={"pack": "research-nc"})
+    sc = LivenessScorer(ModelRegistry(s), s, _with_celeba())
+    bgr = _img(testdata, "doubango_genuine.jpg")
+    r = sc.score(bgr, largest_face(bgr))
+    assert set(r.per_model) == {"liveness_v2", "liveness_v1se", "liveness_celeba"}
+    assert r.per_model["liveness_celeba"] < 0.5  # a genuine full frame: live for it too
+
+
+def test_celeba_crop_is_square_rgb_with_black_outside() -> None:
+    bgr = np.zeros((100, 100, 3), np.uint8)
+    bgr[:, :] = (255, 0, 0)  # pure blue in BGR
+    box = np.array([0, 0, 40, 40], np.float32)  # 1.5x square reaches past the top-left
+    crop = celeba_crop(bgr, box, 1.5, 128)
+    assert crop.shape == (128, 128, 3)
+    assert crop[5, 5].tolist() == [0, 0, 0]  # outside the image: black
+    assert crop[100, 100].tolist() == [0, 0, 255]  # inside: blue, now in RGB order
 
 
 def test_warmup_runs_every_model(scorer: LivenessScorer) -> None:
     scorer.warmup()
     for m in scorer.params.models:
         assert scorer.registry.opened()[m.role] is not None
+
+
+@pytest.mark.parametrize("pack", ["default", "research-nc"])
+def test_more_spoof_evidence_never_lowers_the_score(pack: str) -> None:
+    """Every model enters with a non-positive weight on its live log-odds (monotone fusion)."""
+    params = LivenessParams.load(pack)
+    assert params.weights and all(w <= 0 for w in params.weights)
+    feats = np.array([[2.0] * len(params.weights)])
+    base = fuse(feats, np.array(params.weights), params.bias)[0]
+    for i in range(len(params.weights)):
+        lower = feats.copy()
+        lower[0, i] -= 3.0  # this model now believes less in "live"
+        assert fuse(lower, np.array(params.weights), params.bias)[0] >= base
