@@ -15,6 +15,7 @@ import re
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -22,9 +23,10 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from edge.api.app import create_app
-from edge.api.state import LIVENESS, PIPELINE, STORE
+from edge.api.state import LIVENESS, PIPELINE, READY, STORE
 from edge.config import Settings
 from edge.errors import EdgeError
+from edge.sdnotify import notify, watchdog_interval
 
 log = logging.getLogger("edge.server")
 
@@ -100,17 +102,37 @@ def make_runner(app: web.Application, settings: Settings) -> EdgeRunner:
 
 
 # Optional device services (cameras, MQTT) --------------------------------------------------
-def _services_ctx(settings: Settings) -> Any:
+def _services_ctx(settings: Settings, config_path: Path | None) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if not (settings.mqtt.enabled or settings.cameras):
             yield
             return
         from edge.camera.service import edge_services
 
-        async with edge_services(settings, app[PIPELINE], app[STORE], app[LIVENESS]):
+        async with edge_services(
+            settings, app[PIPELINE], app[STORE], app[LIVENESS], config_path=config_path
+        ):
             yield
 
     return ctx
+
+
+# systemd: READY=1 when /readyz turns true, WATCHDOG=1 while the event loop turns ----------
+async def _systemd_notifier(app: web.Application) -> None:
+    interval = watchdog_interval()
+    step = min(0.25, interval) if interval else 0.25
+    ready_sent = False
+    next_ping = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        # The datagram send can block when the receiver's queue is full: never on the loop.
+        if not ready_sent and app[READY].ready:
+            ready_sent = True
+            await asyncio.to_thread(notify, "READY=1")
+        if interval and loop.time() >= next_ping:
+            await asyncio.to_thread(notify, "WATCHDOG=1")
+            next_ping = loop.time() + interval
+        await asyncio.sleep(step)
 
 
 # The command ---------------------------------------------------------------------------------
@@ -119,9 +141,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="listen port (default: server.port; 0 = any)")
 
 
-async def serve(settings: Settings, host: str, port: int) -> int:
+async def serve(
+    settings: Settings, host: str, port: int, *, config_path: Path | None = None
+) -> int:
     app = create_app(settings)
-    app.cleanup_ctx.append(_services_ctx(settings))
+    app.cleanup_ctx.append(_services_ctx(settings, config_path))
     runner = make_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -129,12 +153,14 @@ async def serve(settings: Settings, host: str, port: int) -> int:
     for addr in runner.addresses:
         log.info("listening on http://%s:%s", *addr[:2])
 
+    notifier = asyncio.create_task(_systemd_notifier(app))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        await asyncio.to_thread(notify, "STOPPING=1")
         log.info(
             "stopping: no new connections; draining requests for up to %ss",
             settings.server.drain_seconds,
@@ -144,6 +170,9 @@ async def serve(settings: Settings, host: str, port: int) -> int:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
         await runner.cleanup()
+        notifier.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await notifier
     log.info("stopped")
     return 0
 
@@ -151,7 +180,15 @@ async def serve(settings: Settings, host: str, port: int) -> int:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     host = getattr(args, "host", None) or settings.server.host
     port = getattr(args, "port", None)
-    return asyncio.run(serve(settings, host, settings.server.port if port is None else port))
+    config = getattr(args, "config", None)
+    return asyncio.run(
+        serve(
+            settings,
+            host,
+            settings.server.port if port is None else port,
+            config_path=Path(config) if config else None,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,8 +56,48 @@ def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-d
     raise AssertionError(f"timed out waiting for {what}")
 
 
+class NotifySocket:
+    """A real AF_UNIX datagram socket standing where systemd's NOTIFY_SOCKET would be;
+    a thread reads it continuously, as systemd does."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.received: list[str] = []
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while not self.closed.is_set():
+            try:
+                self.received.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.closed.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
 @pytest.fixture
-def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+def notify_socket() -> Iterator[NotifySocket]:
+    d = Path(tempfile.mkdtemp(prefix="sdn"))  # AF_UNIX paths must stay short
+    ns = NotifySocket(d / "notify")
+    yield ns
+    ns.close()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def served(
+    tmp_path: Path, model_dir: Path, notify_socket: NotifySocket
+) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     port = _free_port()
     cfg = tmp_path / "edge.yaml"
     cfg.write_text(
@@ -71,7 +114,13 @@ def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[subprocess.Popen[s
         )
     )
     log = tmp_path / "serve.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "NOTIFY_SOCKET": str(notify_socket.path),
+        "WATCHDOG_USEC": "200000",
+    }
+    env.pop("WATCHDOG_PID", None)
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "edge.cli", "serve", "--config", str(cfg), "--port", str(port)],
@@ -82,7 +131,7 @@ def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[subprocess.Popen[s
             env=env,
         )
     try:
-        _wait(lambda: _get(port, "/readyz") == 200 or proc.poll() is not None, 300, "ready")
+        _wait(lambda: _get(port, "/readyz") == 200 or proc.poll() is not None, 120, "ready")
         assert proc.poll() is None, log.read_text()
         yield proc, port, log
     finally:
@@ -91,14 +140,19 @@ def served(tmp_path: Path, model_dir: Path) -> Iterator[tuple[subprocess.Popen[s
             proc.wait(30)
 
 
-def test_logs_listening_address_and_models(served: tuple[subprocess.Popen[str], int, Path]) -> None:
+def test_logs_listening_address_and_models_and_notifies_systemd(
+    served: tuple[subprocess.Popen[str], int, Path], notify_socket: NotifySocket
+) -> None:
     proc, port, log = served
     text = log.read_text()
     assert f"listening on http://127.0.0.1:{port}" in text
     assert "model embedding runs on openvino/" in text
     assert KEY_A not in text
+    _wait(lambda: "READY=1" in notify_socket.received, 30, "READY=1")
+    _wait(lambda: notify_socket.received.count("WATCHDOG=1") >= 2, 30, "watchdog pings")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
+    assert "STOPPING=1" in notify_socket.received
 
 
 def test_sigterm_lets_the_request_in_flight_finish(
