@@ -130,3 +130,26 @@ def test_tight_crop_face_is_found_and_mapped_to_the_original_pixels(
     assert face is not None and how in ("direct", "padded")
     h, w = bgr.shape[:2]
     assert 0 <= face.box[0] < face.box[2] <= w and 0 <= face.box[1] < face.box[3] <= h
+
+
+def test_face_missed_on_a_tight_crop_is_found_on_a_padded_copy(
+    make_settings: Callable[..., Settings], testdata: Path
+) -> None:
+    """With the research pack's detectors this replay crop needs the black border."""
+    from edge.errors import EdgeError
+    from edge.runtime.registry import ModelRegistry
+    from edge.vision.pipeline import FacePipeline
+    from tests.conftest import read_bgr
+
+    s = make_settings(models={"pack": "research-nc"})
+    pipeline = FacePipeline(ModelRegistry(s), s)
+    bgr = read_bgr(testdata / "liveness" / "spoof" / "apfol_fake_10.png")
+    with pytest.raises(EdgeError) as e:
+        pipeline.analyze_largest(bgr, embed=False)
+    assert e.value.code == 223
+    face, how = ev.find_face(bgr, pipeline)
+    assert how == "padded" and face is not None
+    h, w = bgr.shape[:2]
+    assert 0 <= face.box[0] < face.box[2] <= w and 0 <= face.box[1] < face.box[3] <= h
+    # keypoints mapped back too: the eyes lie inside the original image
+    assert (face.kps[:2] >= 0).all() and (face.kps[:2, 0] < w).all() and (face.kps[:2, 1] < h).all()
