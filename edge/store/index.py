@@ -242,13 +242,21 @@ class ExactIndex:
     def __init__(self) -> None:
         self._lock = _RWLock()
         self._parts: dict[tuple[str, str], _Partition] = {}
-        self._where: dict[str, tuple[str, str]] = {}
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._where)
+        return self._count
 
     def __contains__(self, uuid: object) -> bool:
-        return uuid in self._where
+        return isinstance(uuid, str) and self._find(uuid) is not None
+
+    def _find(self, uuid: str) -> _Partition | None:
+        # A box holds a handful of (instance, model) partitions; probing each one's dict is
+        # cheaper than a second uuid -> partition map (~5 MB per 100k rows).
+        for part in self._parts.values():
+            if uuid in part.row:
+                return part
+        return None
 
     def nbytes(self) -> int:
         """Bytes allocated for the matrices and filter arrays (uuid strings not counted)."""
@@ -275,17 +283,17 @@ class ExactIndex:
 
     def _add_locked(self, e: IndexEntry) -> None:
         vec = self._check(e.vector)
-        if e.uuid in self._where:
-            self._remove_locked(e.uuid)
-        part = self._partition(e.instance, e.model, vec.shape[0])
+        part = self._partition(e.instance, e.model, vec.shape[0])  # may refuse: before any change
+        self._remove_locked(e.uuid)
         part.append(e if vec is e.vector else _with_vector(e, vec))
-        self._where[e.uuid] = (e.instance, e.model)
+        self._count += 1
 
     def _remove_locked(self, uuid: str) -> bool:
-        where = self._where.pop(uuid, None)
-        if where is None:
+        part = self._find(uuid)
+        if part is None:
             return False
-        self._parts[where].remove(uuid)
+        part.remove(uuid)
+        self._count -= 1
         return True
 
     def add(self, entry: IndexEntry) -> None:
@@ -322,10 +330,9 @@ class ExactIndex:
         vector: np.ndarray | None = None,
     ) -> bool:
         with self._lock.write():
-            where = self._where.get(uuid)
-            if where is None:
+            part = self._find(uuid)
+            if part is None:
                 return False
-            part = self._parts[where]
             i = part.row[uuid]
             if vector is not None:
                 v = self._check(vector)

@@ -211,3 +211,17 @@ def test_row_with_a_foreign_dimension_is_skipped_not_fatal(
     assert s2.stale_count == 1
     q = unit_vectors(1, seed=41)[0]
     assert {e.uuid for e, _ in s2.search("inst-a", "EDGE_FACE_V1", q)} == set(good)
+
+
+def test_index_add_replaces_the_same_uuid_even_across_partitions() -> None:
+    idx = ExactIndex()
+    v1, v2 = unit_vectors(2, dim=16, seed=42)
+    idx.add(IndexEntry("x", "i", "m", "", "", 100, v1))
+    idx.add(IndexEntry("x", "i", "m2", "", "", 100, v2))
+    assert len(idx) == 1 and "x" in idx
+    assert idx.search("i", "m", v1, now=0) == []
+    assert [u for u, _ in idx.search("i", "m2", v2, now=0)] == ["x"]
+    with pytest.raises(ValueError):  # wrong dimension: refused, the old entry kept
+        idx.add(IndexEntry("x", "i", "m2", "", "", 100, np.ones(8, np.float32)))
+    assert [u for u, _ in idx.search("i", "m2", v2, now=0)] == ["x"]
+    assert idx.remove("x") and len(idx) == 0 and "x" not in idx
