@@ -20,7 +20,7 @@ from edge.errors import EdgeError
 from edge.imaging.orientation import rotate_cw
 from edge.runtime.registry import ModelRegistry
 from edge.vision.align import align_face
-from edge.vision.detection import FaceDetector, build_detectors
+from edge.vision.detection import FaceDetector, TiledDetector, build_detectors
 from edge.vision.embedding import Embedder
 from edge.vision.similarity import Calibration, load_calibration
 from edge.vision.types import Area, DetailFlags, Face, FaceAnalysis
@@ -90,6 +90,7 @@ class FacePipeline:
         self._fast: FaceDetector | None = None
         self._slow: FaceDetector | None = None
         self._embedder: Embedder | None = None
+        self._slow_all: FaceDetector | None = None  # slow detector + tiles for small faces
         try:
             self._calibration: Calibration | None = load_calibration(registry.pack_name)
         except FileNotFoundError:  # only while calibrating a new pack
@@ -108,7 +109,11 @@ class FacePipeline:
         if self._fast is None or self._slow is None:
             with self._lock:
                 if self._fast is None or self._slow is None:
-                    self._fast, self._slow = build_detectors(self.registry, self.settings)
+                    fast, slow = build_detectors(self.registry, self.settings)
+                    det = self.settings.detection
+                    size = int(getattr(slow, "size", 0) or getattr(slow, "input_long", 640))
+                    self._slow_all = TiledDetector(slow, size, det.min_face_px, det.nms_iou)
+                    self._fast, self._slow = fast, slow
         return self._fast, self._slow
 
     @property
@@ -241,9 +246,12 @@ class FacePipeline:
         """All faces >= min_face_px by the slow detector, largest first; [] when none.
 
         With `auto_rotate` the turn is chosen as in `analyze_largest`, then the slow detector
-        lists the faces of that turn.
+        lists the faces of that turn. Large images are also scanned in tiles so that faces
+        down to min_face_px are found (see `TiledDetector`).
         """
-        _, slow = self._detectors()
+        self._detectors()
+        slow = self._slow_all
+        assert slow is not None
         bgr0, base_rot = self._unpack(image)
         rot, bgr = 0, bgr0
         if auto_rotate:

@@ -225,3 +225,19 @@ def test_thread_safe_results_match_sequential(pipe: FacePipeline, testdata: Path
     for a, b in zip(seq, par, strict=True):
         assert a is not None and b is not None
         assert float(np.dot(a, b)) > 0.9999
+
+
+def test_detect_all_finds_small_faces_in_large_images(pipe: FacePipeline, testdata: Path) -> None:
+    """A ~50 px face in a 4000x3000 frame: invisible at 640 px, found through the tiles."""
+    face = read_bgr(testdata / OBAMA / "1.jpg")
+    small = cv2.resize(face, None, fx=0.22, fy=0.22, interpolation=cv2.INTER_AREA)
+    canvas = np.full((3000, 4000, 3), 90, np.uint8)
+    y0, x0 = 1500, 2500
+    canvas[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    _, slow = build_detectors(pipe.registry, pipe.settings)
+    assert slow.detect(canvas) == []  # the whole-frame pass alone misses it
+    found = pipe.detect_all(canvas)
+    assert len(found) == 1
+    ref = pipe.detect_all(small)[0].face.box + np.array([x0, y0, x0, y0])
+    assert _iou(found[0].face.box, ref) > 0.6
+    assert min(found[0].face.width, found[0].face.height) >= 32
