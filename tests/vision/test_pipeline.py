@@ -241,3 +241,18 @@ def test_detect_all_finds_small_faces_in_large_images(pipe: FacePipeline, testda
     ref = pipe.detect_all(small)[0].face.box + np.array([x0, y0, x0, y0])
     assert _iou(found[0].face.box, ref) > 0.6
     assert min(found[0].face.width, found[0].face.height) >= 32
+
+
+def test_details_only_requested_blocks_and_models(make_settings, testdata: Path) -> None:  # type: ignore[no-untyped-def]
+    """The real DetailAnalyzer is built lazily; a position-only request opens no detail model."""
+    s = make_settings()
+    reg = ModelRegistry(s)
+    p = FacePipeline(reg, s)
+    img = read_bgr(testdata / OBAMA / "1.jpg")
+    got = p.analyze_largest(img, flags=DetailFlags(position=True))
+    assert set(got.details) == {"position"}
+    assert got.details["position"] == got.face.position(img.shape[1], img.shape[0])
+    assert set(reg.opened()) <= {"detector_fast", "detector_slow", "embedding"}
+    info = p.model_info()
+    assert info["attributes"] == p.details.supported_attributes()  # type: ignore[union-attr]
+    assert "age" in info["attributes"] and info["capabilities"]["attributes"] is True
