@@ -173,7 +173,7 @@ def _fill_and_search(
         index = store.index
         assert isinstance(index, ExactIndex)
         res["index_alloc_mb"] = index.nbytes() / 2**20
-        res["index_live_mb"] = n * (args.dim * 4 + 4 + 4 + 8) / 2**20
+        res["index_live_mb"] = n * (args.dim * 4 + 8 + 8 + 8) / 2**20
         res["rss_after_fill_mb"] = (proc.memory_info().rss - rss0) / 2**20
 
         # Search: our scan, the whole store call, and the full-sort baseline on the same

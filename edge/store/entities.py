@@ -688,14 +688,20 @@ class EntityStore:
             instance, model, query, now=now_s, collection=collection, key=key, limit=limit
         )
         found: dict[str, Entity] = {}
+        # The fetch re-checks every filter on the real row: the index may compare hashes.
+        cond = "instance = ? AND model = ? AND expires_at > ?"
+        args: list[Any] = [instance, model, now_s]
+        for col, value in (("collection", collection), ("key", key)):
+            if value is not None:
+                cond += f" AND {col} = ?"
+                args.append(value)
         with self._read() as conn:
             for i in range(0, len(hits), _FETCH_CHUNK):
                 chunk = [u for u, _ in hits[i : i + _FETCH_CHUNK]]
                 marks = ",".join("?" * len(chunk))
                 for row in conn.execute(
-                    f"SELECT {_COLUMNS} FROM entities WHERE uuid IN ({marks}) "
-                    "AND instance = ? AND expires_at > ?",
-                    [*chunk, instance, now_s],
+                    f"SELECT {_COLUMNS} FROM entities WHERE uuid IN ({marks}) AND {cond}",
+                    [*chunk, *args],
                 ).fetchall():
                     found[row[0]] = self._entity(row)
         # A hit deleted between the scan and the fetch simply drops out.

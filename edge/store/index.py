@@ -129,13 +129,14 @@ class _Partition:
         cap = max(capacity, self._MIN_CAPACITY)
         self.matrix = np.empty((cap, dim), dtype=np.float32)
         self.expires = np.empty(cap, dtype=np.int64)
-        self.collection = np.empty(cap, dtype=np.int32)
-        self.key = np.empty(cap, dtype=np.int32)
+        # Filter strings are kept as their 64-bit hash: one vectorised comparison per filter
+        # and no per-row Python strings (a table of 100k distinct keys would cost ~10 MB).
+        # A hash collision (odds ~2**-64 per row) can only let a wrong row through, never
+        # drop a right one; the store re-checks the real strings when it fetches the rows.
+        self.collection = np.empty(cap, dtype=np.int64)
+        self.key = np.empty(cap, dtype=np.int64)
         self.uuids: list[str] = []
         self.row: dict[str, int] = {}
-        # Filter strings become small ints once, so a filter is one vectorised comparison.
-        self.collection_codes: dict[str, int] = {}
-        self.key_codes: dict[str, int] = {}
 
     @property
     def capacity(self) -> int:
@@ -143,12 +144,6 @@ class _Partition:
 
     def nbytes(self) -> int:
         return self.matrix.nbytes + self.expires.nbytes + self.collection.nbytes + self.key.nbytes
-
-    def _code(self, table: dict[str, int], value: str) -> int:
-        code = table.get(value)
-        if code is None:
-            code = table[value] = len(table)
-        return code
 
     def _grow(self, need: int) -> None:
         cap = self.capacity
@@ -166,8 +161,8 @@ class _Partition:
     def set_row(self, i: int, e: IndexEntry) -> None:
         self.matrix[i] = e.vector
         self.expires[i] = e.expires_at
-        self.collection[i] = self._code(self.collection_codes, e.collection)
-        self.key[i] = self._code(self.key_codes, e.key)
+        self.collection[i] = _h(e.collection)
+        self.key[i] = _h(e.key)
 
     def append(self, e: IndexEntry) -> None:
         self._grow(self.n + 1)
@@ -200,15 +195,9 @@ class _Partition:
             return []
         mask = self.expires[:n] > now
         if collection is not None:
-            code = self.collection_codes.get(collection)
-            if code is None:
-                return []
-            mask &= self.collection[:n] == code
+            mask &= self.collection[:n] == _h(collection)
         if key is not None:
-            code = self.key_codes.get(key)
-            if code is None:
-                return []
-            mask &= self.key[:n] == code
+            mask &= self.key[:n] == _h(key)
         live = int(np.count_nonzero(mask))
         if live == 0:
             return []
@@ -342,9 +331,9 @@ class ExactIndex:
             if expires_at is not None:
                 part.expires[i] = expires_at
             if collection is not None:
-                part.collection[i] = part._code(part.collection_codes, collection)
+                part.collection[i] = _h(collection)
             if key is not None:
-                part.key[i] = part._code(part.key_codes, key)
+                part.key[i] = _h(key)
             return True
 
     def remove(self, uuid: str) -> bool:
@@ -370,6 +359,11 @@ class ExactIndex:
             if q.shape[0] != part.dim:
                 raise ValueError(f"query dimension {q.shape[0]} differs from {part.dim}")
             return part.search(q, now, collection, key, limit)
+
+
+def _h(value: str) -> int:
+    """Process-local 64-bit hash of a filter string (the index lives only in memory)."""
+    return hash(value)
 
 
 def _with_vector(e: IndexEntry, vector: np.ndarray) -> IndexEntry:

@@ -190,7 +190,7 @@ def test_reopen_sizes_the_index_exactly(open_store: Callable[..., EntityStore]) 
     grown = s.index.nbytes()
     s.close()
     s2 = open_store()
-    row_bytes = 128 * 4 + 8 + 4 + 4  # vector + expiry + collection code + key code
+    row_bytes = 128 * 4 + 8 + 8 + 8  # vector + expiry + collection hash + key hash
     assert s2.index.nbytes() == n * row_bytes < grown
 
 
