@@ -146,6 +146,7 @@ class CameraConfig(Section):
     collection: str = Field("", description="search only this collection; empty = all")
     spoof_threshold: float = Field(0.5, gt=0, lt=1, description="spoofScore >= this is spoof")
     track_timeout_s: float = Field(1.0, gt=0, description="a track ends after this unseen")
+    burst: bool = Field(True, description="analyse every frame while a face is undecided")
     realtime: bool | None = Field(
         None, description="pace file sources at their fps and drop late frames; None = auto"
     )

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--source", required=True, help="V4L2 index, URL, gst pipeline, file, folder"
+        "--source",
+        default=None,
+        help="V4L2 index, URL, gst pipeline, file or folder (default: the configured camera's)",
     )
     parser.add_argument("--name", default=None, help="camera name (default: cam)")
     parser.add_argument("--enroll-key", default=None, help="enrol the first person seen, then exit")
@@ -49,7 +51,10 @@ def _camera_config(settings: Settings, args: argparse.Namespace) -> CameraConfig
     name = args.name or "cam"
     base = next((c for c in settings.cameras if c.name == name), None)
     data = base.model_dump() if base else {"name": name}
-    data["source"] = args.source
+    if args.source is not None:
+        data["source"] = args.source
+    elif base is None:
+        raise ValueError(f"--source is required: no camera named {name!r} in the config")
     data["enabled"] = True
     if args.detect_fps is not None:
         data["detect_fps"] = args.detect_fps
@@ -60,8 +65,8 @@ def _camera_config(settings: Settings, args: argparse.Namespace) -> CameraConfig
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        parse_source(args.source)
         cam = _camera_config(settings, args)
+        parse_source(cam.source)
     except ValueError as e:
         print(f"edge-face camera: {e}", file=sys.stderr)
         return 2

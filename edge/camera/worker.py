@@ -1,5 +1,9 @@
 """The per-camera recognition loop: detect at a set rate, track, decide once per track.
 
+While a new face is still undecided the loop analyses every frame it can get (newest
+first, so it never falls behind), which brings the decision in after a few frame periods;
+once every face in view is decided it drops back to `detect_fps` to follow them cheaply.
+
 A track's decision waits until liveness has `liveness_votes` reliable votes (frames whose
 face passes the liveness quality gates), or twice that many frames were scored without
 enough reliable ones (verdict "uncertain"), or the track ends. Identity is searched with the
@@ -117,7 +121,7 @@ class CameraWorker:
                         break
                     continue
                 last_seq = frame.seq
-                if frame.ts < next_due:
+                if frame.ts < next_due and not (self.cfg.burst and self._undecided()):
                     continue
                 # Live sources: never schedule in the past after a slow round.
                 next_due = max(next_due + period, frame.ts) if next_due >= 0 else frame.ts + period
@@ -135,6 +139,10 @@ class CameraWorker:
                     self._finish(t, None)
         finally:
             self.finished.set()
+
+    def _undecided(self) -> bool:
+        with self._lock:
+            return any(st.emitted is None for st in self._states.values())
 
     def process(self, frame: Frame) -> None:
         img = frame.image

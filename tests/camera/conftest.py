@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "mqtt"))
+from camera_helpers import KNOWN, SPOOF, STRANGERS, Vision  # noqa: E402
 from camera_video import Segment, write_video  # noqa: E402
 from mosquitto_broker import Broker  # noqa: E402
 
@@ -22,23 +21,6 @@ from edge.store.entities import EntityStore  # noqa: E402
 from edge.vision.liveness import LivenessScorer  # noqa: E402
 from edge.vision.pipeline import FacePipeline  # noqa: E402
 from tests.conftest import read_bgr  # noqa: E402
-
-# Enrolled from photo 1, shown in the video with another photo of the same person.
-KNOWN = {
-    "guido": ("guido_van_rossum", "1.jpg", "2.jpg"),
-    "paul": ("paul_allen", "1.jpg", "3.jpg"),
-    "matt": ("matt_damon", "1.jpg", "2.jpg"),
-}
-STRANGERS = {"kate": ("kate_winslet", "11.png"), "obama": ("barack_obama", "11.png")}
-SPOOF = "liveness/spoof/doubango_spoof.jpg"  # a presentation-attack photo (not enrolled)
-
-
-@dataclass
-class Vision:
-    settings: Settings
-    registry: ModelRegistry
-    pipeline: FacePipeline
-    liveness: LivenessScorer
 
 
 @pytest.fixture(scope="session")
@@ -116,10 +98,3 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
-
-
-def camera_settings(vision: Vision, tmp_path: Path, **over: Any) -> Settings:
-    data = vision.settings.model_dump()
-    data.update({"data_dir": tmp_path / "data", "device_id": "dev-1"})
-    data.update(over)
-    return Settings(**data)

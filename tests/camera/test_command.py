@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import yaml
+from camera_helpers import KNOWN, Vision
 from camera_video import background, place
-from conftest import KNOWN, Vision
 from mjpeg_stream import MjpegServer
 from mosquitto_broker import Broker, Subscriber
 

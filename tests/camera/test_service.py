@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from camera_helpers import STRANGERS, Vision, camera_settings
 from camera_video import background, place
-from conftest import STRANGERS, Vision, camera_settings
 from mjpeg_stream import MjpegServer
 from mosquitto_broker import Broker, Subscriber
 from paho.mqtt.packettypes import PacketTypes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Vision
+from camera_helpers import Vision
 
 from edge.camera.events import RecognitionEvent
 from edge.camera.recognizer import Recognizer

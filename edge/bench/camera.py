@@ -1,0 +1,478 @@
+"""`edge-face bench camera`: a 1280x720 25 fps video through the camera path, to MQTT.
+
+Measures, in one run and on the same video:
+- edge-face's loop: a paced capture keeping only the newest frame, detection at
+  `--detect-fps`, decisions per track;
+- a naive baseline: every frame queued (FIFO) and analysed (detection every frame),
+  the way a first prototype usually reads a camera;
+- a broker outage of `--outage` seconds during a third pass: every event emitted must
+  still arrive (bounded queue, nothing dropped while within its bound).
+Figures: processed fps, frames read/dropped, largest backlog, decisions, end-to-end decision
+latency from a person's first frame to the MQTT message (p50/p95), CPU and peak RSS.
+Needs the `mosquitto` binary (a private broker is started on a free loopback port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import psutil
+
+from edge.bench.stats import p, table
+from edge.camera.events import RecognitionEvent
+from edge.camera.recognizer import Recognizer
+from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_source
+from edge.camera.worker import CameraWorker
+from edge.config import REPO_ROOT, CameraConfig, Settings
+from edge.mqtt.bridge import MqttBridge
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
+W, H = 1280, 720
+# People with at least two photos: enrolled from the first, shown with the second.
+PEOPLE = [
+    "guido_van_rossum", "paul_allen", "matt_damon", "kate_winslet", "jennifer_lopez",
+    "halle_berry", "tom_hanks", "james_spader", "jack_dorsey", "angelina_jolie",
+    "keanu_reeves", "barack_obama",
+]  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=24.0, help="video length")
+    parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--detect-fps", type=float, default=8.0)
+    parser.add_argument("--outage", type=float, default=10.0, help="broker outage, seconds")
+    parser.add_argument("--testdata", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--skip-baseline", action="store_true")
+
+
+# Video ---------------------------------------------------------------------------------------
+@dataclass
+class Appearance:
+    key: str
+    first_frame: int
+    segment: int
+
+
+def _background() -> np.ndarray:
+    y = np.linspace(70, 130, H, dtype=np.float32)[:, None]
+    x = np.linspace(0, 30, W, dtype=np.float32)[None, :]
+    g = (y + x).astype(np.uint8)
+    return np.dstack([g, g + 5, g + 10])
+
+
+def _compose(photos: list[np.ndarray]) -> np.ndarray:
+    out = _background()
+    k = len(photos)
+    height = {1: 440, 2: 380, 3: 320}[k]
+    slot = W // k
+    for i, img in enumerate(photos):
+        sc = height / img.shape[0]
+        im = cv2.resize(
+            img, (max(1, round(img.shape[1] * sc)), height), interpolation=cv2.INTER_AREA
+        )
+        if im.shape[1] > slot - 10:
+            cut = (im.shape[1] - (slot - 10)) // 2
+            im = im[:, cut : cut + slot - 10]
+        x = i * slot + (slot - im.shape[1]) // 2
+        y = (H - height) // 2
+        out[y : y + height, x : x + im.shape[1]] = im
+    return out
+
+
+def build_video(
+    path: Path, testdata: Path, seconds: float, fps: float
+) -> tuple[list[Appearance], dict[str, Path]]:
+    """1-3 people at once, 2 s per group, 0.6 s empty between groups."""
+    fid = testdata / "faces_by_identity"
+    photos = {k: sorted((fid / k).iterdir()) for k in PEOPLE}
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H))
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV cannot write MJPG video")
+    bg = _background()
+    total = round(seconds * fps)
+    gap, show = round(0.6 * fps), round(2.0 * fps)
+    n, seg, person = 0, 0, 0
+    appearances: list[Appearance] = []
+    while n < total:
+        for _ in range(min(gap, total - n)):
+            writer.write(bg)
+            n += 1
+        if total - n < show:
+            break
+        k = seg % 3 + 1
+        keys = [PEOPLE[(person + i) % len(PEOPLE)] for i in range(k)]
+        person += k
+        frame = _compose([cv2.imread(str(photos[key][1])) for key in keys])
+        appearances += [Appearance(key, n, seg) for key in keys]
+        for _ in range(show):
+            writer.write(frame)
+            n += 1
+        seg += 1
+    while n < total:
+        writer.write(bg)
+        n += 1
+    writer.release()
+    return appearances, {k: v[0] for k, v in photos.items()}
+
+
+# Broker + subscriber -------------------------------------------------------------------------
+class _Broker:
+    def __init__(self, workdir: Path) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise SystemExit("bench camera needs the mosquitto binary")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        (workdir / "db").mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {workdir / 'db'}/\nuser {getpass.getuser()}\n"
+            "log_dest none\n"
+        )
+        self.exe = exe
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+class _Receiver:
+    """Persistent-session subscriber: records (monotonic arrival, event) pairs."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        import json
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.got: list[tuple[float, dict[str, Any]]] = []
+        self._ready = threading.Event()
+        c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"bench-{os.getpid()}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        c.on_connect = lambda cl, *_a: cl.subscribe(topic, qos=1)
+        c.on_subscribe = lambda *_a: self._ready.set()
+        c.on_message = lambda _c, _u, m: self.got.append((time.monotonic(), json.loads(m.payload)))
+        c.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        c.connect("127.0.0.1", port, 30, clean_start=False, properties=props)
+        c.loop_start()
+        self.client = c
+        if not self._ready.wait(10):
+            raise RuntimeError("bench subscriber could not subscribe")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+# Runs ----------------------------------------------------------------------------------------
+class _FifoCapture:
+    """The naive baseline's reader: every frame paced into an unbounded FIFO, none dropped."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.spec = SourceSpec("file", str(path))
+        self.stats = CaptureStats()
+        self.fps = fps
+        self.q: queue.Queue[Frame | None] = queue.Queue()
+        self.backlog_max = 0
+        self.started_at: float | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> _FifoCapture:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        cap = cv2.VideoCapture(self.spec.target)
+        n = 0
+        self.started_at = t0 = time.monotonic()
+        self.stats.state = "streaming"
+        while True:
+            wait = t0 + n / self.fps - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            ok, img = cap.read()
+            if not ok:
+                break
+            n += 1
+            self.stats.frames_read = n
+            self.q.put(Frame(img, n, (n - 1) / self.fps, time.monotonic()))
+            self.backlog_max = max(self.backlog_max, self.q.qsize())
+        cap.release()
+        self.q.put(None)
+
+    @property
+    def ended(self) -> bool:
+        return self._done.is_set()
+
+    def next_frame(self, after_seq: int, timeout: float) -> Frame | None:
+        try:
+            f = self.q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if f is None:
+            self._done.set()
+            self.stats.state = "ended"
+        return f
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class RunResult:
+    name: str
+    wall_s: float = 0.0
+    processed: int = 0
+    frames_read: int = 0
+    dropped: int = 0
+    backlog_max: int = 0
+    events: list[RecognitionEvent] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    correct: int = 0
+    decided_people: int = 0
+    cpu_pct: float = 0.0
+    peak_rss_mb: float = 0.0
+    delivered: int = 0
+    bridge_dropped: int = 0
+
+
+class _RssSampler:
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join()
+        return self.peak / 2**20
+
+
+def _run(
+    name: str,
+    settings: Settings,
+    rec: Recognizer,
+    video: Path,
+    appearances: list[Appearance],
+    broker: _Broker,
+    *,
+    fps: float,
+    detect_fps: float,
+    naive: bool,
+    outage: tuple[float, float] | None = None,
+    time_limit: float,
+) -> RunResult:
+    device = f"bench-{name}"
+    s = settings.model_copy(deep=True)
+    s.device_id = device
+    s.mqtt.enabled, s.mqtt.port = True, broker.port
+    s.mqtt.reconnect_min_s, s.mqtt.reconnect_max_s = 0.2, 1.0
+    topic = f"{s.mqtt.prefix}/{device}/events/recognition"
+    receiver = _Receiver(broker.port, topic)
+    bridge = MqttBridge(s)
+    bridge.start()
+    bridge.wait_connected(10)
+    cfg = CameraConfig(
+        name="bench", source=str(video), detect_fps=fps if naive else detect_fps,
+        track_timeout_s=0.5,
+    )  # fmt: skip
+    result = RunResult(name)
+    sink_events: list[RecognitionEvent] = []
+
+    def sink(e: RecognitionEvent) -> None:
+        sink_events.append(e)
+        bridge.publish_event("recognition", e.payload())
+
+    capture: Any = (
+        _FifoCapture(video, fps) if naive else Capture(parse_source(str(video)), realtime=True)
+    )
+    rss = _RssSampler()
+    proc = psutil.Process()
+    cpu0 = proc.cpu_times()
+    t0 = time.monotonic()
+    capture.start()
+    worker = CameraWorker(cfg, capture, rec, sink, device_id=device).start()
+    if outage is not None:
+        time.sleep(outage[0])
+        broker.stop()
+        time.sleep(outage[1])
+        broker.start()
+    worker.finished.wait(time_limit)
+    worker.stop(1)
+    capture.stop()
+    result.wall_s = time.monotonic() - t0
+    cpu1 = proc.cpu_times()
+    bridge.flush(30)
+    deadline = time.monotonic() + 30
+    while len(receiver.got) < len(sink_events) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    bridge.stop()
+    receiver.close()
+    result.peak_rss_mb = rss.stop()
+    result.cpu_pct = 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / result.wall_s
+    result.processed = worker.frames_processed
+    result.frames_read = capture.stats.frames_read
+    result.dropped = capture.stats.frames_dropped
+    result.backlog_max = getattr(capture, "backlog_max", 1)
+    result.events = sink_events
+    result.delivered = len(receiver.got)
+    result.bridge_dropped = bridge.queue_stats().dropped
+    started = capture.started_at or t0
+    # Latency: the segment a track started in -> MQTT arrival of its first decision.
+    seg_start = {a.segment: a.first_frame for a in appearances}
+    seg_keys: dict[int, set[str]] = {}
+    for a in appearances:
+        seg_keys.setdefault(a.segment, set()).add(a.key)
+    seen_tracks: set[int] = set()
+    for arrived, body in receiver.got:
+        if body["trackId"] in seen_tracks:
+            continue
+        seen_tracks.add(body["trackId"])
+        first_frame = round(body["firstSeenSourceS"] * fps)
+        seg = max((sg for sg, f0 in seg_start.items() if f0 <= first_frame + 1), default=None)
+        if seg is None:
+            continue
+        appeared = started + seg_start[seg] / fps
+        result.latencies_ms.append((arrived - appeared) * 1000.0)
+        result.decided_people += 1
+        key = body["match"]["key"] if body["match"] else None
+        result.correct += int(key in seg_keys[seg])
+    return result
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from edge.runtime.registry import ModelRegistry
+    from edge.store.entities import EntityStore
+    from edge.vision.liveness import LivenessScorer
+    from edge.vision.pipeline import FacePipeline
+
+    tmp = Path(tempfile.mkdtemp(prefix="edge-bench-camera-"))
+    try:
+        video = tmp / "people.avi"
+        appearances, enrol_photos = build_video(video, args.testdata, args.seconds, args.fps)
+        registry = ModelRegistry(settings)
+        pipeline = FacePipeline(registry, settings)
+        liveness = LivenessScorer(registry, settings) if registry.has("liveness_v2") else None
+        pipeline.warmup()
+        if liveness is not None:
+            liveness.warmup()
+        store = EntityStore(tmp / "store.sqlite3", pack_fingerprint=registry.fingerprint)
+        for key, photo in enrol_photos.items():
+            a = pipeline.analyze_largest(cv2.imread(str(photo)))
+            name = settings.names.face
+            store.create(
+                instance="default", model=name, model_name=name, collection="", key=key,
+                metadata=[], ttl=-1, vector=a.embedding,
+            )  # fmt: skip
+        rec = Recognizer(settings, pipeline, store, liveness)
+        broker = _Broker(tmp / "broker")
+        broker.start()
+        limit = args.seconds * 4 + 30
+        common = {"fps": args.fps, "detect_fps": args.detect_fps, "time_limit": limit}
+        results = [
+            _run("edge-face", settings, rec, video, appearances, broker, naive=False, **common)
+        ]
+        if not args.skip_baseline:
+            results.append(
+                _run("naive", settings, rec, video, appearances, broker, naive=True, **common)
+            )
+        outage = None
+        if args.outage > 0:
+            outage = _run(
+                "outage", settings, rec, video, appearances, broker, naive=False,
+                outage=(min(4.0, args.seconds / 4), args.outage), **common,
+            )  # fmt: skip
+        broker.stop()
+        store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    segs = len({a.segment for a in appearances})
+    print(
+        f"bench camera: {W}x{H} @ {args.fps:g} fps, {args.seconds:g} s video, {len(appearances)} "
+        f"person appearances in {segs} groups of 1-3, detect_fps {args.detect_fps:g}, "
+        f"backend {settings.models.backend}, load average {os.getloadavg()[0]:.2f}"
+    )
+    rows = []
+    for r in results:
+        lat = np.asarray(r.latencies_ms)
+        rows.append([
+            r.name, r.processed / r.wall_s, r.frames_read, r.processed, r.dropped, r.backlog_max,
+            f"{r.decided_people}/{len(appearances)}", f"{r.correct}/{r.decided_people}",
+            p(lat, 50), p(lat, 95), r.cpu_pct, r.peak_rss_mb, r.wall_s,
+        ])  # fmt: skip
+    print(
+        table(
+            [
+                "run",
+                "proc fps",
+                "read",
+                "analysed",
+                "dropped",
+                "backlog max",
+                "people decided",
+                "right id",
+                "p50 ms",
+                "p95 ms",
+                "CPU %",
+                "peak RSS MB",
+                "wall s",
+            ],
+            rows,
+        )
+    )
+    if len(results) == 2 and results[0].latencies_ms and results[1].latencies_ms:
+        ratio = p(np.asarray(results[1].latencies_ms), 50) / p(
+            np.asarray(results[0].latencies_ms), 50
+        )
+        print(f"decision latency p50, naive / edge-face: {ratio:.2f}x")
+    if outage is not None:
+        print(
+            f"broker outage {args.outage:g} s: events emitted {len(outage.events)}, delivered "
+            f"{outage.delivered}, dropped by the queue {outage.bridge_dropped} "
+            f"(bound {settings.mqtt.queue_limit})"
+        )
+    return 0
