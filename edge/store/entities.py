@@ -417,8 +417,12 @@ class EntityStore:
         created: list[tuple[Entity, np.ndarray]] = []
         changes: list[Change] = []
         with self._write_lock:
-            for it, vec, _ in prepared:
+            batch_dims: dict[tuple[str, str], int] = {}
+            for it, vec, _ in prepared:  # against stored rows AND earlier rows of this batch
                 self._check_dim(it.instance, it.model, vec)
+                want = batch_dims.setdefault((it.instance, it.model), vec.shape[0])
+                if want != vec.shape[0]:
+                    raise ValueError(f"vector dimensions {want} and {vec.shape[0]} in one batch")
             now = self._now()
             now_s = int(now.timestamp() // 1)
             now_ms = int(now.timestamp() * 1000)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from store_helpers import DIM, ManualClock, make, unit_vectors
 
-from edge.store import NEVER_EXPIRES, EntityStore
+from edge.store import NEVER_EXPIRES, EntityStore, NewEntity
 
 META = [
     {"name": "name", "type": "string", "value": "Zoë"},
@@ -180,3 +180,17 @@ def test_closed_store_refuses_work(open_store: Callable[..., EntityStore]) -> No
         make(s)
     with pytest.raises(RuntimeError):
         s.get("inst-a", "x")
+
+
+def test_bulk_create_is_all_or_nothing(store: EntityStore) -> None:
+    good = NewEntity("inst-a", "EDGE_FACE_V1", "EDGE_FACE_V1", unit_vectors(1, seed=8)[0])
+    for bad in (
+        NewEntity("inst-a", "NEW_MODEL", "NEW_MODEL", unit_vectors(1, dim=64, seed=9)[0]),
+        NewEntity("inst-a", "EDGE_FACE_V1", "EDGE_FACE_V1", unit_vectors(1, seed=9)[0], ttl=0),
+    ):
+        first = NewEntity("inst-a", "NEW_MODEL", "NEW_MODEL", unit_vectors(1, dim=32, seed=9)[0])
+        with pytest.raises(ValueError):
+            store.create_many([good, first, bad])
+        assert store.count() == 0 and len(store.index) == 0
+        assert store.changes_since(0) == []
+    assert len(store.create_many([good, good])) == 2
