@@ -99,9 +99,10 @@ def _app_of(request_or_app: web.Request | web.Application) -> web.Application:
 
 
 def check_ready(app: web.Application) -> None:
-    """503 while models load (or after shutdown began)."""
+    """503 while models load. (Requests arriving after shutdown began are refused by the
+    middleware; those already in flight may still run inference to finish.)"""
     state = app[READY]
-    if not state.ready:
+    if not state.models_ready:
         raise EdgeError(503, f"service unavailable: {state.reason}")
 
 

@@ -199,9 +199,8 @@ async def _warm_up(app: web.Application) -> None:
         log.exception("model warm-up failed; the service stays not ready")
         state.set_not_ready(f"model warm-up failed: {type(e).__name__}: {e}")
         return
-    if not state.shutting_down:
-        state.set_ready()
-        log.info("models warmed up; ready")
+    state.set_ready()
+    log.info("models warmed up; ready")
 
 
 async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -229,6 +228,4 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _on_shutdown(app: web.Application) -> None:
-    state = app[READY]
-    state.shutting_down = True
-    state.set_not_ready("shutting down")
+    app[READY].begin_shutdown()

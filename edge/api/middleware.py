@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api.state import REQUEST_ID, SETTINGS
+from edge.api.state import READY, REQUEST_ID, SETTINGS
 from edge.errors import ERROR_CATALOGUE, EdgeError
 from edge.metrics import REGISTRY
 
@@ -148,8 +148,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     request[REQUEST_ID] = rid
     t0 = time.perf_counter()
     route = route_label(request)
+    state = request.app[READY]
+    state.in_flight += 1
     resp: web.StreamResponse
     try:
+        if state.shutting_down and route not in ("/healthz", "/readyz"):
+            raise EdgeError(503, "service unavailable: shutting down")
         check_limits(request)
         resp = await handler(request)
     except EdgeError as err:
@@ -169,8 +173,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("internal error [request_id=%s] %s %s", rid, request.method, route)
         resp = error_response(EdgeError(500, f"internal error; request id {rid}"), rid)
+    finally:
+        state.in_flight -= 1
     if not resp.prepared:
         resp.headers["x-request-id"] = rid
+        if state.shutting_down:
+            resp.force_close()  # keep-alive clients reconnect elsewhere / after restart
     elapsed = time.perf_counter() - t0
     REQUEST_SECONDS.observe(elapsed, route=route, method=request.method)
     REQUESTS.inc(route=route, method=request.method, status=str(resp.status))

@@ -97,8 +97,33 @@ class EdgeRunner(web.AppRunner):
         )
 
 
+#: aiohttp's own shutdown wait, after `drain` already waited for requests in flight.
+RUNNER_SHUTDOWN_TIMEOUT = 2.0
+
+
 def make_runner(app: web.Application, settings: Settings) -> EdgeRunner:
-    return EdgeRunner(app, shutdown_timeout=settings.server.drain_seconds, handle_signals=False)
+    return EdgeRunner(app, shutdown_timeout=RUNNER_SHUTDOWN_TIMEOUT, handle_signals=False)
+
+
+async def drain(app: web.Application, runner: web.BaseRunner, seconds: float) -> int:
+    """Stop accepting, let requests in flight finish (up to `seconds`); returns how many
+    were still running at the deadline.
+
+    Done here rather than by aiohttp's shutdown because aiohttp stops reading from a
+    connection once shutdown starts, so a request still uploading its body (a large image
+    on a slow link) could never complete.
+    """
+    state = app[READY]
+    state.begin_shutdown()  # new requests on kept-alive connections: 503 + Connection: close
+    for site in list(runner.sites):
+        await site.stop()  # the listening socket closes: new connections are refused
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while state.in_flight > 0 and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if state.in_flight:
+        log.warning("drain time over: %d requests still running are cancelled", state.in_flight)
+    return state.in_flight
 
 
 # Optional device services (cameras, MQTT) --------------------------------------------------
@@ -162,9 +187,11 @@ async def serve(
         await stop.wait()
         await asyncio.to_thread(notify, "STOPPING=1")
         log.info(
-            "stopping: no new connections; draining requests for up to %ss",
+            "stopping: no new connections; draining %d requests for up to %ss",
+            app[READY].in_flight,
             settings.server.drain_seconds,
         )
+        await drain(app, runner, settings.server.drain_seconds)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):

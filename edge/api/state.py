@@ -23,17 +23,32 @@ if TYPE_CHECKING:
 
 @dataclass
 class ReadyState:
-    """Whether the process may serve inference; `reason` is shown by /readyz while not."""
+    """Readiness and drain state, touched only on the event loop thread.
 
-    ready: bool = False
+    `models_ready` gates inference (503 before warm-up); `shutting_down` refuses new
+    requests while the ones already `in_flight` finish (see `edge.api.server`).
+    """
+
+    models_ready: bool = False
     reason: str = "models are loading"
     shutting_down: bool = False
+    in_flight: int = 0
+
+    @property
+    def ready(self) -> bool:
+        """What /readyz reports: warmed up and not draining."""
+        return self.models_ready and not self.shutting_down
 
     def set_ready(self) -> None:
-        self.ready, self.reason = True, ""
+        self.models_ready = True
+        if not self.shutting_down:
+            self.reason = ""
 
     def set_not_ready(self, reason: str) -> None:
-        self.ready, self.reason = False, reason
+        self.models_ready, self.reason = False, reason
+
+    def begin_shutdown(self) -> None:
+        self.shutting_down, self.reason = True, "shutting down"
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("edge.settings", Settings)

@@ -98,3 +98,26 @@ def test_limits_come_from_settings(tmp_path: Path, model_dir: Path) -> None:
         assert r.status == 413 and r.json["name"] == "payload_too_large"
     finally:
         stop_server(srv)
+
+
+def test_requests_after_shutdown_began_get_503_and_connection_close(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    settings = api_settings(tmp_path, model_dir)
+    app = create_app(settings, load_models=False)
+    add_test_routes(app, Gate())
+    srv = start_server(app, settings)
+    try:
+        assert srv.call("POST", "/test/echo", {"a": 1}).status == 200
+        assert srv.loop is not None
+        done = threading.Event()
+        srv.loop.call_soon_threadsafe(lambda: (app[READY].begin_shutdown(), done.set()))
+        assert done.wait(10)
+        r = srv.call("POST", "/test/echo", {"a": 1})
+        assert r.status == 503 and r.json["message"] == "service unavailable: shutting down"
+        assert r.headers["connection"].lower() == "close"
+        ready = srv.call("GET", "/readyz", key=None)
+        assert ready.status == 503 and ready.json["reason"] == "shutting down"
+        assert app[READY].in_flight == 0
+    finally:
+        stop_server(srv)

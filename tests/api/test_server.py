@@ -96,8 +96,9 @@ def notify_socket() -> Iterator[NotifySocket]:
 
 @pytest.fixture
 def served(
-    tmp_path: Path, model_dir: Path, notify_socket: NotifySocket
+    request: pytest.FixtureRequest, tmp_path: Path, model_dir: Path, notify_socket: NotifySocket
 ) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    drain_seconds = getattr(request, "param", 30)
     port = _free_port()
     cfg = tmp_path / "edge.yaml"
     cfg.write_text(
@@ -108,7 +109,7 @@ def served(
                 "server": {
                     "host": "127.0.0.1",
                     "api_keys": [{"key": KEY_A, "instance": "drain"}],
-                    "drain_seconds": 30,
+                    "drain_seconds": drain_seconds,
                 },
             }
         )
@@ -186,3 +187,24 @@ def test_sigterm_lets_the_request_in_flight_finish(
     assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["count"] >= 1
     assert proc.wait(60) == 0, log.read_text()
     assert "draining" in log.read_text()
+
+
+@pytest.mark.parametrize("served", [1], indirect=True)
+def test_drain_time_is_bounded_and_exit_is_still_clean(
+    served: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    """A client that never finishes its upload cannot hold the shutdown past drain_seconds."""
+    proc, port, log = served
+    head = (
+        f"POST /api/v1/entities/faces/detect HTTP/1.1\r\nHost: t\r\napi-key: {KEY_A}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(head)
+        assert s.recv(64).startswith(b"HTTP/1.1 100")
+        s.sendall(b'{"model": "EDGE_FACE_V1", ')
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()
+        assert s.recv(65536) == b""  # the stalled request was cut, not answered
+    assert "drain time over: 1 requests" in log.read_text()
