@@ -309,10 +309,11 @@ def parse_after(query: dict[str, str] | Any) -> str | None:
 
 
 def parse_query_text(query: dict[str, str] | Any, key: str) -> str | None:
+    """A `collection`/`key` filter; [decision] an empty value means "no filter"."""
     v = query.get(key)
     if v is not None and len(v) > MAX_TEXT:
         raise bad_value(key, f"must be at most {MAX_TEXT} characters")
-    return v
+    return v or None
 
 
 # Whole requests ------------------------------------------------------------------------------
@@ -395,8 +396,9 @@ def parse_search(body: object, settings: Settings) -> SearchRequest:
     return SearchRequest(
         model=model,
         image=image,
-        collection=_text(b, "collection"),
-        key=_text(b, "key"),
+        # [decision] "" filters nothing: cloud clients send empty strings for "any"
+        collection=_text(b, "collection") or None,
+        key=_text(b, "key") or None,
         max_entities=parse_max_entities(b),
         threshold=parse_threshold(b),
     )

@@ -153,3 +153,12 @@ def test_search_sees_only_its_instance(srv: FacesServer, people: dict) -> None:
     )
     assert r.json["count"] == 0
     assert srv.call("GET", FACES, key=KEY_A).json["total"] >= 5
+
+
+def test_empty_filters_mean_no_filter(srv: FacesServer, people: dict) -> None:
+    probe = pic(people["fbi"] / "barack_obama", "2")
+    body = {"model": "EDGE_FACE_V1", "image": img(probe), "collection": "", "key": ""}
+    everything = srv.call("POST", SEARCH, body).json
+    assert everything["count"] >= 5
+    listed = srv.call("GET", f"{FACES}?collection=&key=").json
+    assert listed["total"] == srv.count()

@@ -1,0 +1,396 @@
+"""`edge-face bench http`: search over real HTTP on loopback vs the same work in-process.
+
+The server is the real `edge-face serve` in a child process (its own interpreter, as in
+production), with a temporary data dir and a gallery enrolled through the API. Clients send
+POST /entities/faces/search with real 640x480 one-face JPEGs at several concurrencies and
+record latency per request; 429s (admission said "busy") are counted apart from errors.
+The baseline, measured in the same run, is the handler's work called directly in this
+process: decode + largest face + embedding + store search, no HTTP, no JSON, no event loop.
+The ratio of the two is the cost of the service layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import yaml
+
+from edge.bench.stats import p, peak_rss_mb, table
+from edge.config import REPO_ROOT, Settings
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
+SEARCH = "/api/v1/entities/faces/search"
+FACES = "/api/v1/entities/faces"
+#: targets from the task; printed as met/missed, never asserted
+TARGET_P50_C1_MS = 20.0
+TARGET_RPS_C16 = 60.0
+TARGET_P99_C16_MS = 1000.0
+ROUNDS = 5  # c=1 alternates this many HTTP / direct blocks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled test folder")
+    parser.add_argument("--images", type=int, default=12, help="distinct probe photos")
+    parser.add_argument("--gallery", type=int, default=200, help="entities enrolled first")
+    parser.add_argument(
+        "--concurrency", default="1,4,16", help="comma-separated client concurrencies"
+    )
+    parser.add_argument("--requests", type=int, default=150, help="timed requests per level")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed requests per level")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+
+
+# The server under test -----------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_config(settings: Settings, data_dir: Path, key: str) -> dict[str, Any]:
+    """The caller's settings (models, backends, threads) with a private data dir and key."""
+    cfg = settings.model_dump(mode="json")
+    cfg["data_dir"] = str(data_dir)
+    cfg["models"]["dir"] = str(settings.model_dir)
+    cfg["store"]["path"] = None
+    cfg["server"].update(
+        host="127.0.0.1", api_keys=[{"key": key, "instance": "bench"}], api_key_file=None
+    )
+    cfg["mqtt"] = {"enabled": False}
+    cfg["cameras"] = []
+    cfg["sync"] = {"enabled": False}
+    return cfg
+
+
+def peak_rss_of(pid: int) -> float:
+    """Peak RSS (MiB) of another process: VmHWM on Linux, else its current RSS."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+class ServerProcess:
+    def __init__(self, cfg: dict[str, Any], workdir: Path) -> None:
+        self.port = _free_port()
+        path = workdir / "edge.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        self.log = workdir / "serve.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edge.cli", "serve", "--config", str(path),
+                 "--port", str(self.port)],
+                cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+
+    def stop(self) -> float:
+        """Peak RSS in MiB, then SIGTERM (graceful drain) and wait."""
+        peak = peak_rss_of(self.proc.pid) if self.proc.poll() is None else float("nan")
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+        return peak
+
+
+# Load generation -----------------------------------------------------------------------------
+@dataclass
+class Level:
+    mode: str
+    concurrency: int
+    ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    throttled: int = 0
+    seconds: float = 0.0
+
+    def row(self) -> list[object]:
+        a = np.asarray(self.ms)
+        n = len(self.ms) + self.errors + self.throttled
+        return [
+            self.mode,
+            self.concurrency,
+            n,
+            n / self.seconds if self.seconds else float("nan"),
+            p(a, 50),
+            p(a, 95),
+            p(a, 99),
+            self.errors,
+            self.throttled,
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        keys = ["mode", "concurrency", "requests", "rps", "p50_ms", "p95_ms", "p99_ms"]
+        return dict(zip([*keys, "errors", "http_429"], self.row(), strict=True))
+
+
+async def _load(
+    url: str, key: str, bodies: list[bytes], concurrency: int, requests: int, warmup: int
+) -> Level:
+    import aiohttp
+
+    level = Level("http", concurrency)
+    headers = {"api-key": key, "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        counter = iter(range(10**9))
+
+        async def one(timed: bool) -> None:
+            body = bodies[next(counter) % len(bodies)]
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=body, headers=headers) as r:
+                    await r.read()
+                    status = r.status
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                status = -1
+            ms = (time.perf_counter() - t0) * 1000
+            if not timed:
+                return
+            if status == 200:
+                level.ms.append(ms)
+            elif status == 429:
+                level.throttled += 1
+            else:
+                level.errors += 1
+
+        async def worker(n: int, timed: bool) -> None:
+            for _ in range(n):
+                await one(timed)
+
+        def split(total: int) -> list[int]:
+            return [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
+
+        await asyncio.gather(*(worker(n, False) for n in split(max(warmup, concurrency))))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(n, True) for n in split(requests)))
+        level.seconds = time.perf_counter() - t0
+    return level
+
+
+def _http_call(port: int, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={"api-key": key} if key else {})
+        r = conn.getresponse()
+        raw = r.read()
+        return r.status, json.loads(raw) if raw else None
+    finally:
+        conn.close()
+
+
+def _wait_ready(srv: ServerProcess, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if srv.proc.poll() is not None:
+            raise RuntimeError("server exited:\n" + srv.log.read_text()[-3000:])
+        try:
+            if _http_call(srv.port, "", "GET", "/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("server not ready in time:\n" + srv.log.read_text()[-3000:])
+
+
+# In-process baseline ---------------------------------------------------------------------------
+class Direct:
+    """The handler's work without the service: decode + analyze_largest + store search."""
+
+    def __init__(self, settings: Settings, jpegs: list[bytes], gallery: int, workdir: Path):
+        from edge.runtime.registry import ModelRegistry
+        from edge.store import EntityStore, NewEntity
+        from edge.vision.pipeline import FacePipeline
+
+        self.settings = settings
+        registry = ModelRegistry(settings)
+        self.pipeline = FacePipeline(registry, settings)
+        self.pipeline.warmup()
+        self.store = EntityStore(workdir / "direct.sqlite3", pack_fingerprint=registry.fingerprint)
+        self.b64s = [base64.b64encode(j).decode("ascii") for j in jpegs]
+        vecs = [self._analyze(b).embedding for b in self.b64s]
+        self.store.create_many(
+            [
+                NewEntity("bench", "EDGE_FACE_V1", "EDGE_FACE_V1", vecs[i % len(vecs)])
+                for i in range(gallery)
+            ]
+        )
+        for i in range(10):
+            self.handle(i)
+
+    def _analyze(self, b64: str) -> Any:
+        from edge.imaging.decode import decode_image
+
+        dec = decode_image(b64, max_pixels=self.settings.server.max_pixels)
+        return self.pipeline.analyze_largest(dec)
+
+    def handle(self, i: int) -> float:
+        t0 = time.perf_counter()
+        fa = self._analyze(self.b64s[i % len(self.b64s)])
+        hits = self.store.search("bench", "EDGE_FACE_V1", fa.embedding, limit=10)
+        [self.pipeline.cosine_to_score(c) for _, c in hits]
+        return (time.perf_counter() - t0) * 1000
+
+    def sequential(self, requests: int, start: int = 0) -> Level:
+        lv = Level("direct", 1)
+        t0 = time.perf_counter()
+        lv.ms = [self.handle(start + i) for i in range(requests)]
+        lv.seconds = time.perf_counter() - t0
+        return lv
+
+    def pooled(self, requests: int, threads: int) -> Level:
+        lv = Level(f"direct x{threads} threads", threads)
+        with ThreadPoolExecutor(threads) as ex:
+            t0 = time.perf_counter()
+            lv.ms = list(ex.map(self.handle, range(requests)))
+            lv.seconds = time.perf_counter() - t0
+        return lv
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def merge(parts: list[Level]) -> Level:
+    out = Level(parts[0].mode, parts[0].concurrency)
+    for lv in parts:
+        out.ms += lv.ms
+        out.errors += lv.errors
+        out.throttled += lv.throttled
+        out.seconds += lv.seconds
+    return out
+
+
+# The command -----------------------------------------------------------------------------------
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from edge.bench.pipeline import make_inputs
+
+    levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    jpegs = make_inputs(settings, args.data, args.images)
+    if not jpegs:
+        print("no usable one-face photos found under", args.data)
+        return 1
+    key = "bench-" + secrets.token_hex(16)
+    print(
+        f"bench http: {len(jpegs)} distinct 640x480 one-face JPEGs "
+        f"(mean {np.mean([len(j) for j in jpegs]) / 1024:.0f} KiB), gallery {args.gallery}, "
+        f"{args.requests} timed requests per level, server inference_threads="
+        f"{settings.server.inference_threads} queue_limit={settings.server.queue_limit}, "
+        f"CPUs visible: {os.cpu_count()}"
+    )
+    results: list[Level] = []
+    threads = settings.server.inference_threads
+    with tempfile.TemporaryDirectory(prefix="edge-bench-http-") as tmp:
+        work = Path(tmp)
+        direct = Direct(settings, jpegs, args.gallery, work)
+        srv = ServerProcess(server_config(settings, work / "data", key), work)
+        peak = float("nan")
+        try:
+            t0 = time.perf_counter()
+            _wait_ready(srv)
+            print(f"server ready in {time.perf_counter() - t0:.1f} s")
+            for i in range(args.gallery):
+                body = {
+                    "model": "EDGE_FACE_V1",
+                    "image": {"data": direct.b64s[i % len(jpegs)]},
+                    "key": f"person-{i}",
+                }
+                status, out = _http_call(srv.port, key, "POST", FACES, body)
+                if status != 201:
+                    raise RuntimeError(f"enrolment failed: {status} {out}")
+            bodies = [
+                json.dumps(
+                    {"model": "EDGE_FACE_V1", "image": {"data": b}, "maxEntities": 10}
+                ).encode()
+                for b in direct.b64s
+            ]
+            url = f"http://127.0.0.1:{srv.port}{SEARCH}"
+            single_parts: list[Level] = []
+            for c in levels:
+                if c == 1:
+                    # Alternate HTTP and direct blocks: the same background load hits both.
+                    parts: list[Level] = []
+                    block = max(args.requests // ROUNDS, 1)
+                    for r in range(ROUNDS):
+                        parts.append(asyncio.run(_load(url, key, bodies, 1, block, 2)))
+                        single_parts.append(direct.sequential(block, r * block))
+                    lv = merge(parts)
+                else:
+                    lv = asyncio.run(_load(url, key, bodies, c, args.requests, args.warmup))
+                results.append(lv)
+                print(f"  c={c}: done ({lv.seconds:.1f} s)")
+            single = merge(single_parts) if single_parts else direct.sequential(args.requests)
+            pooled = direct.pooled(args.requests, threads)
+        finally:
+            peak = srv.stop()
+            direct.close()
+    headers = ["mode", "conc.", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "429"]
+    rows = [lv.row() for lv in [*results, single, pooled]]
+    print()
+    print(table(headers, rows))
+    print()
+    by_c = {lv.concurrency: lv for lv in results}
+    c1 = by_c.get(1)
+    overhead = p(np.asarray(c1.ms), 50) / p(np.asarray(single.ms), 50) if c1 else float("nan")
+    print(
+        f"server peak RSS (VmHWM): {peak:.0f} MiB; this process peak RSS: {peak_rss_mb():.0f} MiB"
+    )
+    print(f"HTTP overhead ratio, p50 at c=1 / direct p50: {overhead:.2f}x")
+    if c1:
+        extra = p(np.asarray(c1.ms), 50) - p(np.asarray(single.ms), 50)
+        print(f"HTTP overhead at c=1, p50: {extra:+.1f} ms per request")
+    top = by_c.get(max(by_c)) if by_c else None
+    if top is not None:
+        ratio = top.row()[3] / pooled.row()[3]  # type: ignore[operator]
+        print(f"throughput at c={top.concurrency} / direct with {threads} threads: {ratio:.2f}x")
+    checks = []
+    if c1:
+        v = p(np.asarray(c1.ms), 50)
+        checks.append(("c=1 p50 <= 20 ms", f"{v:.1f} ms", v <= TARGET_P50_C1_MS))
+    c16 = by_c.get(16)
+    if c16:
+        rps = float(c16.row()[3])  # type: ignore[arg-type]
+        p99 = p(np.asarray(c16.ms), 99)
+        checks.append(("c=16 >= 60 req/s", f"{rps:.1f} req/s", rps >= TARGET_RPS_C16))
+        checks.append(("c=16 zero errors", f"{c16.errors} errors", c16.errors == 0))
+        checks.append(("c=16 p99 <= 1 s", f"{p99:.0f} ms", p99 <= TARGET_P99_C16_MS))
+    for what, got, ok in checks:
+        print(f"target {what}: {got} -> {'met' if ok else 'MISSED'}")
+    if args.out:
+        args.out.write_text(
+            json.dumps(
+                {
+                    "levels": [lv.as_dict() for lv in results],
+                    "direct": [single.as_dict(), pooled.as_dict()],
+                    "server_peak_rss_mib": peak,
+                    "overhead_ratio_p50_c1": overhead,
+                    "cpus": os.cpu_count(),
+                },
+                indent=1,
+            )
+        )
+    return 0
