@@ -287,6 +287,7 @@ def _bench_size(
 def run(settings: Settings, args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="edge-gallery-", dir=args.dir))
     proc = psutil.Process()
+    load_start = os.getloadavg()[0]
     results = []
     try:
         for n in args.sizes:
@@ -296,6 +297,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    print(
+        f"machine: {os.cpu_count()} CPUs, 1-min load average {load_start:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at end (figures on a busy machine are upper bounds)"
+    )
     print(
         f"gallery search, {args.dim}-d unit vectors, top-{args.limit}, {args.queries} queries "
         f"per size (naive SQLite baseline: {args.naive_queries}); times in ms"
