@@ -268,7 +268,6 @@ class LivenessScorer:
             raise ValueError(
                 f"liveness fusion for pack {registry.pack_name!r} needs roles {missing}"
             )
-        self._weights = np.asarray(self.params.weights, np.float64)
 
     @cached_property
     def _input_names(self) -> dict[str, str]:
@@ -295,15 +294,22 @@ class LivenessScorer:
         return out
 
     def score_logits(self, logits: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
-        feats = np.stack(
-            [live_logodds(logits[m.role], m.live_index)[0] for m in self.params.models]
-        )
-        spoof = float(fuse(feats[None], self._weights, self.params.bias)[0])
-        per_model = {
-            m.role: float(1.0 / (1.0 + math.exp(f)))
-            for m, f in zip(self.params.models, feats, strict=True)
-        }
-        return spoof, per_model
+        """Fused P(spoof) and each model's own P(spoof), from (1, C) logits per role.
+
+        Plain float math on a handful of numbers: numpy's per-call overhead would cost more
+        than the arithmetic (same formulas as `live_logodds` and `fuse`).
+        """
+        z = self.params.bias
+        per_model = {}
+        for m, w in zip(self.params.models, self.params.weights, strict=True):
+            row = [float(v) for v in np.asarray(logits[m.role]).reshape(-1)]
+            top = max(row)
+            exps = [math.exp(v - top) for v in row]
+            p_live = min(max(exps[m.live_index] / sum(exps), 1e-12), 1 - 1e-12)
+            f = min(max(math.log(p_live) - math.log1p(-p_live), -LOGIT_CLIP), LOGIT_CLIP)
+            z += w * f
+            per_model[m.role] = 1.0 / (1.0 + math.exp(f))
+        return 1.0 / (1.0 + math.exp(-z)), per_model
 
     def score(self, bgr: np.ndarray, face: Face) -> LivenessResult:
         if bgr.ndim != 3 or bgr.shape[2] != 3:
