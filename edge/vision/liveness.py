@@ -15,6 +15,7 @@ Why this shape:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +29,7 @@ from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
 from edge.vision.types import Face
 
+log = logging.getLogger(__name__)
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 LOGIT_CLIP = 12.0  # |log-odds| cap: a softmax of exactly 0/1 must not become an infinite feature
 
@@ -207,6 +209,7 @@ class LivenessParams:
     def load(cls, pack: str) -> LivenessParams:
         path = DATA_DIR / f"liveness_{pack}.json"
         if not path.is_file():
+            log.warning("no liveness calibration for pack %s; using the default pack's", pack)
             path = DATA_DIR / "liveness_default.json"
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
