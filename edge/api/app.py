@@ -18,6 +18,8 @@ from aiohttp import web
 
 from edge.api.admission import Admission
 from edge.api.auth import auth_middleware, load_keyring
+from edge.api.faces import setup_face_routes
+from edge.api.liveness import setup_liveness_routes
 from edge.api.middleware import error_middleware
 from edge.api.openapi import OpenApiRegistry, doc_for
 from edge.api.ops import setup_ops_routes
@@ -36,6 +38,8 @@ from edge.api.state import (
 from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
 from edge.store import EntityStore
+from edge.vision.liveness import LivenessScorer
+from edge.vision.pipeline import FacePipeline
 
 log = logging.getLogger("edge.api")
 
@@ -104,18 +108,8 @@ def create_app(
 
 
 def _setup_product_routes(app: web.Application) -> None:
-    try:
-        from edge.api.faces import setup_face_routes
-    except ImportError as e:  # being written in parallel; remove once it lands
-        log.warning("face routes not available: %s", e)
-    else:
-        setup_face_routes(app)
-    try:
-        from edge.api.liveness import setup_liveness_routes
-    except ImportError as e:
-        log.warning("liveness route not available: %s", e)
-    else:
-        setup_liveness_routes(app)
+    setup_face_routes(app)
+    setup_liveness_routes(app)
 
 
 # Components --------------------------------------------------------------------------------
@@ -143,15 +137,11 @@ def _models_ctx(load: bool, pipeline: Any | None, liveness: Any | None) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings, registry = app[SETTINGS], app[REGISTRY]
         if app[PIPELINE] is None:
-            from edge.vision.pipeline import FacePipeline
-
             app[PIPELINE] = FacePipeline(registry, settings)
         if app[LIVENESS] is None:
             try:
-                from edge.vision.liveness import LivenessScorer
-
                 app[LIVENESS] = LivenessScorer(registry, settings)
-            except (ImportError, ValueError) as e:
+            except ValueError as e:  # a pack without the liveness roles
                 log.warning("liveness not available: %s", e)
         task: asyncio.Task[None] | None = None
         if load:
@@ -163,7 +153,7 @@ def _models_ctx(load: bool, pipeline: Any | None, liveness: Any | None) -> Any:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        app[ADMISSION].shutdown()
+        await asyncio.to_thread(app[ADMISSION].shutdown)  # waits for running inference
 
     return ctx
 

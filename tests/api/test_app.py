@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import pytest
 from aiohttp import web
 from skeleton_helpers import KEY_A, Gate, add_test_routes, api_settings, start_server, stop_server
 
 from edge.api.admission import admitted, run_inference
-from edge.api.app import create_app
+from edge.api.app import create_app, warm_up_models
 from edge.api.state import ADMISSION, READY, STORE
+from edge.config import load_settings
 from edge.runtime.registry import ModelRegistry
 from edge.store import Change, EntityStore
+from edge.vision.pipeline import FacePipeline
 
 
 def test_background_purge_deletes_expired_entities(tmp_path: Path, model_dir: Path) -> None:
@@ -121,3 +125,23 @@ def test_requests_after_shutdown_began_get_503_and_connection_close(
         assert app[READY].in_flight == 0
     finally:
         stop_server(srv)
+
+
+def test_warm_up_logs_backend_per_model_and_a_fallback_as_warning(
+    tmp_path: Path, model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import openvino as ov
+
+    if any(d.startswith("GPU") for d in ov.Core().available_devices):
+        pytest.skip("this box has an OpenVINO GPU: no fallback to observe")
+    settings = load_settings(
+        None, data_dir=tmp_path, models={"dir": model_dir, "openvino_device": "GPU"}
+    )
+    registry = ModelRegistry(settings)
+    caplog.set_level(logging.INFO, logger="edge.api")
+    warm_up_models(FacePipeline(registry, settings), None, registry)
+    records = [r for r in caplog.records if r.name == "edge.api" and "model " in r.message]
+    roles = {r.message.split()[1] for r in records}
+    assert {"detector_fast", "detector_slow", "embedding"} <= roles
+    for r in records:  # every model asked for GPU and runs on CPU: each is a WARNING
+        assert r.levelno == logging.WARNING and "FALLBACK" in r.message, r.message
