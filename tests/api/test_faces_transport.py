@@ -87,3 +87,22 @@ def test_not_ready_is_503_for_inference_but_store_routes_work(
         assert_error(srv.call("GET", f"{FACES}/{U}"), 404, 404)
     finally:
         stop_server(srv)
+
+
+def test_full_admission_is_429_and_writes_nothing(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, testdata: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with face_server(tmp_path_factory.mktemp("busy"), model_dir, queue_limit=1) as busy:
+        image = img(testdata / "faces_by_identity" / "barack_obama" / "1.jpg")
+        with ThreadPoolExecutor(16) as ex:
+            results = list(ex.map(lambda _: busy.create(image, collection="busy"), range(32)))
+        statuses = [r.status for r in results]
+        assert set(statuses) <= {201, 429}, statuses
+        assert statuses.count(429) >= 1 and statuses.count(201) >= 1
+        for r in results:
+            if r.status == 429:
+                assert_error(r, 429, 429)
+        assert busy.count() == statuses.count(201)
+        assert busy.call("GET", f"{FACES}?collection=busy").json["total"] == statuses.count(201)
