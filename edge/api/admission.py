@@ -16,7 +16,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -75,7 +75,7 @@ class Admission:
 
     # Admission ------------------------------------------------------------------------
     @contextlib.contextmanager
-    def slot(self) -> Any:
+    def slot(self) -> Iterator[None]:
         if self.in_flight >= self.queue_limit:
             raise EdgeError(
                 429, f"server busy: {self.in_flight} requests in progress; retry shortly"

@@ -50,7 +50,8 @@ class OperationDoc:
 
     def error_codes(self) -> list[int]:
         """Route-specific codes plus those the skeleton can answer for this route."""
-        codes = set(self.errors) | {414, 431, 500}
+        # 503 on every route: requests arriving while the server drains are refused
+        codes = set(self.errors) | {414, 431, 500, 503}
         if self.auth:
             codes |= {401, 429}
         if self.request is not None or self.method in BODY_METHODS:
