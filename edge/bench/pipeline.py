@@ -86,7 +86,7 @@ def make_inputs(settings: Settings, data: Path, count: int) -> list[bytes]:
 
 
 def _timed(
-    stages: dict[str, Callable[[Any], Any]], inputs: list[bytes], runs: int, warmup: int
+    stages: dict[str, Callable[[Any], Any]], inputs: list[Any], runs: int, warmup: int
 ) -> dict[str, np.ndarray]:
     """Run the stage chain on each input in turn; ms per stage and for the whole chain."""
     names = list(stages)
@@ -234,6 +234,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             p50[f"{backend}/{cfg}"] = p(ms["total"], 50)
         if backend == "openvino":
             rss_ours = peak_rss_mb()
+    # Context for the ratio: the baseline's detector model through our wrapper on each runtime.
+    scrfd = settings.model_dir / SCRFD_FILE
+    if scrfd.is_file():
+        frames = [decode_bytes(b).bgr for b in inputs]
+        for backend in ("openvino", "onnxruntime"):
+            det = ScrfdDetector(open_session(scrfd, "bench_scrfd", backend), 0.5, 0.4, 640)
+            ms = _timed({"detect": det.detect}, frames, args.runs, args.warmup)["detect"]
+            rows.append([f"ours/{backend}", "SCRFD-2.5G@640", "detect", p(ms, 50), p(ms, 95)])
+            results[f"ours/{backend}/scrfd/detect"] = {"p50": p(ms, 50), "p95": p(ms, 95)}
     theirs: dict[str, np.ndarray] | None = None
     why, rss_theirs = "skipped (--no-insightface)", float("nan")
     if not args.no_insightface:
