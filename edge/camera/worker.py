@@ -112,7 +112,7 @@ class CameraWorker:
     # Loop ---------------------------------------------------------------------------------
     def _run(self) -> None:
         period = 1.0 / self.cfg.detect_fps
-        last_seq, next_due = 0, -1.0
+        last_seq, next_due = 0, float("-inf")
         try:
             while not self._stop.is_set():
                 frame = self.capture.next_frame(last_seq, timeout=0.25)
@@ -121,12 +121,12 @@ class CameraWorker:
                         break
                     continue
                 last_seq = frame.seq
-                if frame.ts < next_due and not (self.cfg.burst and self._undecided()):
+                scheduled = frame.ts >= next_due
+                if not scheduled and not (self.cfg.burst and self._undecided()):
                     continue
-                # Live sources: never schedule in the past after a slow round.
-                next_due = max(next_due + period, frame.ts) if next_due >= 0 else frame.ts + period
-                if next_due <= frame.ts:
-                    next_due = frame.ts + period
+                if scheduled:  # keep the average rate; restart the grid after a stall
+                    late = frame.ts - next_due >= period
+                    next_due = frame.ts + period if late else next_due + period
                 t0 = time.perf_counter()
                 try:
                     self.process(frame)

@@ -20,9 +20,9 @@ FPS = 25.0
 def run_video(
     vision: Vision, store: EntityStore, video: Path, **cam: object
 ) -> tuple[list[RecognitionEvent], CameraWorker]:
-    cfg = CameraConfig(
-        name="door", source=str(video), detect_fps=8, realtime=False, track_timeout_s=0.4, **cam
-    )
+    opts: dict[str, object] = {"detect_fps": 8, "realtime": False, "track_timeout_s": 0.4}
+    opts.update(cam)
+    cfg = CameraConfig(name="door", source=str(video), **opts)  # type: ignore[arg-type]
     events: list[RecognitionEvent] = []
     rec = Recognizer(vision.settings, vision.pipeline, store, vision.liveness)
     capture = Capture(parse_source(cfg.source), realtime=False, name=cfg.name).start()
@@ -83,3 +83,20 @@ def test_without_enrolment_everyone_is_unknown(
     events, _ = run_video(vision, store, video)
     assert len(events) == len(starts)
     assert all(e.decision == "unknown" and e.match is None for e in events)
+
+
+def test_detection_runs_at_the_configured_rate_on_the_source_clock(
+    vision: Vision, store: EntityStore, tmp_path: Path
+) -> None:
+    import cv2
+    from camera_video import background
+
+    path = tmp_path / "empty.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (1280, 720))
+    for _ in range(100):  # 4 s of an empty scene
+        w.write(background())
+    w.release()
+    events, worker = run_video(vision, store, path, detect_fps=5)
+    assert events == []
+    assert worker.capture.stats.frames_read == 100
+    assert worker.frames_processed in (20, 21)  # 4 s x 5/s, on the file's own clock
