@@ -330,7 +330,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    samples = load_samples(args.data)
+    try:
+        samples = load_samples(args.data)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"edge-face eval liveness: {e}", file=sys.stderr)
+        return 2
     registry = ModelRegistry(settings)
     scorer = LivenessScorer(registry, settings)
     rows = score_samples(samples, scorer, FacePipeline(registry, settings))

@@ -111,9 +111,15 @@ def test_samples_are_labelled_from_sources_json(testdata: Path) -> None:
     assert "replay" in (by_name["apfol_fake_0.png"].attack or "")
 
 
-def test_empty_folder_is_an_error(tmp_path: Path) -> None:
+def test_empty_folder_is_an_error(
+    tmp_path: Path, session_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(FileNotFoundError):
         ev.load_samples(tmp_path)
+    args = argparse.Namespace(data=tmp_path, out=tmp_path / "r.json", threshold=None)
+    assert ev.run(session_settings, args) == 2
+    assert "no images" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_tight_crop_face_is_found_and_mapped_to_the_original_pixels(
