@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from edge.store.blas import ONE_BLAS_THREAD
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,13 @@ class _Partition:
         self.n = last
 
     def search(
-        self, query: np.ndarray, now: int, collection: str | None, key: str | None, limit: int
+        self,
+        query: np.ndarray,
+        now: int,
+        collection: str | None,
+        key: str | None,
+        limit: int,
+        one_blas_thread: bool,
     ) -> list[tuple[str, float]]:
         n = self.n
         if n == 0 or limit <= 0:
@@ -201,15 +209,14 @@ class _Partition:
         live = int(np.count_nonzero(mask))
         if live == 0:
             return []
-        if live == n:
-            rows = None
-            scores = self.matrix[:n] @ query
-        elif live * 4 < n:  # selective filter: gather the few rows instead of scanning all
-            rows = np.flatnonzero(mask)
-            scores = self.matrix[rows] @ query
-        else:
-            rows = np.flatnonzero(mask)
-            scores = (self.matrix[:n] @ query)[rows]
+        rows = None if live == n else np.flatnonzero(mask)
+        with ONE_BLAS_THREAD() if one_blas_thread else nullcontext():
+            if rows is None:
+                scores = self.matrix[:n] @ query
+            elif live * 4 < n:  # selective filter: gather the few rows instead of scanning all
+                scores = self.matrix[rows] @ query
+            else:
+                scores = (self.matrix[:n] @ query)[rows]
         k = min(limit, scores.shape[0])
         if k < scores.shape[0]:
             top = np.argpartition(-scores, k - 1)[:k]
@@ -224,11 +231,13 @@ class ExactIndex:
     """Exact cosine search over contiguous float32 matrices, one per (instance, model).
 
     Thread-safe: searches share a read lock, mutations take it exclusively. Memory is
-    capacity x D x 4 bytes per partition (capacity doubles, so at most 2x the live rows, and
-    pages never written are not resident).
+    capacity x (D x 4 + 24) bytes per partition (capacity doubles, so at most 2x the live
+    rows, and pages never written are not resident). `one_blas_thread` (default on) runs
+    the product on one BLAS thread; see `edge.store.blas` for why.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, one_blas_thread: bool = True) -> None:
+        self.one_blas_thread = one_blas_thread
         self._lock = _RWLock()
         self._parts: dict[tuple[str, str], _Partition] = {}
         self._count = 0
@@ -358,7 +367,7 @@ class ExactIndex:
                 return []
             if q.shape[0] != part.dim:
                 raise ValueError(f"query dimension {q.shape[0]} differs from {part.dim}")
-            return part.search(q, now, collection, key, limit)
+            return part.search(q, now, collection, key, limit, self.one_blas_thread)
 
 
 def _h(value: str) -> int:
