@@ -6,12 +6,14 @@ session (and the retained status) survive a broker restart, as on a production b
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import queue
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -147,3 +149,53 @@ class Subscriber:
 
     def publish(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
         self.client.publish(topic, payload, qos=1, properties=properties).wait_for_publish(5)
+
+
+class V311OnlyFront:
+    """TEST DOUBLE for a broker that only speaks MQTT v3.1.1 (mosquitto cannot be told to
+    refuse v5): answers a v5 CONNECT with "unacceptable protocol version" and relays every
+    other connection byte for byte to the real mosquitto behind it."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.levels: list[int] = []  # protocol level of each CONNECT seen
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @staticmethod
+    def _relay(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            first = conn.recv(65536)
+            i = 1
+            while first[i] & 0x80:  # skip the variable-length "remaining length"
+                i += 1
+            level = first[i + 1 + 6]  # after the 00 04 "MQTT" protocol name
+            self.levels.append(level)
+            if level == 5:
+                conn.sendall(bytes([0x20, 0x02, 0x00, 0x01]))  # v3 CONNACK, rc=1
+                conn.close()
+                continue
+            up = socket.create_connection(("127.0.0.1", self.upstream_port))
+            up.sendall(first)
+            threading.Thread(target=self._relay, args=(conn, up), daemon=True).start()
+            threading.Thread(target=self._relay, args=(up, conn), daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()

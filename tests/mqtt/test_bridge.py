@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from mosquitto_broker import Broker, Subscriber
+from mosquitto_broker import Broker, Subscriber, V311OnlyFront
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -211,3 +211,23 @@ def test_mqtt_v311_clients_get_the_request_id_echoed(
     assert body["ok"] is True and body["id"] == "abc"
     bridge.stop()
     sub.close()
+
+
+def test_falls_back_to_v311_when_the_broker_refuses_v5(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    front = V311OnlyFront(broker.port)
+    bridge = MqttBridge(mqtt_settings(port=front.port))
+    bridge.start()
+    try:
+        assert bridge.wait_connected(15)
+        assert front.levels[:2] == [5, 4]  # tried v5 first, then v3.1.1
+        sub = Subscriber(broker.port, [STATUS, EVENTS]).connect()
+        _t, body, _p, _r = sub.wait_for(lambda t, b: t == STATUS)
+        assert body["state"] == "online" and body["protocol"] == "v311"
+        bridge.publish_event("recognition", {"n": 1})
+        assert sub.collect(EVENTS, 1)[0] == {"n": 1}
+        sub.close()
+    finally:
+        bridge.stop()
+        front.close()
