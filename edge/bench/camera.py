@@ -2,9 +2,10 @@
 
 Measures, in one run and on the same video:
 - edge-face's loop: a paced capture keeping only the newest frame, detection at
-  `--detect-fps`, decisions per track;
+  `--detect-fps` (every frame while a face is undecided), decisions per track;
 - a naive baseline: every frame queued (FIFO) and analysed (detection every frame),
   the way a first prototype usually reads a camera;
+  both with 1 and with N cameras at once (`--cameras`), to show where each one saturates;
 - a broker outage of `--outage` seconds during a third pass: every event emitted must
   still arrive (bounded queue, nothing dropped while within its bound).
 Figures: processed fps, frames read/dropped, largest backlog, decisions, end-to-end decision
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outage", type=float, default=10.0, help="broker outage, seconds")
     parser.add_argument("--testdata", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--cameras", type=int, nargs="+", default=[1, 4], help="cameras at once, per pass"
+    )
 
 
 # Video ---------------------------------------------------------------------------------------
@@ -302,6 +306,7 @@ def _run(
     fps: float,
     detect_fps: float,
     naive: bool,
+    cameras: int = 1,
     outage: tuple[float, float] | None = None,
     time_limit: float,
 ) -> RunResult:
@@ -315,36 +320,42 @@ def _run(
     bridge = MqttBridge(s)
     bridge.start()
     bridge.wait_connected(10)
-    cfg = CameraConfig(
-        name="bench", source=str(video), detect_fps=fps if naive else detect_fps,
-        track_timeout_s=0.5,
-    )  # fmt: skip
     result = RunResult(name)
     sink_events: list[RecognitionEvent] = []
+    lock = threading.Lock()
 
     def sink(e: RecognitionEvent) -> None:
-        sink_events.append(e)
+        with lock:
+            sink_events.append(e)
         bridge.publish_event("recognition", e.payload())
 
-    capture: Any = (
-        _FifoCapture(video, fps) if naive else Capture(parse_source(str(video)), realtime=True)
-    )
     rss = _RssSampler()
     proc = psutil.Process()
     cpu0 = proc.cpu_times()
     t0 = time.monotonic()
-    capture.start()
-    worker = CameraWorker(cfg, capture, rec, sink, device_id=device).start()
+    pairs: list[tuple[Any, CameraWorker]] = []
+    for i in range(cameras):
+        cfg = CameraConfig(
+            name=f"cam{i}", source=str(video), detect_fps=fps if naive else detect_fps,
+            track_timeout_s=0.5,
+        )  # fmt: skip
+        capture: Any = (
+            _FifoCapture(video, fps) if naive else Capture(parse_source(str(video)), realtime=True)
+        )
+        capture.start()
+        pairs.append((capture, CameraWorker(cfg, capture, rec, sink, device_id=device).start()))
     if outage is not None:
         time.sleep(outage[0])
         broker.stop()
         time.sleep(outage[1])
         broker.start()
-    worker.finished.wait(time_limit)
-    worker.stop(1)
-    capture.stop()
+    for _capture, worker in pairs:
+        worker.finished.wait(max(0.0, time_limit - (time.monotonic() - t0)))
     result.wall_s = time.monotonic() - t0
     cpu1 = proc.cpu_times()
+    for capture, worker in pairs:
+        worker.stop(1)
+        capture.stop()
     bridge.flush(30)
     deadline = time.monotonic() + 30
     while len(receiver.got) < len(sink_events) and time.monotonic() < deadline:
@@ -353,29 +364,30 @@ def _run(
     receiver.close()
     result.peak_rss_mb = rss.stop()
     result.cpu_pct = 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / result.wall_s
-    result.processed = worker.frames_processed
-    result.frames_read = capture.stats.frames_read
-    result.dropped = capture.stats.frames_dropped
-    result.backlog_max = getattr(capture, "backlog_max", 1)
+    result.processed = sum(w.frames_processed for _c, w in pairs)
+    result.frames_read = sum(c.stats.frames_read for c, _w in pairs)
+    result.dropped = sum(c.stats.frames_dropped for c, _w in pairs)
+    result.backlog_max = max(getattr(c, "backlog_max", 1) for c, _w in pairs)
     result.events = sink_events
     result.delivered = len(receiver.got)
     result.bridge_dropped = bridge.queue_stats().dropped
-    started = capture.started_at or t0
+    started = {w.cfg.name: c.started_at or t0 for c, w in pairs}
     # Latency: the segment a track started in -> MQTT arrival of its first decision.
     seg_start = {a.segment: a.first_frame for a in appearances}
     seg_keys: dict[int, set[str]] = {}
     for a in appearances:
         seg_keys.setdefault(a.segment, set()).add(a.key)
-    seen_tracks: set[int] = set()
+    seen_tracks: set[tuple[str, int]] = set()
     for arrived, body in receiver.got:
-        if body["trackId"] in seen_tracks:
+        track = (body["camera"], body["trackId"])
+        if track in seen_tracks:
             continue
-        seen_tracks.add(body["trackId"])
+        seen_tracks.add(track)
         first_frame = round(body["firstSeenSourceS"] * fps)
         seg = max((sg for sg, f0 in seg_start.items() if f0 <= first_frame + 1), default=None)
         if seg is None:
             continue
-        appeared = started + seg_start[seg] / fps
+        appeared = started[body["camera"]] + seg_start[seg] / fps
         result.latencies_ms.append((arrived - appeared) * 1000.0)
         result.decided_people += 1
         key = body["match"]["key"] if body["match"] else None
@@ -412,13 +424,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         broker.start()
         limit = args.seconds * 4 + 30
         common = {"fps": args.fps, "detect_fps": args.detect_fps, "time_limit": limit}
-        results = [
-            _run("edge-face", settings, rec, video, appearances, broker, naive=False, **common)
-        ]
-        if not args.skip_baseline:
-            results.append(
-                _run("naive", settings, rec, video, appearances, broker, naive=True, **common)
-            )
+        results: list[tuple[int, RunResult]] = []
+        for n in args.cameras:
+            for naive in (False, True) if not args.skip_baseline else (False,):
+                label = "naive" if naive else "edge-face"
+                r = _run(label, settings, rec, video, appearances, broker, naive=naive,
+                         cameras=n, **common)  # fmt: skip
+                results.append((n, r))
         outage = None
         if args.outage > 0:
             outage = _run(
@@ -437,38 +449,29 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         f"backend {settings.models.backend}, load average {os.getloadavg()[0]:.2f}"
     )
     rows = []
-    for r in results:
+    for n, r in results:
         lat = np.asarray(r.latencies_ms)
         rows.append([
-            r.name, r.processed / r.wall_s, r.frames_read, r.processed, r.dropped, r.backlog_max,
-            f"{r.decided_people}/{len(appearances)}", f"{r.correct}/{r.decided_people}",
-            p(lat, 50), p(lat, 95), r.cpu_pct, r.peak_rss_mb, r.wall_s,
+            r.name, n, r.processed / r.wall_s, r.frames_read, r.processed, r.dropped,
+            r.backlog_max, f"{r.decided_people}/{len(appearances) * n}",
+            f"{r.correct}/{r.decided_people}", p(lat, 50), p(lat, 95), r.cpu_pct,
+            r.peak_rss_mb, r.wall_s,
         ])  # fmt: skip
-    print(
-        table(
-            [
-                "run",
-                "proc fps",
-                "read",
-                "analysed",
-                "dropped",
-                "backlog max",
-                "people decided",
-                "right id",
-                "p50 ms",
-                "p95 ms",
-                "CPU %",
-                "peak RSS MB",
-                "wall s",
-            ],
-            rows,
-        )
-    )
-    if len(results) == 2 and results[0].latencies_ms and results[1].latencies_ms:
-        ratio = p(np.asarray(results[1].latencies_ms), 50) / p(
-            np.asarray(results[0].latencies_ms), 50
-        )
-        print(f"decision latency p50, naive / edge-face: {ratio:.2f}x")
+    headers = [
+        "run", "cams", "proc fps", "read", "analysed", "dropped", "backlog max",
+        "people decided", "right id", "p50 ms", "p95 ms", "CPU %", "peak RSS MB", "wall s",
+    ]  # fmt: skip
+    print(table(headers, rows))
+    by = {(n, r.name): r for n, r in results}
+    for n in args.cameras:
+        edge, naive = by.get((n, "edge-face")), by.get((n, "naive"))
+        if edge and naive and edge.latencies_ms and naive.latencies_ms:
+            ratio = p(np.asarray(naive.latencies_ms), 50) / p(np.asarray(edge.latencies_ms), 50)
+            cpu = naive.cpu_pct / max(edge.cpu_pct, 1e-9)
+            print(
+                f"{n} camera(s): decision latency p50 naive/edge-face {ratio:.2f}x, "
+                f"CPU naive/edge-face {cpu:.2f}x"
+            )
     if outage is not None:
         print(
             f"broker outage {args.outage:g} s: events emitted {len(outage.events)}, delivered "
