@@ -272,11 +272,15 @@ class MqttBridge:
             return
         log.info("MQTT connected to %s:%s (%s)", self.cfg.host, self.cfg.port, self._protocol)
         client.subscribe(self.topics.command_filter, qos=self.cfg.qos)
-        # Status and discovery go straight to paho, ahead of queued events.
-        client.publish(self.topics.status, dump(self._status("online")), qos=1, retain=True)
+        # Status and discovery go straight to paho, ahead of queued events; they count as
+        # in flight so that `flush()` also waits for them.
+        control = [(self.topics.status, dump(self._status("online")))]
         if self.cfg.homeassistant_discovery:
-            for topic, body in discovery_messages(self.settings, self.topics, self._cameras):
-                client.publish(topic, body, qos=1, retain=True)
+            control += discovery_messages(self.settings, self.topics, self._cameras)
+        with self._cond:
+            self._inflight += len(control)
+        for topic, body in control:
+            client.publish(topic, body, qos=1, retain=True)
         with self._cond:
             self._connected = True
             self._cond.notify_all()
