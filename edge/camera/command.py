@@ -130,7 +130,8 @@ async def _main(settings: Settings, args: argparse.Namespace, config_path: Path 
                 return 0
             interval = sdnotify.watchdog_interval() or 5.0
             while not stop.is_set() and not runner.worker.finished.is_set():
-                sdnotify.notify("WATCHDOG=1")
+                if runner.worker.alive and runner.capture.alive:
+                    sdnotify.notify("WATCHDOG=1")  # a dead worker lets systemd restart us
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=min(interval, 0.5))
             sdnotify.notify("STOPPING=1")

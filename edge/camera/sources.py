@@ -174,6 +174,10 @@ class Capture:
             self.stats.state = "stopped"
 
     @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def ended(self) -> bool:
         return self.stats.state in ("ended", "stopped")
 

@@ -99,6 +99,10 @@ class CameraWorker:
         self._stop.set()
         self._thread.join(timeout)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stats(self) -> dict[str, object]:
         return {
             "name": self.cfg.name,
