@@ -70,9 +70,7 @@ def make_settings(tmp_path: Path, model_dir: Path) -> Callable[..., Settings]:
 
 @pytest.fixture(scope="session")
 def session_settings(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Settings:
-    return load_settings(
-        None, data_dir=tmp_path_factory.mktemp("data"), models={"dir": model_dir}
-    )
+    return load_settings(None, data_dir=tmp_path_factory.mktemp("data"), models={"dir": model_dir})
 
 
 def read_bgr(path: Path) -> np.ndarray:

@@ -51,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", default="1,4,16", help="comma-separated client concurrencies"
     )
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        help="extra random unit vectors stored before the server starts (e.g. 100000: the "
+        "memory and search cost of a large gallery with every model loaded)",
+    )
     parser.add_argument("--requests", type=int, default=150, help="timed requests per level")
     parser.add_argument("--warmup", type=int, default=10, help="untimed requests per level")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
@@ -76,6 +83,33 @@ def server_config(settings: Settings, data_dir: Path, key: str) -> dict[str, Any
     cfg["cameras"] = []
     cfg["sync"] = {"enabled": False}
     return cfg
+
+
+def prefill_synthetic(settings: Settings, data_dir: Path, n: int, seed: int = 7) -> None:
+    """Store `n` random unit vectors in the server's (not yet opened) store, as instance
+    'bench', so searches scan a gallery of that size. Real faces are enrolled on top."""
+    from edge.runtime.registry import ModelRegistry
+    from edge.store import EntityStore, NewEntity
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    registry = ModelRegistry(settings)
+    store = EntityStore(data_dir / "edge.sqlite3", pack_fingerprint=registry.fingerprint)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    try:
+        for start in range(0, n, 5000):
+            m = min(5000, n - start)
+            vecs = rng.standard_normal((m, 128)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            store.create_many(
+                [
+                    NewEntity("bench", "EDGE_FACE_V1", "EDGE_FACE_V1", v, key=f"s{start + i}")
+                    for i, v in enumerate(vecs)
+                ]
+            )
+    finally:
+        store.close()
+    print(f"stored {n} synthetic vectors in {time.perf_counter() - t0:.1f} s")
 
 
 def peak_rss_of(pid: int) -> float:
@@ -347,6 +381,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="edge-bench-http-") as tmp:
         work = Path(tmp)
         direct = Direct(settings, jpegs, args.gallery, work)
+        if args.synthetic:
+            prefill_synthetic(settings, work / "data", args.synthetic)
         srv = ServerProcess(server_config(settings, work / "data", key), work)
         peak = float("nan")
         try:

@@ -52,11 +52,14 @@ class ModelRegistry:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the exact weights of the pack: vectors from other packs never mix."""
+        """Identifies the embedding weights: vectors with different fingerprints never mix.
+
+        Only the embedding role counts, so swapping a detail model (mask, pose, ...) does not
+        orphan an enrolled gallery.
+        """
         h = hashlib.sha256()
-        for role in sorted(self.pack.roles):
-            for f in self.files(role):
-                h.update(f"{role}:{f.sha256}\n".encode())
+        for f in self.files("embedding"):
+            h.update(f"embedding:{f.sha256}\n".encode())
         return h.hexdigest()[:16]
 
     # Sessions -----------------------------------------------------------------------------

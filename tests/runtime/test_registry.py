@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import Settings
+from edge.runtime.manifest import Manifest
 from edge.runtime.registry import ModelMissingError, ModelRegistry
 
 
@@ -39,7 +40,15 @@ def test_missing_model_names_file_and_fix(tmp_path: Path) -> None:
     assert reg.verify()  # every file reported missing
 
 
-def test_fingerprint_differs_between_packs(make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_fingerprint_follows_the_embedding_weights_only(make_settings) -> None:  # type: ignore[no-untyped-def]
     a = ModelRegistry(make_settings())
     b = ModelRegistry(make_settings(models={"pack": "research-nc"}))
-    assert a.fingerprint != b.fingerprint and len(a.fingerprint) == 16
+    # Different detectors, same embedding file: enrolled vectors stay compatible.
+    assert a.fingerprint == b.fingerprint and len(a.fingerprint) == 16
+    data = a.manifest.model_dump(by_alias=True)
+    emb = a.pack.roles["embedding"][0]
+    for f in data["files"]:
+        if f["file"] == emb:
+            f["sha256"] = "0" * 64
+    other = ModelRegistry(make_settings(), manifest=Manifest.model_validate(data))
+    assert other.fingerprint != a.fingerprint
