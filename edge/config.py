@@ -59,6 +59,10 @@ class ModelsConfig(Section):
         "with AMX/AVX512-BF16, f32 elsewhere)",
     )
     threads: int = Field(0, ge=0, description="intra-op threads per model; 0 = runtime default")
+    int8: bool = Field(
+        False,
+        description="use INT8 variants produced by `edge-face models quantize` when present",
+    )
     warmup: bool = True
 
 
