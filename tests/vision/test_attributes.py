@@ -16,36 +16,13 @@ from edge.evaluation.attributes import evaluate, format_table
 from edge.runtime.registry import ModelRegistry
 from edge.vision.attributes import EMOTIONS, FER_INDEX, fuse_emotions
 from edge.vision.details import DetailAnalyzer
-from edge.vision.detection import build_detectors
-from edge.vision.types import DetailFlags, Face
+from edge.vision.types import DetailFlags
 from tests.conftest import read_bgr
 
 ATTRS = DetailFlags(attributes=True)
 MASKED = ["awkward/masked_face_1.jpg", "awkward/masked_face_2.jpeg", "awkward/masked_face_3.jpg"]
 PLAIN = ["faces_by_identity/barack_obama/1.jpg", "faces_by_identity/angelina_jolie/1.jpg"]
 EMOTION_DIR = "annotations/emotion"
-
-
-@pytest.fixture(scope="module")
-def registry(session_settings: Settings) -> ModelRegistry:
-    return ModelRegistry(session_settings)
-
-
-@pytest.fixture(scope="module")
-def analyzer(registry: ModelRegistry) -> DetailAnalyzer:
-    return DetailAnalyzer(registry)
-
-
-@pytest.fixture(scope="module")
-def largest_face(registry: ModelRegistry, session_settings: Settings) -> Callable[..., Face]:
-    fast, slow = build_detectors(registry, session_settings)
-
-    def find(bgr: np.ndarray) -> Face:
-        faces = fast.detect(bgr) or slow.detect(bgr)
-        assert faces, "test image must contain a detectable face"
-        return max(faces, key=lambda f: f.area)
-
-    return find
 
 
 @pytest.fixture(scope="module")

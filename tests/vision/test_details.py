@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge.config import Settings
 from edge.runtime.backends import open_session
 from edge.runtime.registry import ModelRegistry
 from edge.vision.attributes import EyeState, MaskDetector
 from edge.vision.details import DetailAnalyzer
-from edge.vision.detection import build_detectors
 from edge.vision.landmarks import CROP_SCALE, INPUT_SIZE, LandmarkModel, similarity_crop
 from edge.vision.pose import HeadPose
-from edge.vision.types import DetailFlags, Face
+from edge.vision.types import DetailFlags
 from tests.conftest import read_bgr
 
 PORTRAIT = "faces_by_identity/barack_obama/1.jpg"
@@ -25,32 +22,11 @@ BLOCKS = ("position", "angle", "landmarks", "quality", "attributes")
 
 
 @pytest.fixture(scope="module")
-def registry(session_settings: Settings) -> ModelRegistry:
-    return ModelRegistry(session_settings)
-
-
-@pytest.fixture(scope="module")
 def analyzer(registry: ModelRegistry) -> DetailAnalyzer:
+    """Warmed up first, as the service does (the shared `analyzer` is not)."""
     a = DetailAnalyzer(registry)
     a.warmup()
     return a
-
-
-@pytest.fixture(scope="module")
-def detectors(registry: ModelRegistry, session_settings: Settings):
-    return build_detectors(registry, session_settings)
-
-
-@pytest.fixture(scope="module")
-def largest_face(detectors) -> Callable[..., Face]:
-    fast, slow = detectors
-
-    def find(bgr: np.ndarray) -> Face:
-        faces = fast.detect(bgr) or slow.detect(bgr)
-        assert faces, "test image must contain a detectable face"
-        return max(faces, key=lambda f: f.area)
-
-    return find
 
 
 @pytest.mark.parametrize("block", BLOCKS)

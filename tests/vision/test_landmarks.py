@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
-from edge.vision.detection import build_detectors
 from edge.vision.landmarks import GROUPS, LandmarkModel, api_from_model, to_json
-from edge.vision.types import Face
 from tests.conftest import read_bgr
 
 FRONTAL = [
@@ -28,25 +24,8 @@ FRONTAL = [
 
 
 @pytest.fixture(scope="module")
-def registry(session_settings: Settings) -> ModelRegistry:
-    return ModelRegistry(session_settings)
-
-
-@pytest.fixture(scope="module")
 def model(registry: ModelRegistry) -> LandmarkModel:
     return LandmarkModel(registry)
-
-
-@pytest.fixture(scope="module")
-def largest_face(registry: ModelRegistry, session_settings: Settings) -> Callable[..., Face]:
-    fast, slow = build_detectors(registry, session_settings)
-
-    def find(bgr: np.ndarray) -> Face:
-        faces = fast.detect(bgr) or slow.detect(bgr)
-        assert faces, "test image must contain a detectable face"
-        return max(faces, key=lambda f: f.area)
-
-    return find
 
 
 def test_package_mapping_is_the_spec_permutation(shared_dir: Path) -> None:

@@ -9,11 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import Settings
-from edge.runtime.registry import ModelRegistry
 from edge.vision.details import DetailAnalyzer
-from edge.vision.detection import build_detectors
-from edge.vision.types import DetailFlags, Face
+from edge.vision.types import DetailFlags
 from tests.conftest import read_bgr
 
 ANGLE = DetailFlags(angle=True, position=True)
@@ -26,28 +23,6 @@ FRONTAL = [
 # left in ben_affleck/5 (landmarks drawn on both while building this).
 TURNED_RIGHT = "faces_by_identity/elton_john/7.jpg"
 TURNED_LEFT = "faces_by_identity/ben_affleck/5.jpg"
-
-
-@pytest.fixture(scope="module")
-def registry(session_settings: Settings) -> ModelRegistry:
-    return ModelRegistry(session_settings)
-
-
-@pytest.fixture(scope="module")
-def analyzer(registry: ModelRegistry) -> DetailAnalyzer:
-    return DetailAnalyzer(registry)
-
-
-@pytest.fixture(scope="module")
-def largest_face(registry: ModelRegistry, session_settings: Settings) -> Callable[..., Face]:
-    fast, slow = build_detectors(registry, session_settings)
-
-    def find(bgr: np.ndarray) -> Face:
-        faces = fast.detect(bgr) or slow.detect(bgr)
-        assert faces, "test image must contain a detectable face"
-        return max(faces, key=lambda f: f.area)
-
-    return find
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.config import Settings
-from edge.runtime.registry import ModelRegistry
 from edge.vision import quality as q
 from edge.vision.details import DetailAnalyzer
-from edge.vision.detection import build_detectors
 from edge.vision.types import DetailFlags, Face
 from tests.conftest import read_bgr
 
@@ -27,28 +24,6 @@ PORTRAITS = [
     "annotations/emotion/faceapi_neutral.jpg",
 ]
 MASKED = ["awkward/masked_face_1.jpg", "awkward/masked_face_2.jpeg", "awkward/masked_face_3.jpg"]
-
-
-@pytest.fixture(scope="module")
-def registry(session_settings: Settings) -> ModelRegistry:
-    return ModelRegistry(session_settings)
-
-
-@pytest.fixture(scope="module")
-def analyzer(registry: ModelRegistry) -> DetailAnalyzer:
-    return DetailAnalyzer(registry)
-
-
-@pytest.fixture(scope="module")
-def largest_face(registry: ModelRegistry, session_settings: Settings) -> Callable[..., Face]:
-    fast, slow = build_detectors(registry, session_settings)
-
-    def find(bgr: np.ndarray) -> Face:
-        faces = fast.detect(bgr) or slow.detect(bgr)
-        assert faces, "test image must contain a detectable face"
-        return max(faces, key=lambda f: f.area)
-
-    return find
 
 
 @pytest.fixture(scope="module")

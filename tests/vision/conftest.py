@@ -1,0 +1,42 @@
+"""Fixtures shared by the vision tests: one registry per module and a largest-face finder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from edge.config import Settings
+from edge.runtime.registry import ModelRegistry
+from edge.vision.details import DetailAnalyzer
+from edge.vision.detection import build_detectors
+from edge.vision.types import Face
+
+
+@pytest.fixture(scope="module")
+def registry(session_settings: Settings) -> ModelRegistry:
+    return ModelRegistry(session_settings)
+
+
+@pytest.fixture(scope="module")
+def analyzer(registry: ModelRegistry) -> DetailAnalyzer:
+    return DetailAnalyzer(registry)
+
+
+@pytest.fixture(scope="module")
+def detectors(registry: ModelRegistry, session_settings: Settings):  # type: ignore[no-untyped-def]
+    return build_detectors(registry, session_settings)
+
+
+@pytest.fixture(scope="module")
+def largest_face(detectors) -> Callable[..., Face]:  # type: ignore[no-untyped-def]
+    """The largest face of a test image (fast detector, slow fallback), as the API picks it."""
+    fast, slow = detectors
+
+    def find(bgr: np.ndarray) -> Face:
+        faces = fast.detect(bgr) or slow.detect(bgr)
+        assert faces, "test image must contain a detectable face"
+        return max(faces, key=lambda f: f.area)
+
+    return find
