@@ -125,7 +125,7 @@ def _ours(
         return align_face(state["bgr"], face.kps)
 
     def details(_: Any) -> Any:
-        return pipe.details.analyze(state["bgr"], state["face"], all_flags)  # type: ignore[union-attr]
+        return pipe.details.analyze(state["bgr"], state["face"], all_flags)
 
     staged = {"decode": decode_bytes, "detect": detect, "align": align, "embed": emb.embed}
     out = {

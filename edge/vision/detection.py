@@ -74,6 +74,19 @@ def _faces(
     return out
 
 
+def _faces_of_levels(
+    boxes: list[np.ndarray],
+    scores: list[np.ndarray],
+    kps: list[np.ndarray],
+    iou: float,
+    scale: float,
+) -> list[Face]:
+    """`_faces` over the per-stride candidates of a multi-level head ([] when none)."""
+    if not boxes:
+        return []
+    return _faces(np.concatenate(boxes), np.concatenate(scores), np.concatenate(kps), iou, scale)
+
+
 def _grid(h: int, w: int, stride: int, repeat: int = 1) -> np.ndarray:
     """(rows*cols*repeat, 2) cell (col, row) indices in row-major order, each repeated."""
     rows, cols = h // stride, w // stride
@@ -115,6 +128,13 @@ def _ceil32(v: int) -> int:
     return max(32, (v + 31) // 32 * 32)
 
 
+def _fit32(bgr: np.ndarray, input_long: int) -> tuple[float, int, int]:
+    """(scale, height, width): long side scaled to `input_long`, padded to multiples of 32."""
+    h, w = bgr.shape[:2]
+    scale = input_long / max(h, w)
+    return scale, _ceil32(round(h * scale)), _ceil32(round(w * scale))
+
+
 class YuNetDetector:
     """YuNet (fast path). Runs on a frame downscaled to `input_long` px on the long side.
 
@@ -137,9 +157,7 @@ class YuNetDetector:
         self._priors = _Cache()
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
-        h, w = bgr.shape[:2]
-        scale = self.input_long / max(h, w)
-        ih, iw = _ceil32(round(h * scale)), _ceil32(round(w * scale))
+        scale, ih, iw = _fit32(bgr, self.input_long)
         img = _letterbox(bgr, scale, ih, iw)
         blob = img.transpose(2, 0, 1)[None].astype(np.float32)
         # Outputs by position (OpenVINO may rename cls/obj): cls x3, obj x3, bbox x3, kps x3.
@@ -162,11 +180,7 @@ class YuNetDetector:
             k = (np.tile(gm, 5) + kp) * s
             kps.append(k)
             scores.append(sc[m])
-        if not boxes:
-            return []
-        return _faces(
-            np.concatenate(boxes), np.concatenate(scores), np.concatenate(kps), self.iou, scale
-        )
+        return _faces_of_levels(boxes, scores, kps, self.iou, scale)
 
 
 class RetinaFaceDetector:
@@ -241,9 +255,7 @@ class ScrfdDetector:
         self._anchors = _Cache()
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
-        h, w = bgr.shape[:2]
-        scale = self.input_long / max(h, w)
-        ih, iw = _ceil32(round(h * scale)), _ceil32(round(w * scale))
+        scale, ih, iw = _fit32(bgr, self.input_long)
         img = _letterbox(bgr, scale, ih, iw)
         blob = cv2.dnn.blobFromImage(img, 1.0 / 128, (iw, ih), (127.5, 127.5, 127.5), swapRB=True)
         outs = self.session.run({self._input: blob})
@@ -262,11 +274,7 @@ class ScrfdDetector:
             boxes.append(np.concatenate([am - d[:, :2], am + d[:, 2:]], axis=1))
             kps.append(np.tile(am, 5) + k)
             scores.append(sc[m])
-        if not boxes:
-            return []
-        return _faces(
-            np.concatenate(boxes), np.concatenate(scores), np.concatenate(kps), self.iou, scale
-        )
+        return _faces_of_levels(boxes, scores, kps, self.iou, scale)
 
 
 class TiledDetector:

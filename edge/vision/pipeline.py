@@ -20,6 +20,7 @@ from edge.errors import EdgeError
 from edge.imaging.orientation import rotate_cw
 from edge.runtime.registry import ModelRegistry
 from edge.vision.align import align_face
+from edge.vision.details import DetailAnalyzer
 from edge.vision.detection import FaceDetector, TiledDetector, build_detectors
 from edge.vision.embedding import Embedder
 from edge.vision.similarity import Calibration, load_calibration
@@ -85,7 +86,6 @@ class FacePipeline:
         self.registry = registry
         self.settings = settings
         self._details = details
-        self._details_tried = details is not None
         self._lock = threading.Lock()
         self._fast: FaceDetector | None = None
         self._slow: FaceDetector | None = None
@@ -125,17 +125,11 @@ class FacePipeline:
         return self._embedder
 
     @property
-    def details(self) -> DetailsLike | None:
-        if not self._details_tried:
+    def details(self) -> DetailsLike:
+        if self._details is None:
             with self._lock:
-                if not self._details_tried:
-                    try:
-                        from edge.vision.details import DetailAnalyzer
-                    except ImportError:
-                        log.warning("edge.vision.details not available: no detail blocks")
-                    else:
-                        self._details = DetailAnalyzer(self.registry)
-                    self._details_tried = True
+                if self._details is None:
+                    self._details = DetailAnalyzer(self.registry)
         return self._details
 
     @property
@@ -149,9 +143,7 @@ class FacePipeline:
         fast.detect(blank)
         slow.detect(blank)
         self.embedder.embed(np.zeros((112, 112, 3), dtype=np.uint8))
-        d = self.details
-        if d is not None:
-            d.warmup()
+        self.details.warmup()
 
     # Detection with the selection rules ---------------------------------------------------
     def _find(self, bgr0: np.ndarray, area: Area | None, auto_rotate: bool) -> _Found | None:
@@ -205,13 +197,7 @@ class FacePipeline:
     ) -> FaceAnalysis:
         h, w = bgr.shape[:2]
         emb = self.embedder.embed(align_face(bgr, face.kps)) if embed else None
-        details: dict[str, Any] = {}
-        if flags.any:
-            d = self.details
-            if d is not None:
-                details = d.analyze(bgr, face, flags)
-            elif flags.position:
-                details = {"position": face.position(w, h)}
+        details = self.details.analyze(bgr, face, flags) if flags.any else {}
         return FaceAnalysis(face, (w, h), rotated % 360, emb, details)
 
     def analyze_largest(
@@ -291,14 +277,13 @@ class FacePipeline:
 
     def model_info(self) -> dict[str, Any]:
         cal = self.calibration
-        d = self.details
-        attrs = list(d.supported_attributes()) if d is not None else []
+        attrs = list(self.details.supported_attributes())
         has = self.registry.has
         caps = {
             "position": True,
-            "angle": d is not None and (has("headpose_1x1") or has("headpose_var")),
-            "landmarks": d is not None and has("landmarks106"),
-            "quality": d is not None,
+            "angle": has("headpose_1x1") or has("headpose_var"),
+            "landmarks": has("landmarks106"),
+            "quality": True,
             "attributes": bool(attrs),
         }
         return {
