@@ -30,6 +30,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from edge.camera.metrics import FRAMES_DROPPED, FRAMES_READ, RECONNECTS
+
 log = logging.getLogger(__name__)
 
 SourceKind = Literal["v4l2", "url", "gstreamer", "file", "folder"]
@@ -225,7 +227,9 @@ class Capture:
                 self._cond.wait_for(lambda: self._taken or self._stop.is_set())
             elif not self._taken:
                 st.frames_dropped += 1
+                FRAMES_DROPPED.inc(camera=self.name)
             st.frames_read += 1
+            FRAMES_READ.inc(camera=self.name)
             self._slot = Frame(img, st.frames_read, ts, now)
             self._taken = False
             self._cond.notify_all()
@@ -284,6 +288,7 @@ class Capture:
     def _backoff(self, delay: float) -> None:
         self.stats.state = "reconnecting"
         self.stats.reconnects += 1
+        RECONNECTS.inc(camera=self.name)
         log.warning("camera %s: %s; retrying in %.1fs", self.name, self.stats.last_error, delay)
         self._stop.wait(delay)
 

@@ -25,6 +25,12 @@ from datetime import datetime, timezone
 import numpy as np
 
 from edge.camera.events import Liveness, Match, RecognitionEvent
+from edge.camera.metrics import (
+    DECISION_LATENCY,
+    DECISIONS,
+    FRAME_SECONDS,
+    FRAMES_PROCESSED,
+)
 from edge.camera.quality import frame_quality
 from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, Frame
@@ -136,8 +142,11 @@ class CameraWorker:
                     self.process(frame)
                 except Exception:
                     log.exception("camera %s: frame %d failed", self.cfg.name, frame.seq)
-                self.process_seconds += time.perf_counter() - t0
+                took = time.perf_counter() - t0
+                self.process_seconds += took
                 self.frames_processed += 1
+                FRAMES_PROCESSED.inc(camera=self.cfg.name)
+                FRAME_SECONDS.observe(took, camera=self.cfg.name)
             with self._lock:
                 for t in self.tracker.end_all():
                     self._finish(t, None)
@@ -260,6 +269,9 @@ class CameraWorker:
             latencyMs=round((time.monotonic() - st.track.first_captured) * 1000, 1),
         )
         self.events_emitted += 1
+        DECISIONS.inc(camera=self.cfg.name, decision=event.decision)
+        if event.revision == 1:
+            DECISION_LATENCY.observe(event.latencyMs / 1000.0, camera=self.cfg.name)
         try:
             self.sink(event)
         except Exception:

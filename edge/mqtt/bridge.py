@@ -30,6 +30,7 @@ from edge import __version__
 from edge.config import Settings
 from edge.mqtt.commands import CommandRequest, CommandRouter, Handler
 from edge.mqtt.homeassistant import discovery_messages
+from edge.mqtt.metrics import CONNECTS, DELIVERED, EVENTS_PUBLISHED, QUEUE_DROPPED
 from edge.mqtt.schemas import QueueStats, StatusPayload, dump
 from edge.mqtt.topics import Topics
 
@@ -154,6 +155,8 @@ class MqttBridge:
     def publish_event(self, kind: str, payload: dict[str, Any] | bytes) -> None:
         """Queue an event for `events/<kind>`; never blocks, drops the oldest when full."""
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        camera = payload.get("camera") if isinstance(payload, dict) else None
+        EVENTS_PUBLISHED.inc(kind=kind, camera=str(camera) if camera else "")
         self._enqueue(_Outgoing(self.topics.event(kind), data))
 
     def publish_status(self) -> None:
@@ -203,6 +206,7 @@ class MqttBridge:
             if len(self._queue) >= self.cfg.queue_limit:
                 self._queue.popleft()
                 self._dropped += 1
+                QUEUE_DROPPED.inc()
             self._queue.append(item)
             self._cond.notify_all()
 
@@ -244,6 +248,7 @@ class MqttBridge:
                     self._inflight -= 1
                     self._dropped += 1
                     self._cond.notify_all()
+                QUEUE_DROPPED.inc()
 
     def _switch_to_v311(self) -> None:
         log.warning("broker refused MQTT v5; falling back to v3.1.1")
@@ -284,6 +289,7 @@ class MqttBridge:
         with self._cond:
             self._connected = True
             self._cond.notify_all()
+        CONNECTS.inc()
         self._ever_connected.set()
 
     def _on_disconnect(
@@ -307,6 +313,7 @@ class MqttBridge:
             if self._inflight > 0:
                 self._inflight -= 1
                 self._delivered += 1
+                DELIVERED.inc()
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

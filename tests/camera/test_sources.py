@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from camera_video import background
 from mjpeg_stream import MjpegServer
+from prom_text import sample
 
 from edge.camera.sources import Capture, parse_source
+from edge.metrics import REGISTRY
 
 
 def numbered_frames(n: int) -> list[np.ndarray]:
@@ -39,7 +41,9 @@ def test_parse_source_kinds(tmp_path: Path) -> None:
 def test_mjpeg_url_keeps_only_the_newest_frame_and_reconnects() -> None:
     server = MjpegServer(numbered_frames(4), fps=20).start()
     port = server.httpd.server_address[1]
-    cap = Capture(parse_source(server.url), backoff_min_s=0.2, backoff_max_s=0.4, name="ip").start()
+    name = f"ip-{time.monotonic_ns()}"  # the metrics registry is process-wide: a fresh label
+    cap = Capture(parse_source(server.url), backoff_min_s=0.2, backoff_max_s=0.4, name=name)
+    cap.start()
     try:
         first = cap.next_frame(0, timeout=10)
         assert first is not None and first.image.shape == (720, 1280, 3)
@@ -61,6 +65,13 @@ def test_mjpeg_url_keeps_only_the_newest_frame_and_reconnects() -> None:
         while cap.stats.frames_read <= seen and time.monotonic() < deadline:
             time.sleep(0.05)
         assert cap.stats.frames_read > seen and cap.stats.state == "streaming"
+        cap.stop()
+        # The Prometheus series count exactly what the capture's own stats counted.
+        text = REGISTRY.render()
+        assert sample(text, "edge_camera_reconnects_total", camera=name) == cap.stats.reconnects
+        assert sample(text, "edge_camera_frames_read_total", camera=name) == cap.stats.frames_read
+        dropped = sample(text, "edge_camera_frames_dropped_total", camera=name)
+        assert dropped == cap.stats.frames_dropped > 0
     finally:
         cap.stop()
         server.stop()
