@@ -231,7 +231,9 @@ def open_session(
         sess = OnnxRuntimeSession(path, role, providers=providers, threads=threads)
     else:
         raise BackendError(f"unknown backend {backend!r} (use openvino or onnxruntime)")
-    log.info(
+    # DEBUG: the service logs one summary line per model after warm-up (INFO, or WARNING
+    # for a fallback); tools that open sessions directly can raise the level to see this.
+    log.debug(
         "model %s (%s) runs on %s/%s%s",
         role,
         path.name,
