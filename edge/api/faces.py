@@ -9,7 +9,6 @@ store write comes last: any error before it leaves nothing written.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +23,8 @@ from edge.errors import EdgeError
 from edge.imaging.area import parse_area
 from edge.imaging.decode import DecodedImage, decode_image
 from edge.store import UNSET
-from edge.vision.types import FaceAnalysis
+from edge.timefmt import iso_utc
+from edge.vision.types import Area, FaceAnalysis
 
 FACES = "/api/v1/entities/faces"
 ENTITY = FACES + "/{uuid}"
@@ -35,11 +35,6 @@ WRITE_ERRORS = (*FACE_ERRORS, 116)
 
 
 # Wire helpers ------------------------------------------------------------------------------
-def iso(t: datetime) -> str:
-    """ISO-8601 UTC, second precision, `Z` (api.md §0)."""
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def entity_out(e: Any) -> dict[str, Any]:
     """The Entity wire object; `model` is the name the creating request used."""
     return {
@@ -48,9 +43,9 @@ def entity_out(e: Any) -> dict[str, Any]:
         "collection": e.collection,
         "key": e.key,
         "metadata": e.metadata,
-        "createdAt": iso(e.created_at),
-        "updatedAt": iso(e.updated_at),
-        "expiresAt": iso(e.expires_at),
+        "createdAt": iso_utc(e.created_at),
+        "updatedAt": iso_utc(e.updated_at),
+        "expiresAt": iso_utc(e.expires_at),
     }
 
 
@@ -68,15 +63,19 @@ def path_uuid(request: web.Request) -> str:
 
 
 # Image work (runs in the inference pool) ---------------------------------------------------
-def decode_request_image(app: web.Application, img: s.ImageRequest) -> DecodedImage:
-    settings = app[SETTINGS]
-    return decode_image(
+def decode_request_image(
+    app: web.Application, img: s.ImageRequest
+) -> tuple[DecodedImage, Area | None]:
+    """The decoded pixels (214-217) and `area` checked against them (112)."""
+    decoded = decode_image(
         img.data,
         field=f"{img.field}.data",
         auto_rotate=img.auto_rotate,
-        max_pixels=settings.server.max_pixels,
+        max_pixels=app[SETTINGS].server.max_pixels,
         require_color=True,
     )
+    area = parse_area(img.area, decoded.width, decoded.height, field=f"{img.field}.area")
+    return decoded, area
 
 
 def name_field(err: EdgeError, field: str) -> EdgeError:
@@ -90,8 +89,7 @@ def analyze_image(
     app: web.Application, img: s.ImageRequest, *, embed: bool = True
 ) -> tuple[FaceAnalysis, DecodedImage]:
     """Decode, then the largest face (fast detector, slow fallback); 214-217, 112, 223, 224."""
-    decoded = decode_request_image(app, img)
-    area = parse_area(img.area, decoded.width, decoded.height, field=f"{img.field}.area")
+    decoded, area = decode_request_image(app, img)
     try:
         fa = app[PIPELINE].analyze_largest(
             decoded, area=area, flags=img.flags, embed=embed, auto_rotate=img.auto_rotate
@@ -342,8 +340,7 @@ async def detect_faces(request: web.Request) -> web.Response:
     img = req.image
 
     def work() -> list[FaceAnalysis]:
-        decoded = decode_request_image(app, img)
-        area = parse_area(img.area, decoded.width, decoded.height, field=f"{img.field}.area")
+        decoded, area = decode_request_image(app, img)
         return list(
             app[PIPELINE].detect_all(
                 decoded, area=area, flags=img.flags, auto_rotate=img.auto_rotate
@@ -353,7 +350,7 @@ async def detect_faces(request: web.Request) -> web.Response:
     faces = await run_inference(request, work)
     entities = []
     for fa in faces:
-        item: dict[str, Any] = {"details": fa.details}
+        item = uploaded(fa)
         if img.auto_rotate:
             item["rotated"] = fa.rotated
         entities.append(item)

@@ -327,11 +327,19 @@ class CreateRequest:
     ttl: int = -1
 
 
-def parse_create(body: object, settings: Settings) -> CreateRequest:
+def _model_and_image(
+    body: object, settings: Settings
+) -> tuple[dict[str, Any], ModelRef, ImageRequest]:
+    """The body object, its `model` and its required `image`, checked in that order."""
     b = require_object(body)
     model = parse_model(b, settings)
     image = parse_image(b)
-    assert image is not None
+    assert image is not None  # required=True raises instead of returning None
+    return b, model, image
+
+
+def parse_create(body: object, settings: Settings) -> CreateRequest:
+    b, model, image = _model_and_image(body, settings)
     return CreateRequest(
         model=model,
         image=image,
@@ -389,10 +397,7 @@ class SearchRequest:
 
 
 def parse_search(body: object, settings: Settings) -> SearchRequest:
-    b = require_object(body)
-    model = parse_model(b, settings)
-    image = parse_image(b)
-    assert image is not None
+    b, model, image = _model_and_image(body, settings)
     return SearchRequest(
         model=model,
         image=image,
@@ -413,10 +418,7 @@ class ImageOnlyRequest:
 
 
 def parse_model_image(body: object, settings: Settings) -> ImageOnlyRequest:
-    b = require_object(body)
-    model = parse_model(b, settings)
-    image = parse_image(b)
-    assert image is not None
+    _, model, image = _model_and_image(body, settings)
     return ImageOnlyRequest(model=model, image=image)
 
 

@@ -29,6 +29,7 @@ from edge.metrics import REGISTRY
 from edge.store.ids import UuidV7Generator
 from edge.store.index import ExactIndex, IndexEntry, VectorIndex
 from edge.store.schema import NEVER_EXPIRES, migrate
+from edge.timefmt import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,6 @@ _COLUMNS: Final = (
 
 def _utc(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
-
-
-def _iso(seconds: int) -> str:
-    return _utc(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def normalise_vector(vector: np.ndarray) -> np.ndarray:
@@ -353,9 +350,9 @@ class EntityStore:
             "collection": e.collection,
             "key": e.key,
             "metadata": e.metadata,
-            "created_at": e.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "updated_at": e.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "expires_at": e.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_at": iso_utc(e.created_at),
+            "updated_at": iso_utc(e.updated_at),
+            "expires_at": iso_utc(e.expires_at),
             "pack_fingerprint": e.pack_fingerprint,
             "dim": int(vec.shape[0]),
             "vector": _vector_b64(vec),
@@ -618,7 +615,8 @@ class EntityStore:
                     ).fetchall()
                     for uuid, instance, model, expires_at in rows:
                         conn.execute("DELETE FROM entities WHERE uuid = ?", (uuid,))
-                        payload = {"uuid": uuid, "model": model, "expires_at": _iso(expires_at)}
+                        expires = iso_utc(_utc(expires_at))
+                        payload = {"uuid": uuid, "model": model, "expires_at": expires}
                         changes.append(
                             self._log_change(conn, "expire", uuid, instance, now, payload)
                         )
