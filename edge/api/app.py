@@ -37,7 +37,7 @@ from edge.api.state import (
 )
 from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
-from edge.store import EntityStore
+from edge.store import open_store
 from edge.vision.liveness import LivenessScorer
 from edge.vision.pipeline import FacePipeline
 
@@ -98,7 +98,8 @@ def create_app(
             doc = doc_for(route)
             if doc is not None and doc.path == "/metrics" and route.method == "GET":
                 app[OPENAPI].add(replace(doc, auth=True))
-    _setup_product_routes(app)
+    setup_face_routes(app)
+    setup_liveness_routes(app)
 
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_models_ctx(load_models, pipeline, liveness))
@@ -107,17 +108,7 @@ def create_app(
     return app
 
 
-def _setup_product_routes(app: web.Application) -> None:
-    setup_face_routes(app)
-    setup_liveness_routes(app)
-
-
 # Components --------------------------------------------------------------------------------
-def open_store(settings: Settings, registry: ModelRegistry) -> EntityStore:
-    """The entity store of `settings`, stamping vectors with the pack's fingerprint."""
-    return EntityStore(settings.store_path, pack_fingerprint=registry.fingerprint)
-
-
 def _store_ctx(given: Any | None) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = given

@@ -229,12 +229,12 @@ def _fill_and_search(
 _CHILD = """
 import sys, time
 from pathlib import Path
+from edge.bench.stats import vm_hwm_mb
 from edge.store import EntityStore
 t0 = time.perf_counter()
 s = EntityStore(Path(sys.argv[1]), pack_fingerprint="bench")
 took = time.perf_counter() - t0
-hwm = [ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0]
-print(took, s.index.nbytes(), len(s.index), hwm)
+print(took, s.index.nbytes(), len(s.index), vm_hwm_mb())
 s.close()
 """
 
@@ -252,7 +252,7 @@ def _reopen_in_child(path: Path) -> tuple[float, int, int, float]:
         check=True,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     ).stdout.split()
-    return float(out[0]), int(out[1]), int(out[2]), int(out[3]) / 1024.0
+    return float(out[0]), int(out[1]), int(out[2]), float(out[3])
 
 
 def _bench_size(

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import yaml
 
-from edge.bench.stats import p, peak_rss_mb, table
+from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
 from edge.config import REPO_ROOT, Settings
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
@@ -85,15 +84,13 @@ def server_config(settings: Settings, data_dir: Path, key: str) -> dict[str, Any
     return cfg
 
 
-def prefill_synthetic(settings: Settings, data_dir: Path, n: int, seed: int = 7) -> None:
+def prefill_synthetic(server: Settings, n: int, seed: int = 7) -> None:
     """Store `n` random unit vectors in the server's (not yet opened) store, as instance
     'bench', so searches scan a gallery of that size. Real faces are enrolled on top."""
     from edge.runtime.registry import ModelRegistry
-    from edge.store import EntityStore, NewEntity
+    from edge.store import NewEntity, open_store
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    registry = ModelRegistry(settings)
-    store = EntityStore(data_dir / "edge.sqlite3", pack_fingerprint=registry.fingerprint)
+    store = open_store(server, ModelRegistry(server))
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     try:
@@ -112,17 +109,6 @@ def prefill_synthetic(settings: Settings, data_dir: Path, n: int, seed: int = 7)
     print(f"stored {n} synthetic vectors in {time.perf_counter() - t0:.1f} s")
 
 
-def peak_rss_of(pid: int) -> float:
-    """Peak RSS (MiB) of another process: VmHWM on Linux, else its current RSS."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return psutil.Process(pid).memory_info().rss / 2**20
-
-
 class ServerProcess:
     def __init__(self, cfg: dict[str, Any], workdir: Path) -> None:
         self.port = _free_port()
@@ -139,7 +125,7 @@ class ServerProcess:
 
     def stop(self) -> float:
         """Peak RSS in MiB, then SIGTERM (graceful drain) and wait."""
-        peak = peak_rss_of(self.proc.pid) if self.proc.poll() is None else float("nan")
+        peak = vm_hwm_mb(self.proc.pid) if self.proc.poll() is None else float("nan")
         self.proc.terminate()
         try:
             self.proc.wait(60)
@@ -381,9 +367,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="edge-bench-http-") as tmp:
         work = Path(tmp)
         direct = Direct(settings, jpegs, args.gallery, work)
+        cfg = server_config(settings, work / "data", key)
         if args.synthetic:
-            prefill_synthetic(settings, work / "data", args.synthetic)
-        srv = ServerProcess(server_config(settings, work / "data", key), work)
+            prefill_synthetic(Settings(**cfg), args.synthetic)
+        srv = ServerProcess(cfg, work)
         peak = float("nan")
         try:
             t0 = time.perf_counter()

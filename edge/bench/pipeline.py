@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import p, peak_rss_mb, table
+from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
 from edge.config import REPO_ROOT, Settings
 from edge.evaluation.verification import identity_items
 from edge.imaging.decode import decode_bytes
@@ -208,21 +208,7 @@ def _insightface_child(
 ) -> tuple[dict[str, np.ndarray] | None, str, float]:
     """Runs in its own process so that its peak RSS is its own."""
     stages, why = _insightface(settings, inputs, runs, warmup)
-    return stages, why, _own_peak_rss_mb()
-
-
-def _own_peak_rss_mb() -> float:
-    """This process's high-water RSS. ru_maxrss survives exec (it would report the parent's
-    peak in a spawned child); VmHWM belongs to the current address space only."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
+    return stages, why, vm_hwm_mb()
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -247,7 +233,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 results[f"ours/{backend}/{cfg}/{stage}"] = {"p50": p(v, 50), "p95": p(v, 95)}
             p50[f"{backend}/{cfg}"] = p(ms["total"], 50)
         if backend == "openvino":
-            rss_ours = _own_peak_rss_mb()
+            rss_ours = vm_hwm_mb()
     # Context for the ratio: the baseline's detector model through our wrapper on each runtime.
     scrfd = settings.model_dir / SCRFD_FILE
     if scrfd.is_file():

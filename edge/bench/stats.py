@@ -6,6 +6,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +31,25 @@ def peak_rss_mb() -> float:
     """Peak resident set size of this process so far (Linux reports KiB)."""
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024.0 if sys.platform != "darwin" else kb / 2**20
+
+
+def vm_hwm_mb(pid: int | None = None) -> float:
+    """High-water RSS (MiB) of process `pid` (default: this one), from its own VmHWM.
+
+    Unlike ru_maxrss, VmHWM belongs to the current address space only: it is right in a
+    child started by fork+exec and readable for another process. Where /proc is missing
+    the current RSS is the best available figure.
+    """
+    try:
+        status = Path(f"/proc/{pid or 'self'}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
