@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.bench.stats import table
 from edge.config import REPO_ROOT, Settings
+from edge.evaluation import attributes as attr_eval
 from edge.evaluation.verification import (
     Pairs,
     Progress,
@@ -152,21 +153,20 @@ def detection(
         r["nose precision"] = boxes_hit / boxes if boxes else float("nan")
         r["nose images exact"] = f"{ok_images}/{len(noses)}"
         rows.append(r)
+    labelled = _labelled_counts(testdata)
     counts = []
     for n in LABELLED_COUNTS:
         rel = f"multi_face/{n}"
-        row = {"image": n, "labelled": _labelled_count(testdata, rel)}
+        row = {"image": n, "labelled": labelled.get(rel)}
         row.update({name: len(found[name][rel]) for name in finders})
         counts.append(row)
     return rows, counts
 
 
-def _labelled_count(testdata: Path, rel: str) -> int | None:
+def _labelled_counts(testdata: Path) -> dict[str, int | None]:
+    """File -> labelled face count, from one read of SOURCES.json."""
     src = json.loads((testdata / "SOURCES.json").read_text(encoding="utf-8"))
-    for f in src["files"]:
-        if f["file"] == rel:
-            return f["labels"].get("faces")
-    return None
+    return {f["file"]: f.get("labels", {}).get("faces") for f in src["files"]}
 
 
 # Command ----------------------------------------------------------------------------------
@@ -205,13 +205,8 @@ def evaluate(
         "detection_counts": counts,
     }
     if attributes:
-        try:
-            from edge.evaluation import attributes as attr_eval
-        except ImportError:
-            result["attributes"] = None
-        else:
-            result["attributes"] = attr_eval.evaluate(pipe, testdata)
-            result["_attributes_table"] = attr_eval.format_table(result["attributes"])
+        result["attributes"] = attr_eval.evaluate(pipe, testdata)
+        result["_attributes_table"] = attr_eval.format_table(result["attributes"])
     return result
 
 
