@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faces_helpers import FacesServer, face_server
 from skeleton_helpers import (
     Gate,
     GatedPipeline,
@@ -61,3 +62,10 @@ def cold_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> It
     srv = start_server(app, settings)
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
+    """The product app with the session's warmed models, one private data dir per module."""
+    with face_server(tmp_path_factory.mktemp("faces"), model_dir) as srv:
+        yield srv

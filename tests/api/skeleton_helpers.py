@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from aiohttp import web
 
 from edge.api.admission import run_inference
@@ -198,6 +199,31 @@ def api_settings(data_dir: Path, model_dir: Path, **server: Any) -> Settings:
             **server,
         },
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_serve_config(tmp_path: Path, model_dir: Path, instance: str, **server: Any) -> Path:
+    """`tmp_path/edge.yaml` for a real `edge-face serve`: data under tmp_path, KEY_A only."""
+    cfg = tmp_path / "edge.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "models": {"dir": str(model_dir)},
+                "server": {
+                    "host": "127.0.0.1",
+                    "api_keys": [{"key": KEY_A, "instance": instance}],
+                    **server,
+                },
+            }
+        )
+    )
+    return cfg
 
 
 def wait_ready(srv: Server, timeout: float = 300) -> None:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faces_helpers import ALL_DETAILS, FACES, FacesServer, assert_error, face_server, img, pic
+from faces_helpers import ALL_DETAILS, FACES, FacesServer, assert_error, img, pic
 
 from edge.api import schemas as s
 
 COMPARE = FACES + "/compare"
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
-    with face_server(tmp_path_factory.mktemp("compare"), model_dir) as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,19 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from faces_helpers import FACES, KEY_A, b64
+from skeleton_helpers import free_port, write_serve_config
 
 from edge.config import REPO_ROOT
 
 WRITERS = 4
 KILL_AFTER_ACKS = 24
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def call(port: int, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
@@ -80,20 +73,7 @@ class Served:
 
 @pytest.fixture
 def config(tmp_path: Path, model_dir: Path) -> Iterator[tuple[Path, Path]]:
-    cfg = tmp_path / "edge.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(tmp_path / "data"),
-                "models": {"dir": str(model_dir)},
-                "server": {
-                    "host": "127.0.0.1",
-                    "api_keys": [{"key": KEY_A, "instance": "crash"}],
-                    "queue_limit": 64,
-                },
-            }
-        )
-    )
+    cfg = write_serve_config(tmp_path, model_dir, "crash", queue_limit=64)
     yield cfg, tmp_path / "serve.log"
 
 

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import ALL_DETAILS, FACES, FacesServer, assert_error, face_server, img
+from faces_helpers import ALL_DETAILS, FACES, FacesServer, assert_error, img
 
 from edge.api import schemas as s
 
 DETECT = FACES + "/detect"
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
-    with face_server(tmp_path_factory.mktemp("detect"), model_dir) as srv:
-        yield srv
 
 
 def detect(srv: FacesServer, photo: Path, model: str = "EDGE_FACE_V1", **opts: Any) -> Any:

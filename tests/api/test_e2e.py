@@ -10,17 +10,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from faces_helpers import FACES, FacesServer, face_server, img
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
-    with face_server(tmp_path_factory.mktemp("e2e"), model_dir) as srv:
-        yield srv
+from faces_helpers import FACES, FacesServer, img
 
 
 def photos_by_person(testdata: Path) -> dict[str, list[Path]]:

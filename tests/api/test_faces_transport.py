@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ ROUTES = [
     ("GET", "/api/v1/models"),
     ("POST", "/api/v1/liveness"),
 ]
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
-    with face_server(tmp_path_factory.mktemp("transport"), model_dir) as srv:
-        yield srv
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)

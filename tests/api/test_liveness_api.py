@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,6 @@ from faces_helpers import FACES, FacesServer, assert_error, b64, face_server, im
 from edge.api import schemas as s
 
 LIVENESS = "/api/v1/liveness"
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
-    with face_server(tmp_path_factory.mktemp("liveness"), model_dir) as srv:
-        yield srv
 
 
 def item(data: str, index: int = 0, **extra: Any) -> dict[str, Any]:

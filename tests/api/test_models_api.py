@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faces_helpers import FacesServer, assert_error, face_server
+from faces_helpers import FacesServer, assert_error
 
 from edge.api import schemas as s
 from edge.vision.similarity import load_calibration
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
-    with face_server(tmp_path_factory.mktemp("models"), model_dir) as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from faces_helpers import (
     KEY_A,
     FacesServer,
     assert_error,
-    face_server,
     img,
     pic,
 )
@@ -21,12 +19,6 @@ from faces_helpers import (
 from edge.api import schemas as s
 
 SEARCH = FACES + "/search"
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
-    with face_server(tmp_path_factory.mktemp("search"), model_dir) as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")

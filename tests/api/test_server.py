@@ -17,16 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from skeleton_helpers import KEY_A
+from skeleton_helpers import KEY_A, free_port, write_serve_config
 
 from edge.config import REPO_ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(port: int, path: str) -> int | None:
@@ -99,21 +92,8 @@ def served(
     request: pytest.FixtureRequest, tmp_path: Path, model_dir: Path, notify_socket: NotifySocket
 ) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     drain_seconds = getattr(request, "param", 30)
-    port = _free_port()
-    cfg = tmp_path / "edge.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(tmp_path / "data"),
-                "models": {"dir": str(model_dir)},
-                "server": {
-                    "host": "127.0.0.1",
-                    "api_keys": [{"key": KEY_A, "instance": "drain"}],
-                    "drain_seconds": drain_seconds,
-                },
-            }
-        )
-    )
+    port = free_port()
+    cfg = write_serve_config(tmp_path, model_dir, "drain", drain_seconds=drain_seconds)
     log = tmp_path / "serve.log"
     env = {
         **os.environ,
