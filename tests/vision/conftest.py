@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,3 +42,19 @@ def largest_face(detectors) -> Callable[..., Face]:  # type: ignore[no-untyped-d
         return max(faces, key=lambda f: f.area)
 
     return find
+
+
+@pytest.fixture(scope="session")
+def yale(testdata: Path) -> Callable[[str], list[Path]]:
+    """Yale face images recorded in one condition (`sleepy`, `normal`, ...: SOURCES.json)."""
+    files = json.loads((testdata / "SOURCES.json").read_text())["files"]
+
+    def of(condition: str) -> list[Path]:
+        return [
+            testdata / f["file"]
+            for f in files
+            if f["file"].startswith("faces_by_identity/yale_")
+            and f["source_path"].endswith("." + condition)
+        ]
+
+    return of

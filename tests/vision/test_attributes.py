@@ -33,16 +33,6 @@ def attrs(analyzer: DetailAnalyzer, largest_face) -> Callable[[np.ndarray], dict
     return run
 
 
-def _yale(testdata: Path, condition: str) -> list[Path]:
-    files = json.loads((testdata / "SOURCES.json").read_text())["files"]
-    return [
-        testdata / f["file"]
-        for f in files
-        if f["file"].startswith("faces_by_identity/yale_")
-        and f["source_path"].endswith("." + condition)
-    ]
-
-
 def test_supported_attributes_and_omissions(analyzer: DetailAnalyzer, attrs, testdata) -> None:
     assert analyzer.supported_attributes() == ["age", "gender", "emotions", "mask"]
     a = attrs(read_bgr(testdata / PLAIN[0]))
@@ -96,9 +86,9 @@ def test_clear_expressions(attrs, testdata: Path) -> None:
     assert _top(attrs(read_bgr(emo / "faceapi_neutral.jpg"))["emotions"]) == "calm"
 
 
-def test_sleepy_comes_from_closed_eyes(attrs, testdata: Path) -> None:
-    sleepy = [attrs(read_bgr(p))["emotions"] for p in _yale(testdata, "sleepy")]
-    normal = [attrs(read_bgr(p))["emotions"] for p in _yale(testdata, "normal")]
+def test_sleepy_comes_from_closed_eyes(attrs, yale) -> None:
+    sleepy = [attrs(read_bgr(p))["emotions"] for p in yale("sleepy")]
+    normal = [attrs(read_bgr(p))["emotions"] for p in yale("normal")]
     assert len(sleepy) >= 8 and len(normal) >= 3
     assert sum(_top(e) == "sleepy" for e in sleepy) >= 0.6 * len(sleepy)
     assert all(e[7]["certainty"] < 0.1 for e in normal)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,16 +31,6 @@ def quality(analyzer: DetailAnalyzer, largest_face) -> Callable[..., dict]:
         return analyzer.analyze(bgr, face or largest_face(bgr), QUALITY)["quality"]
 
     return run
-
-
-def _yale(testdata: Path, condition: str) -> list[Path]:
-    files = json.loads((testdata / "SOURCES.json").read_text())["files"]
-    return [
-        testdata / f["file"]
-        for f in files
-        if f["file"].startswith("faces_by_identity/yale_")
-        and f["source_path"].endswith("." + condition)
-    ]
 
 
 def test_all_fields_present_and_in_range(quality, testdata: Path) -> None:
@@ -89,21 +78,21 @@ def test_mask_lowers_nose_and_mouth_completeness(quality, testdata: Path) -> Non
     assert max(c["total"] for c in masked) < min(c["total"] for c in plain)
 
 
-def test_open_mouth_scores_lower_mouth_closed(quality, testdata: Path) -> None:
+def test_open_mouth_scores_lower_mouth_closed(quality, yale, testdata: Path) -> None:
     emo = testdata / "annotations/emotion"
     assert (
         quality(read_bgr(emo / "faceapi_surprised.jpg"))["mouthClosed"]
         < quality(read_bgr(emo / "faceapi_neutral.jpg"))["mouthClosed"] - 0.3
     )
-    surprised = [quality(read_bgr(p))["mouthClosed"] for p in _yale(testdata, "surprised")]
-    normal = [quality(read_bgr(p))["mouthClosed"] for p in _yale(testdata, "normal")]
+    surprised = [quality(read_bgr(p))["mouthClosed"] for p in yale("surprised")]
+    normal = [quality(read_bgr(p))["mouthClosed"] for p in yale("normal")]
     assert len(surprised) >= 5 and len(normal) >= 3
     assert np.mean(surprised) < np.mean(normal) - 0.2
 
 
-def test_closed_eyes_lower_eye_completeness(quality, testdata: Path) -> None:
-    sleepy = [quality(read_bgr(p))["completeness"] for p in _yale(testdata, "sleepy")]
-    normal = [quality(read_bgr(p))["completeness"] for p in _yale(testdata, "normal")]
+def test_closed_eyes_lower_eye_completeness(quality, yale) -> None:
+    sleepy = [quality(read_bgr(p))["completeness"] for p in yale("sleepy")]
+    normal = [quality(read_bgr(p))["completeness"] for p in yale("normal")]
     eyes = lambda cs: np.mean([(c["leftEye"] + c["rightEye"]) / 2 for c in cs])  # noqa: E731
     assert eyes(sleepy) < 0.3 < 0.6 < eyes(normal)
 
