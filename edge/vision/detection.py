@@ -128,14 +128,29 @@ def _ceil32(v: int) -> int:
     return max(32, (v + 31) // 32 * 32)
 
 
-def _fit32(bgr: np.ndarray, input_long: int) -> tuple[float, int, int]:
-    """(scale, height, width): long side scaled to `input_long`, padded to multiples of 32."""
-    h, w = bgr.shape[:2]
-    scale = input_long / max(h, w)
-    return scale, _ceil32(round(h * scale)), _ceil32(round(w * scale))
+class _LongSideDetector:
+    """A detector fed the frame scaled to `input_long` px on its long side (padded to 32),
+    with per-input-size anchors cached: the shared half of YuNet and SCRFD."""
+
+    def __init__(
+        self, session: InferenceSession, score: float, iou: float, input_long: int
+    ) -> None:
+        self.session = session
+        self.score = score
+        self.iou = iou
+        self.input_long = input_long
+        self._input = session.info.inputs[0].name
+        self._anchors = _Cache()
+
+    def _frame(self, bgr: np.ndarray) -> tuple[np.ndarray, float, int, int]:
+        """(network image, scale, height, width): letterboxed to multiples of 32."""
+        h, w = bgr.shape[:2]
+        scale = self.input_long / max(h, w)
+        ih, iw = _ceil32(round(h * scale)), _ceil32(round(w * scale))
+        return _letterbox(bgr, scale, ih, iw), scale, ih, iw
 
 
-class YuNetDetector:
+class YuNetDetector(_LongSideDetector):
     """YuNet (fast path). Runs on a frame downscaled to `input_long` px on the long side.
 
     Why 320: the fast path only has to find faces that will pass the selection rules
@@ -149,20 +164,14 @@ class YuNetDetector:
     def __init__(
         self, session: InferenceSession, score: float = 0.6, iou: float = 0.4, input_long: int = 320
     ) -> None:
-        self.session = session
-        self.score = score
-        self.iou = iou
-        self.input_long = input_long
-        self._input = session.info.inputs[0].name
-        self._priors = _Cache()
+        super().__init__(session, score, iou, input_long)
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
-        scale, ih, iw = _fit32(bgr, self.input_long)
-        img = _letterbox(bgr, scale, ih, iw)
+        img, scale, ih, iw = self._frame(bgr)
         blob = img.transpose(2, 0, 1)[None].astype(np.float32)
         # Outputs by position (OpenVINO may rename cls/obj): cls x3, obj x3, bbox x3, kps x3.
         out = self.session.run({self._input: blob})
-        grids = self._priors.get((ih, iw), lambda: [_grid(ih, iw, s) for s in _STRIDES])
+        grids = self._anchors.get((ih, iw), lambda: [_grid(ih, iw, s) for s in _STRIDES])
         boxes, scores, kps = [], [], []
         for j, (s, g) in enumerate(zip(_STRIDES, grids, strict=True)):
             cls = np.clip(out[j].reshape(-1), 0, 1)
@@ -235,7 +244,7 @@ class RetinaFaceDetector:
         return by_c[4], by_c[2], by_c[10]
 
 
-class ScrfdDetector:
+class ScrfdDetector(_LongSideDetector):
     """SCRFD (InsightFace): dynamic input, RGB (x-127.5)/128, 2 anchors per cell, distances.
 
     The frame is scaled so its long side is `input_long` and padded to multiples of 32 rather
@@ -247,16 +256,10 @@ class ScrfdDetector:
     def __init__(
         self, session: InferenceSession, score: float = 0.5, iou: float = 0.4, input_long: int = 640
     ) -> None:
-        self.session = session
-        self.score = score
-        self.iou = iou
-        self.input_long = input_long
-        self._input = session.info.inputs[0].name
-        self._anchors = _Cache()
+        super().__init__(session, score, iou, input_long)
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
-        scale, ih, iw = _fit32(bgr, self.input_long)
-        img = _letterbox(bgr, scale, ih, iw)
+        img, scale, ih, iw = self._frame(bgr)
         blob = cv2.dnn.blobFromImage(img, 1.0 / 128, (iw, ih), (127.5, 127.5, 127.5), swapRB=True)
         outs = self.session.run({self._input: blob})
         flat = [o.reshape(-1, o.shape[-1]) for o in outs]
