@@ -111,8 +111,18 @@ _COLUMNS: Final = (
 )
 
 
-def _utc(seconds: int) -> datetime:
+def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _epoch_s(t: datetime) -> int:
+    """Whole unix seconds: the resolution of every stored timestamp but the outbox's."""
+    return int(t.timestamp() // 1)
+
+
+def _vector(blob: bytes) -> np.ndarray:
+    """A stored vector as a native float32 copy (the file is little-endian)."""
+    return np.frombuffer(blob, dtype=_VECTOR_DTYPE).astype(np.float32)
 
 
 def normalise_vector(vector: np.ndarray) -> np.ndarray:
@@ -265,7 +275,7 @@ class EntityStore:
         return now
 
     def _now_s(self) -> int:
-        return int(self._now().timestamp() // 1)
+        return _epoch_s(self._now())
 
     # Index --------------------------------------------------------------------------------
     def _load_index(self) -> None:
@@ -334,9 +344,7 @@ class EntityStore:
             updated_at=_utc(row[8]),
             expires_at=_utc(row[9]),
             pack_fingerprint=row[10],
-            vector=None
-            if vector is None
-            else np.frombuffer(vector, dtype=_VECTOR_DTYPE).astype(np.float32),
+            vector=None if vector is None else _vector(vector),
         )
 
     @staticmethod
@@ -374,7 +382,7 @@ class EntityStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (change_id, op, uuid, instance, at_ms, json.dumps(payload, separators=(",", ":"))),
         )
-        at = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
+        at = _utc(at_ms / 1000)
         return Change(change_id, int(cur.lastrowid or 0), op, uuid, instance, at, payload)
 
     def _notify(self, changes: Sequence[Change]) -> None:
@@ -421,7 +429,7 @@ class EntityStore:
                 if want != vec.shape[0]:
                     raise ValueError(f"vector dimensions {want} and {vec.shape[0]} in one batch")
             now = self._now()
-            now_s = int(now.timestamp() // 1)
+            now_s = _epoch_s(now)
             now_ms = int(now.timestamp() * 1000)
             with self._transaction() as conn:
                 for it, vec, meta in prepared:
@@ -505,7 +513,7 @@ class EntityStore:
         )
         with self._write_lock:
             now = self._now()
-            now_s = int(now.timestamp() // 1)
+            now_s = _epoch_s(now)
             with self._transaction() as conn:
                 row = conn.execute(
                     f"SELECT {_COLUMNS}, vector FROM entities "
@@ -515,7 +523,7 @@ class EntityStore:
                 if row is None:
                     return None
                 ent = self._entity(row[:-1])
-                old_vec = np.frombuffer(row[-1], dtype=_VECTOR_DTYPE).astype(np.float32)
+                old_vec = _vector(row[-1])
                 if vec is not None:
                     if vec.shape[0] != old_vec.shape[0] and ent.pack_fingerprint == (
                         self.pack_fingerprint
@@ -580,7 +588,7 @@ class EntityStore:
         """False if the entity is unknown, expired or belongs to another instance."""
         with self._write_lock:
             now = self._now()
-            now_s = int(now.timestamp() // 1)
+            now_s = _epoch_s(now)
             with self._transaction() as conn:
                 row = conn.execute(
                     "SELECT model FROM entities WHERE uuid = ? AND instance = ? AND expires_at > ?",
@@ -606,7 +614,7 @@ class EntityStore:
             changes: list[Change] = []
             with self._write_lock:
                 now = self._now()
-                now_s = int(now.timestamp() // 1)
+                now_s = _epoch_s(now)
                 with self._transaction() as conn:
                     rows = conn.execute(
                         "SELECT uuid, instance, model, expires_at FROM entities "
@@ -726,7 +734,7 @@ class EntityStore:
                 op,
                 uuid,
                 inst,
-                datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc),
+                _utc(at_ms / 1000),
                 json.loads(payload),
             )
             for cid, s, op, uuid, inst, at_ms, payload in rows

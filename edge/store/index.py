@@ -307,16 +307,18 @@ class ExactIndex:
                 n, _ = counts.get((e.instance, e.model), (0, 0))
                 counts[(e.instance, e.model)] = (n + 1, int(np.shape(e.vector)[0]))
             for (inst, model), (n, dim) in counts.items():
-                part = self._partition(inst, model, dim, capacity=n)
-                part._grow(part.n + n)
+                self._reserve_locked(inst, model, dim, n)
             for e in items:
                 self._add_locked(e)
 
     def reserve(self, instance: str, model: str, dim: int, count: int) -> None:
         """Size a partition once before a start-up load, so N rows allocate N rows, not 2N."""
         with self._lock.write():
-            part = self._partition(instance, model, dim, capacity=count)
-            part._grow(part.n + count)
+            self._reserve_locked(instance, model, dim, count)
+
+    def _reserve_locked(self, instance: str, model: str, dim: int, count: int) -> None:
+        part = self._partition(instance, model, dim, capacity=count)
+        part._grow(part.n + count)
 
     def update(
         self,
