@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from aiohttp import web
@@ -33,9 +34,9 @@ class ApiKey:
     secret: bytes
     instance: str
 
-    @property
+    @cached_property
     def key_id(self) -> str:
-        """A non-secret handle for logs and rate-limit buckets."""
+        """A non-secret handle for logs and rate-limit buckets (hashed once, not per request)."""
         return hashlib.sha256(self.secret).hexdigest()[:12]
 
 

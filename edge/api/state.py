@@ -84,7 +84,3 @@ def instance_of(request: web.Request) -> str:
     if inst is None:  # a route without auth asked for a tenant: a programming error
         raise EdgeError(401, "this route requires an api-key")
     return str(inst)
-
-
-def request_id_of(request: web.Request) -> str:
-    return str(request.get(REQUEST_ID, ""))

@@ -53,10 +53,6 @@ def box_crop(
     return cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_LINEAR)
 
 
-def _input_name(registry: ModelRegistry, role: str) -> str:
-    return registry.session(role).info.inputs[0].name
-
-
 # --------------------------------------------------------------------------------------------
 class AgeGender:
     """Intel age-gender-recognition-retail-0013 (OpenVINO IR): tight box, 62x62, BGR 0-255.
