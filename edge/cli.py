@@ -24,6 +24,11 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("models", "fetch"), "edge.runtime.command", "install the model pack (verified)"),
     (("models", "list"), "edge.runtime.command", "list the pack's files, roles, licences"),
     (("models", "verify"), "edge.runtime.command", "check installed files against sha256"),
+    (
+        ("models", "quantize"),
+        "edge.runtime.command",
+        "INT8 variants of the heavy models, accuracy-gated",
+    ),
     (("config", "show"), "edge.config_command", "print the effective config (secrets masked)"),
     (("eval", "faces"), "edge.evaluation.faces", "verification / 1:N / detection / attributes"),
     (("eval", "liveness"), "edge.evaluation.liveness", "liveness APCER / BPCER / ACER / AUC"),

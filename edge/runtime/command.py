@@ -1,4 +1,4 @@
-"""`edge-face models fetch|list|verify`: install and check the model pack."""
+"""`edge-face models fetch|list|verify|quantize`: install, check and quantize the model pack."""
 
 from __future__ import annotations
 
@@ -23,6 +23,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--all", action="store_true", help="every file of the manifest, not one pack")
     p.add_argument("--json", action="store_true", help="machine-readable output (list/verify)")
+    if p.prog.split()[-1] == "quantize":
+        _add_quantize_arguments(p)
+
+
+def _add_quantize_arguments(p: argparse.ArgumentParser) -> None:
+    from edge.runtime.quantize import QUANTIZABLE_ROLES
+
+    p.add_argument(
+        "--roles",
+        nargs="+",
+        choices=QUANTIZABLE_ROLES,
+        default=list(QUANTIZABLE_ROLES),
+        help="roles to quantize (default: all heavy models)",
+    )
+    p.add_argument(
+        "--calib",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="folder(s) of real face images for calibration "
+        "(default: the test folder's faces_by_identity and multi_face)",
+    )
+    p.add_argument("--max-images", type=int, default=300, help="calibration images at most")
+    p.add_argument(
+        "--data", type=Path, default=None, help="labelled test folder the accuracy gate uses"
+    )
+    p.add_argument("--runs", type=int, default=60, help="latency runs per model (>= 50)")
 
 
 def _selection(settings: Settings, args: argparse.Namespace) -> tuple[Manifest, list[ModelFile]]:
@@ -41,6 +68,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     manifest, files = _selection(settings, args)
     action = args._path[1]
     pack_name = args.pack or settings.models.pack
+    if action == "quantize":
+        return _quantize(settings, args, model_dir, pack_name)
     if action == "fetch":
         mirror = args.mirror or settings.models.mirror
         if pack_name in manifest.packs and manifest.packs[pack_name].non_commercial:
@@ -106,4 +135,48 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     if not args.json:
         print(f"all {len(files)} files verified")
+    return 0
+
+
+def _quantize(settings: Settings, args: argparse.Namespace, model_dir: Path, pack: str) -> int:
+    """INT8 variants, each kept only when its accuracy gate passes; 1 if any is rejected."""
+    # Imported here: the gate needs the vision wrappers and evaluation metrics (and NNCF),
+    # which `models fetch` on a fresh box must not depend on.
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        print("edge-face models quantize needs NNCF: pip install nncf", file=sys.stderr)
+        return 2
+    from edge.evaluation import quantization as q
+
+    models = settings.models.model_copy(update={"dir": model_dir, "pack": pack})
+    settings = settings.model_copy(update={"models": models})
+    data: Path = args.data or q.DEFAULT_TESTDATA
+    if not (data / "SOURCES.json").is_file():
+        print(f"edge-face models quantize: {data} has no SOURCES.json (use --data)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    calib = args.calib or list(q.DEFAULT_CALIB)
+    missing = [str(d) for d in calib if not Path(d).is_dir()]
+    if missing:
+        print(f"edge-face models quantize: --calib folder not found: {', '.join(missing)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    images = q.calibration_images(calib, args.max_images)
+    if not images:
+        print("edge-face models quantize: no images in --calib", file=sys.stderr)
+        return 2
+    ctx = q.QuantContext(settings, data)
+    roles = [r for r in args.roles if ctx.registry.has(r)]
+    print(f"quantizing {', '.join(roles)} with {len(images)} calibration images", file=sys.stderr)
+    results = []
+    for role in roles:
+        print(f"-- {role}", file=sys.stderr)
+        results.append(q.quantize_role(ctx, role, images, runs=max(args.runs, 50)))
+    print(q.format_results(results))
+    rejected = [r.role for r in results if r.accepted is False]
+    if rejected:
+        print(f"rejected (kept on FP): {', '.join(rejected)}", file=sys.stderr)
+        return 1
+    print(f"variants in {model_dir / 'int8'}; set models.int8: true to serve them")
     return 0

@@ -71,6 +71,7 @@ class ModelRegistry:
             sess = self._sessions.get(role)
             if sess is None:
                 path = self.path(role)
+                int8 = self._int8_path(role)
                 if not path.is_file():
                     raise ModelMissingError(
                         f"{path.name} ({role}) is not installed in {self.model_dir}; "
@@ -78,7 +79,7 @@ class ModelRegistry:
                     )
                 cfg = self.settings.models
                 sess = open_session(
-                    path,
+                    int8 or path,
                     role,
                     self.backend_for(role),
                     providers=cfg.providers,
@@ -86,8 +87,27 @@ class ModelRegistry:
                     threads=cfg.threads,
                     precision=cfg.openvino_precision,
                 )
+                if int8 is not None:
+                    sess.info.precision = "int8"
                 self._sessions[role] = sess
         return sess
+
+    def _int8_path(self, role: str) -> Path | None:
+        """The accepted INT8 variant of the role's model when `models.int8` is on, else None
+        (with a log line saying why the FP model is used)."""
+        if not self.settings.models.int8:
+            return None
+        from edge.runtime.quantize import QUANTIZABLE_ROLES, select_int8
+
+        if role not in QUANTIZABLE_ROLES:
+            return None
+        spec = self.files(role)[0]
+        path, why = select_int8(self.model_dir, spec)
+        if path is None:
+            log.info("%s: using FP model %s: %s", role, spec.file, why)
+        else:
+            log.info("%s: using INT8 variant %s of %s", role, path.name, spec.file)
+        return path
 
     def verify(self) -> list[str]:
         """Problems with the installed files of the pack (empty list = all good)."""
