@@ -223,14 +223,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     rows: list[list[object]] = []
     results: dict[str, Any] = {}
     p50: dict[str, float] = {}
+
+    def record(key: str, label: list[object], ms: np.ndarray) -> None:
+        """One table row and one JSON entry with the same p50/p95."""
+        rows.append([*label, p(ms, 50), p(ms, 95)])
+        results[key] = {"p50": p(ms, 50), "p95": p(ms, 95)}
+
     for backend in ("openvino", "onnxruntime"):
         res = _ours(settings, backend, inputs, args.runs, args.warmup)
         for cfg, ms in res.items():
             for stage, v in ms.items():
                 if cfg in ("search", "all details") and stage != "total":
                     continue
-                rows.append([f"ours/{backend}", cfg, stage, p(v, 50), p(v, 95)])
-                results[f"ours/{backend}/{cfg}/{stage}"] = {"p50": p(v, 50), "p95": p(v, 95)}
+                record(f"ours/{backend}/{cfg}/{stage}", [f"ours/{backend}", cfg, stage], v)
             p50[f"{backend}/{cfg}"] = p(ms["total"], 50)
         if backend == "openvino":
             rss_ours = vm_hwm_mb()
@@ -241,8 +246,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         for backend in ("openvino", "onnxruntime"):
             det = ScrfdDetector(open_session(scrfd, "bench_scrfd", backend), 0.5, 0.4, 640)
             ms = _timed({"detect": det.detect}, frames, args.runs, args.warmup)["detect"]
-            rows.append([f"ours/{backend}", "SCRFD-2.5G@640", "detect", p(ms, 50), p(ms, 95)])
-            results[f"ours/{backend}/scrfd/detect"] = {"p50": p(ms, 50), "p95": p(ms, 95)}
+            label = [f"ours/{backend}", "SCRFD-2.5G@640", "detect"]
+            record(f"ours/{backend}/scrfd/detect", label, ms)
     theirs: dict[str, np.ndarray] | None = None
     why, rss_theirs = "skipped (--no-insightface)", float("nan")
     if not args.no_insightface:
@@ -253,8 +258,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             )
     if theirs is not None:
         for stage, v in theirs.items():
-            rows.append(["insightface/ort", "search", stage, p(v, 50), p(v, 95)])
-            results[f"insightface/{stage}"] = {"p50": p(v, 50), "p95": p(v, 95)}
+            record(f"insightface/{stage}", ["insightface/ort", "search", stage], v)
     print(table(["runtime", "path", "stage", "p50", "p95"], rows))
     print()
     print(

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.bench.stats import p
 from edge.errors import EdgeError
 from edge.vision.types import DetailFlags
 
@@ -160,8 +161,8 @@ def evaluate(pipeline: Any, testdata: Path) -> dict[str, Any]:
         "emotions_yale": yale,
         "latency_ms": {
             "n": len(latencies),
-            "p50": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
-            "p95": round(float(np.percentile(latencies, 95)), 1) if latencies else None,
+            "p50": round(p(np.asarray(latencies), 50), 1) if latencies else None,
+            "p95": round(p(np.asarray(latencies), 95), 1) if latencies else None,
         },
     }
 
