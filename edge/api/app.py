@@ -111,15 +111,13 @@ def create_app(
 # Components --------------------------------------------------------------------------------
 def _store_ctx(given: Any | None) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = given
-        owned = False
-        if store is None:
-            store = await asyncio.to_thread(open_store, app[SETTINGS], app[REGISTRY])
-            owned = True
-            app[STORE] = store
+        if given is not None:
+            yield
+            return
+        store = await asyncio.to_thread(open_store, app[SETTINGS], app[REGISTRY])
+        app[STORE] = store
         yield
-        if owned and store is not None:
-            await asyncio.to_thread(store.close)
+        await asyncio.to_thread(store.close)
 
     return ctx
 
@@ -150,9 +148,10 @@ def _models_ctx(load: bool, pipeline: Any | None, liveness: Any | None) -> Any:
 
 
 def warm_up_models(pipeline: Any, liveness: Any, registry: ModelRegistry) -> None:
-    """Open and run every model once (blocking); logs backend/device, fallback as WARNING."""
-    if pipeline is not None:
-        pipeline.warmup()
+    """Open and run every model once (blocking); logs backend/device, fallback as WARNING.
+
+    `liveness` is None for a pack without the liveness roles."""
+    pipeline.warmup()
     if liveness is not None:
         liveness.warmup()
     for role, sess in sorted(registry.opened().items()):
@@ -191,11 +190,8 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             await asyncio.sleep(interval)
-            store = app[STORE]
-            if store is None:
-                continue
-            try:
-                n = await asyncio.to_thread(store.purge_expired)
+            try:  # the store context, set up before this one, always holds a store
+                n = await asyncio.to_thread(app[STORE].purge_expired)
                 if n:
                     log.info("purged %s expired entities", n)
             except Exception:
