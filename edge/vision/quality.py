@@ -34,27 +34,34 @@ def _r(v: float) -> float:
     return round(float(min(max(v, 0.0), 1.0)), 4)
 
 
-def _face_mask(shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
-    """Pixels inside the convex hull of contour + brows (the visible face skin)."""
-    idx = list(GROUPS["faceContour"]) + list(GROUPS["leftEyeBrow"]) + list(GROUPS["rightEyeBrow"])
-    hull = cv2.convexHull(np.round(points[idx]).astype(np.int32))
-    mask = np.zeros(shape[:2], np.uint8)
-    cv2.fillConvexPoly(mask, hull, 1)
-    return mask
+_SKIN = (*GROUPS["faceContour"], *GROUPS["leftEyeBrow"], *GROUPS["rightEyeBrow"])
+
+
+def _grey(bgr: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(bgr[y1:y2, x1:x2]), cv2.COLOR_BGR2GRAY)
 
 
 def brightness(bgr: np.ndarray, face: Face, points: np.ndarray) -> float:
     """Mean luma (BT.601 grey) of the face skin region (landmark hull clipped to the image,
-    the box when the hull is empty), mapped linearly 0..255 -> -1..1, so 0 = mid grey."""
-    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    mask = _face_mask(grey.shape, points)
-    if mask.any():
-        mean = float(cv2.mean(grey, mask=mask)[0])
-    else:
-        h, w = grey.shape
+    the box when the hull is empty), mapped linearly 0..255 -> -1..1, so 0 = mid grey.
+
+    Only the hull's bounding rectangle is converted and masked, not the whole frame: the
+    same pixels and the same mean, without a full-size grey copy and mask per face."""
+    h, w = bgr.shape[:2]
+    hull = cv2.convexHull(np.round(points[list(_SKIN)]).astype(np.int32))
+    hx, hy, hw, hh = cv2.boundingRect(hull)
+    x1, y1 = max(0, hx), max(0, hy)
+    x2, y2 = min(w, hx + hw), min(h, hy + hh)
+    mean: float | None = None
+    if x2 > x1 and y2 > y1:
+        mask = np.zeros((y2 - y1, x2 - x1), np.uint8)
+        cv2.fillConvexPoly(mask, hull - np.array([x1, y1], np.int32), 1)
+        if mask.any():
+            mean = float(cv2.mean(_grey(bgr, x1, y1, x2, y2), mask=mask)[0])
+    if mean is None:
         x1, y1 = max(0, int(face.box[0])), max(0, int(face.box[1]))
         x2, y2 = min(w, int(face.box[2])), min(h, int(face.box[3]))
-        mean = float(grey[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 127.5
+        mean = float(_grey(bgr, x1, y1, x2, y2).mean()) if x2 > x1 and y2 > y1 else 127.5
     return round(max(-1.0, min(1.0, (mean - 127.5) / 127.5)), 4)
 
 
