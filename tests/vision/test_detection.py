@@ -19,6 +19,7 @@ from edge.vision.detection import (
     nms,
 )
 from tests.conftest import read_bgr
+from tests.vision.vision_helpers import iou
 
 KINDS = {
     "yunet": ("face_detection_yunet_2026may.onnx", 320),
@@ -36,13 +37,6 @@ def _detector(model_dir: Path, kind: str, backend: str = "openvino"):  # type: i
 @pytest.fixture(scope="module", params=sorted(KINDS))
 def detector(request: pytest.FixtureRequest, model_dir: Path):  # type: ignore[no-untyped-def]
     return _detector(model_dir, request.param)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 SINGLE = [
@@ -83,7 +77,7 @@ def test_dlib_boxes_are_scaled_back(detector, testdata: Path) -> None:  # type: 
         for g in v["faces"]:
             x, y, w, h = g["box_xywh"]
             gt = np.array([x, y, x + w, y + h], dtype=np.float32)
-            best = max((_iou(gt, f.box) for f in faces), default=0.0)
+            best = max((iou(gt, f.box) for f in faces), default=0.0)
             assert best >= 0.5, (rel, g, best)
 
 
@@ -127,7 +121,7 @@ def test_yunet_same_face_at_other_frame_sizes(model_dir: Path, testdata: Path) -
     canvas[:, :w] = img
     moved = det.detect(canvas)[0]
     # Twice the width halves the network scale: the same face, within resampling noise.
-    assert _iou(ref.box, moved.box) > 0.85
+    assert iou(ref.box, moved.box) > 0.85
     assert np.abs(ref.kps - moved.kps).max() < 0.06 * ref.width  # a wrong grid is off by cells
 
 

@@ -18,6 +18,7 @@ from edge.vision.pipeline import FacePipeline, rotate_area_cw
 from edge.vision.similarity import load_calibration
 from edge.vision.types import Area, DetailFlags
 from tests.conftest import read_bgr
+from tests.vision.vision_helpers import iou
 
 OBAMA = "faces_by_identity/barack_obama"
 BIDEN = "faces_by_identity/joe_biden"
@@ -41,13 +42,6 @@ def pipe(session_settings: Settings) -> FacePipeline:
     p = FacePipeline(ModelRegistry(session_settings), session_settings, details=_NoDetails())
     p.warmup()
     return p
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def test_same_photo_twice_scores_at_least_099(pipe: FacePipeline, testdata: Path) -> None:
@@ -97,7 +91,7 @@ def test_largest_face_is_selected(pipe: FacePipeline, testdata: Path) -> None:
     assert len(all_faces) == 2
     assert all_faces[0].face.area >= all_faces[1].face.area
     one = pipe.analyze_largest(img)
-    assert _iou(one.face.box, all_faces[0].face.box) > 0.7
+    assert iou(one.face.box, all_faces[0].face.box) > 0.7
 
 
 def test_area_restricts_the_choice(pipe: FacePipeline, testdata: Path) -> None:
@@ -106,7 +100,7 @@ def test_area_restricts_the_choice(pipe: FacePipeline, testdata: Path) -> None:
     x1, y1 = int(small.box[0]), int(small.box[1])
     area = Area(left=x1 + 5, top=y1 + 5, width=20, height=20)
     got = pipe.analyze_largest(img, area=area)
-    assert _iou(got.face.box, small.box) > 0.7
+    assert iou(got.face.box, small.box) > 0.7
     # Coordinates stay in full-image pixels.
     assert got.image_size == (img.shape[1], img.shape[0])
     with pytest.raises(EdgeError) as e:
@@ -161,7 +155,7 @@ def test_auto_rotate_finds_the_upright_face(pipe: FacePipeline, testdata: Path) 
     assert {results[90].rotated, results[270].rotated} == {90, 270}
     # All three turned back to the same picture: same face, same place.
     ref = results[180].face.box
-    assert all(_iou(ref, g.face.box) > 0.9 for g in results.values())
+    assert all(iou(ref, g.face.box) > 0.9 for g in results.values())
     emb = [g.embedding for g in results.values()]
     assert all(pipe.similarity(emb[0], e) >= 0.99 for e in emb)
 
@@ -239,7 +233,7 @@ def test_detect_all_finds_small_faces_in_large_images(pipe: FacePipeline, testda
     found = pipe.detect_all(canvas)
     assert len(found) == 1
     ref = pipe.detect_all(small)[0].face.box + np.array([x0, y0, x0, y0])
-    assert _iou(found[0].face.box, ref) > 0.6
+    assert iou(found[0].face.box, ref) > 0.6
     assert min(found[0].face.width, found[0].face.height) >= 32
 
 
