@@ -10,6 +10,9 @@ Measures, in one run and on the same video:
   still arrive (bounded queue, nothing dropped while within its bound).
 Figures: processed fps, frames read/dropped, largest backlog, decisions, end-to-end decision
 latency from a person's first frame to the MQTT message (p50/p95), CPU and peak RSS.
+Each decision is matched to the face it describes (group by time, slot by position); every
+appearance decided wrongly (or not at all) is listed with the measured similarity of that
+face to its own enrolment and to the nearest other person, so "right id" is explained.
 Needs the `mosquitto` binary (a private broker is started on a free loopback port).
 """
 
@@ -43,7 +46,8 @@ from edge.mqtt.bridge import MqttBridge
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
 W, H = 1280, 720
-# People with at least two photos: enrolled from the first, shown with the second.
+# People with at least two photos: enrolled from the first file and shown with the second, in
+# name order ("1.png" then "10.png" where a folder has ten or more).
 PEOPLE = [
     "guido_van_rossum", "paul_allen", "matt_damon", "kate_winslet", "jennifer_lopez",
     "halle_berry", "tom_hanks", "james_spader", "jack_dorsey", "angelina_jolie",
@@ -69,6 +73,19 @@ class Appearance:
     key: str
     first_frame: int
     segment: int
+    slot: int  # left to right within the group
+    slots: int  # people in the group
+    photo: str  # file shown
+
+
+@dataclass
+class Outcome:
+    """One wrong result: an appearance decided with the wrong identity, or not at all."""
+
+    appearance: int  # index into the appearance list
+    decided: str | None  # matched key; None = "unknown"
+    score: float | None  # calibrated score of that match
+    missed: bool = False  # no decision arrived for this face
 
 
 def _background() -> np.ndarray:
@@ -121,7 +138,9 @@ def build_video(
         keys = [PEOPLE[(person + i) % len(PEOPLE)] for i in range(k)]
         person += k
         frame = _compose([cv2.imread(str(photos[key][1])) for key in keys])
-        appearances += [Appearance(key, n, seg) for key in keys]
+        appearances += [
+            Appearance(key, n, seg, i, k, photos[key][1].name) for i, key in enumerate(keys)
+        ]
         for _ in range(show):
             writer.write(frame)
             n += 1
@@ -275,6 +294,7 @@ class RunResult:
     peak_rss_mb: float = 0.0
     delivered: int = 0
     bridge_dropped: int = 0
+    wrong: list[Outcome] = field(default_factory=list)
 
 
 class _RssSampler:
@@ -374,10 +394,8 @@ def _run(
     started = {w.cfg.name: c.started_at or t0 for c, w in pairs}
     # Latency: the segment a track started in -> MQTT arrival of its first decision.
     seg_start = {a.segment: a.first_frame for a in appearances}
-    seg_keys: dict[int, set[str]] = {}
-    for a in appearances:
-        seg_keys.setdefault(a.segment, set()).add(a.key)
     seen_tracks: set[tuple[str, int]] = set()
+    decided: set[tuple[str, int]] = set()  # (camera, appearance index)
     for arrived, body in receiver.got:
         track = (body["camera"], body["trackId"])
         if track in seen_tracks:
@@ -390,9 +408,94 @@ def _run(
         appeared = started[body["camera"]] + seg_start[seg] / fps
         result.latencies_ms.append((arrived - appeared) * 1000.0)
         result.decided_people += 1
+        idx = _appearance_of(appearances, seg, body["position"])
+        decided.add((body["camera"], idx))
         key = body["match"]["key"] if body["match"] else None
-        result.correct += int(key in seg_keys[seg])
+        if key == appearances[idx].key:
+            result.correct += 1
+        else:
+            score = body["match"]["score"] if body["match"] else None
+            result.wrong.append(Outcome(idx, key, score))
+    for cam in started:
+        for i in range(len(appearances)):
+            if (cam, i) not in decided:
+                result.wrong.append(Outcome(i, None, None, missed=True))
     return result
+
+
+def _appearance_of(appearances: list[Appearance], segment: int, pos: dict[str, int]) -> int:
+    """The appearance whose slot holds the centre of a decided face box."""
+    group = [i for i, a in enumerate(appearances) if a.segment == segment]
+    k = appearances[group[0]].slots
+    slot = min(k - 1, max(0, (pos["left"] + pos["width"] // 2) // (W // k)))
+    return next(i for i in group if appearances[i].slot == slot)
+
+
+def _slot_scores(
+    img: np.ndarray, a: Appearance, rec: Recognizer, enrolled: dict[str, np.ndarray]
+) -> dict[str, float] | None:
+    """Calibrated score of the face in `a`'s slot against every enrolled person."""
+    slot_w = W // a.slots
+    faces = [f for f in rec.detect(img) if (f.box[0] + f.box[2]) / 2 // slot_w == a.slot]
+    if not faces:
+        return None
+    face = max(faces, key=lambda f: f.width)
+    emb = rec.embed(rec.aligned(img, face))
+    cos_to_score = rec.pipeline.cosine_to_score
+    return {k: float(cos_to_score(float(np.dot(emb, v)))) for k, v in enrolled.items()}
+
+
+def _cause(outs: list[Outcome], key: str, own: float, threshold: float) -> str:
+    if any(o.decided not in (None, key) for o in outs):
+        return "another person matched"
+    if any(o.missed for o in outs):
+        return "no decision for this face"
+    if own < threshold:
+        return "known person scored below the threshold: the model's limit on this photo pair"
+    return "decided unknown although the still frame matches: a tracking/best-frame fault"
+
+
+def explain_wrong(
+    results: list[RunResult],
+    appearances: list[Appearance],
+    video: Path,
+    rec: Recognizer,
+    enrolled: dict[str, np.ndarray],
+    enrol_names: dict[str, str],
+) -> list[str]:
+    """One line per appearance that some pass got wrong: what was decided, how often, and the
+    similarity of that face (measured on its own frame of the video, which is static for the
+    whole group) to its enrolment and to the nearest other enrolled person."""
+    per: dict[int, list[Outcome]] = {}
+    for r in results:
+        for o in r.wrong:
+            per.setdefault(o.appearance, []).append(o)
+    lines = []
+    cap = cv2.VideoCapture(str(video))
+    for idx, outs in sorted(per.items()):
+        a = appearances[idx]
+        cap.set(cv2.CAP_PROP_POS_FRAMES, a.first_frame + 2)
+        ok, img = cap.read()
+        score = _slot_scores(img, a, rec, enrolled) if ok else None
+        if score is None:
+            measured, why = "no face detected in its slot", "not detected"
+        else:
+            own = score[a.key]
+            other = max((k for k in score if k != a.key), key=score.__getitem__)
+            cmp = "<" if own < rec.threshold else ">="
+            measured = (
+                f"own enrolment {own:.3f} {cmp} threshold {rec.threshold:.2f}, "
+                f"nearest other {other} {score[other]:.3f}"
+            )
+            why = _cause(outs, a.key, own, rec.threshold)
+        got = sorted({o.decided or ("missed" if o.missed else "unknown") for o in outs})
+        lines.append(
+            f"  {a.key} (group {a.segment}, face {a.slot + 1} of {a.slots}, shown {a.photo}, "
+            f"enrolled {enrol_names[a.key]}): {', '.join(got)} in {len(outs)} decisions; "
+            f"{measured}; {why}"
+        )
+    cap.release()
+    return lines
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -412,8 +515,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if liveness is not None:
             liveness.warmup()
         store = EntityStore(tmp / "store.sqlite3", pack_fingerprint=registry.fingerprint)
+        enrolled: dict[str, np.ndarray] = {}
         for key, photo in enrol_photos.items():
             a = pipeline.analyze_largest(cv2.imread(str(photo)))
+            enrolled[key] = a.embedding
             name = settings.names.face
             store.create(
                 instance="default", model=name, model_name=name, collection="", key=key,
@@ -438,6 +543,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 outage=(min(4.0, args.seconds / 4), args.outage), **common,
             )  # fmt: skip
         broker.stop()
+        runs = [r for _n, r in results] + ([outage] if outage is not None else [])
+        enrol_names = {k: v.name for k, v in enrol_photos.items()}
+        wrong_lines = explain_wrong(runs, appearances, video, rec, enrolled, enrol_names)
         store.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -462,6 +570,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         "people decided", "right id", "p50 ms", "p95 ms", "CPU %", "peak RSS MB", "wall s",
     ]  # fmt: skip
     print(table(headers, rows))
+    if wrong_lines:
+        print(f"wrong or missing decisions, by appearance (all {len(runs)} passes):")
+        print("\n".join(wrong_lines))
     by = {(n, r.name): r for n, r in results}
     for n in args.cameras:
         edge, naive = by.get((n, "edge-face")), by.get((n, "naive"))
