@@ -77,6 +77,7 @@ class NaiveBaseline:
     def __init__(self, registry: ModelRegistry, scorer: LivenessScorer) -> None:
         import onnxruntime as ort
 
+        self.scorer = scorer  # same crop boxes as ours: the comparison is about the runtime
         self.specs = [m for m in scorer.params.models if m.kind == "minifasnet"]
         self.sessions = [
             ort.InferenceSession(str(registry.path(m.role)), providers=["CPUExecutionProvider"])
@@ -86,7 +87,8 @@ class NaiveBaseline:
     def __call__(self, bgr: np.ndarray, face: Face) -> float:
         probs = []
         for spec, sess in zip(self.specs, self.sessions, strict=True):
-            patch = minifas_crop(bgr, face.box, spec.scale, spec.size)
+            box = self.scorer.crop_box(spec, face)
+            patch = minifas_crop(bgr, box, spec.scale, spec.size, spec.context)
             x = np.expand_dims(patch.transpose(2, 0, 1), 0).astype(np.float32)
             z = sess.run(None, {sess.get_inputs()[0].name: x})[0][0]
             e = np.exp(z - z.max())

@@ -23,7 +23,9 @@ from edge.vision.liveness import (
     face_conditions,
     face_quality,
     fuse,
+    landmark_box,
     minifas_crop,
+    padded_crop_box,
 )
 from edge.vision.types import Face
 from tests.conftest import read_bgr
@@ -174,6 +176,70 @@ def test_model_input_is_the_resized_raw_bgr_crop(testdata: Path) -> None:
     expected = cv2.resize(bgr[y1 : y2 + 1, x1 : x2 + 1], (80, 80))
     assert patch.shape == (80, 80, 3) and patch.dtype == np.uint8
     assert np.array_equal(patch, expected)  # BGR order, 0-255, no normalisation
+
+
+def test_padded_crop_keeps_the_nominal_scale_and_fills_black() -> None:
+    bgr = np.full((200, 160, 3), 200, np.uint8)
+    box = np.array([20, 30, 120, 150], np.float32)  # 2.7x does not fit either axis
+    x1, y1, x2, y2 = padded_crop_box(box, 160, 200, 2.7)
+    assert (x2 - x1, y2 - y1) == pytest.approx((270, 324), abs=1)  # not capped
+    assert ((x1 + x2) / 2, (y1 + y2) / 2) == pytest.approx((70, 90), abs=1)  # face centred
+    patch = minifas_crop(bgr, box, 2.7, 80, "pad")
+    assert patch[0, 0].tolist() == [0, 0, 0]  # beyond the frame: black
+    assert patch[40, 40].tolist() == [200, 200, 200]  # the frame itself
+    with pytest.raises(ValueError, match="context mode"):
+        minifas_crop(bgr, box, 2.7, 80, "mirror")
+
+
+def test_padded_crop_equals_the_manifest_crop_when_the_context_fits(testdata: Path) -> None:
+    bgr = _img(testdata, "doubango_genuine.jpg")  # 819 x 1024, face about 312 x 432
+    box = np.array([258, 185, 571, 620], np.float32)
+    assert np.array_equal(minifas_crop(bgr, box, 1.5, 80, "pad"), minifas_crop(bgr, box, 1.5, 80))
+
+
+# --- landmark box ----------------------------------------------------------------------------
+def test_landmark_box_follows_the_landmarks_in_landmark_units() -> None:
+    kps = np.array([[40, 50], [60, 50], [50, 60], [42, 70], [58, 70]], np.float32)
+    shape = (0.0, -0.3, 3.5, 4.6)
+    box = landmark_box(kps, shape)
+    c = kps.mean(axis=0)
+    r = float(np.sqrt(((kps - c) ** 2).sum(axis=1).mean()))
+    assert box is not None
+    assert (box[2] - box[0], box[3] - box[1]) == pytest.approx((3.5 * r, 4.6 * r), rel=1e-5)
+    assert ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2) == pytest.approx(
+        (c[0], c[1] - 0.3 * r), rel=1e-5
+    )
+    moved = landmark_box(kps * 2 + 7, shape)  # scaling/shifting the face moves the box alike
+    assert moved is not None
+    assert moved == pytest.approx(box * 2 + 7, abs=1e-3)
+    assert landmark_box(np.full((5, 2), 30.0, np.float32), shape) is None  # degenerate
+
+
+def test_scorer_crops_on_the_landmark_box_not_the_detector_box(
+    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+) -> None:
+    """Same landmarks, another detector box: same crops, same scores (quality may differ)."""
+    bgr = _img(testdata, "apfol_fake_400.png")
+    face = largest_face(bgr)
+    spec = scorer.params.models[0]
+    assert all(m.box == "landmarks" for m in scorer.params.models)
+    assert scorer.params.landmark_box is not None
+    assert np.array_equal(
+        scorer.crop_box(spec, face), landmark_box(face.kps, scorer.params.landmark_box)
+    )
+    other = Face(box=face.box + np.array([-9, 6, 7, -5], np.float32), score=0.5, kps=face.kps)
+    assert scorer.score(bgr, other).spoof_score == scorer.score(bgr, face).spoof_score
+    moved = Face(box=face.box, score=face.score, kps=face.kps + np.float32(6.0))
+    assert scorer.score(bgr, moved).spoof_score != scorer.score(bgr, face).spoof_score
+    degenerate = Face(box=face.box, score=face.score, kps=np.zeros((5, 2), np.float32))
+    assert np.array_equal(scorer.crop_box(spec, degenerate), face.box)  # falls back
+
+
+def test_landmark_crops_need_the_landmark_box_constants() -> None:
+    d = json.loads(json.dumps(LivenessParams.load("default").raw))
+    del d["landmarkBox"]
+    with pytest.raises(ValueError, match="landmarkBox"):
+        LivenessParams.from_dict(d)
 
 
 # --- quality gates -------------------------------------------------------------------------
