@@ -23,7 +23,13 @@ from edge.bench.stats import table
 from edge.config import REPO_ROOT, Settings
 from edge.errors import EdgeError
 from edge.evaluation.faces import detection, verification
-from edge.evaluation.verification import Progress, Sample, identity_items, pair_cosines
+from edge.evaluation.verification import (
+    Pairs,
+    Progress,
+    Sample,
+    identity_items,
+    pair_cosines,
+)
 from edge.runtime.backends import InferenceSession, open_session
 from edge.runtime.quantize import (
     QUANTIZABLE_ROLES,
@@ -230,6 +236,21 @@ def calibration_feeds(
 
 
 # Gates ------------------------------------------------------------------------------------
+def _mixed_pairs(fp: list[Sample], q: list[Sample]) -> Pairs:
+    """Pairs with an FP vector on one side and an INT8 vector on the other: a gallery
+    enrolled before the switch searched with INT8 probes (the fingerprint stays the same)."""
+    keep = [i for i, s in enumerate(fp) if s.embedding is not None]
+    e_fp = np.stack([fp[i].embedding for i in keep]).astype(np.float32)  # type: ignore[misc]
+    e_q = np.stack([q[i].embedding for i in keep]).astype(np.float32)  # type: ignore[misc]
+    ids = np.array([fp[i].identity for i in keep])
+    kinds = np.array([fp[i].kind for i in keep])
+    iu, ju = np.triu_indices(len(keep), k=1)
+    cos = (e_fp @ e_q.T)[iu, ju].astype(np.float64)
+    same = ids[iu] == ids[ju]
+    kind = np.where(kinds[iu] == kinds[ju], kinds[iu], "mixed")
+    return Pairs(cos[same], cos[~same], kind[same], kind[~same])
+
+
 def _gate_embedding(
     ctx: QuantContext, fp: InferenceSession, q: InferenceSession
 ) -> tuple[list[GateCheck], dict[str, float]]:
@@ -247,17 +268,21 @@ def _gate_embedding(
     thr = ctx.pipe.calibration.cos_at_threshold
     rows_fp = {r["subset"]: r for r in verification(pair_cosines(a_s), thr)}
     rows_q = {r["subset"]: r for r in verification(pair_cosines(b_s), thr)}
+    rows_mixed = {r["subset"]: r for r in verification(_mixed_pairs(a_s, b_s), thr)}
     checks = []
-    for subset in ("all", "photo"):
-        if subset not in rows_fp:
-            continue
-        f, g = rows_fp[subset], rows_q[subset]
-        checks.append(
-            GateCheck.drop(
-                f"{subset} TAR@FAR1e-3", f["tar@far=0.001"], g["tar@far=0.001"], ctx.bounds.tar_drop
+    for prefix, rows in (("", rows_q), ("FP-vs-INT8 ", rows_mixed)):
+        for subset in ("all", "photo"):
+            if subset not in rows_fp:
+                continue
+            f, g = rows_fp[subset], rows[subset]
+            b = ctx.bounds
+            name = f"{prefix}{subset}"
+            checks.append(
+                GateCheck.drop(
+                    f"{name} TAR@FAR1e-3", f["tar@far=0.001"], g["tar@far=0.001"], b.tar_drop
+                )
             )
-        )
-        checks.append(GateCheck.drop(f"{subset} AUC", f["auc"], g["auc"], ctx.bounds.auc_drop))
+            checks.append(GateCheck.drop(f"{name} AUC", f["auc"], g["auc"], b.auc_drop))
     c = np.array(cos)
     info = {"faces": float(len(c)), "cos_min": float(c.min()), "cos_mean": float(c.mean())}
     return checks, info

@@ -168,6 +168,11 @@ def _quantize(settings: Settings, args: argparse.Namespace, model_dir: Path, pac
         return 2
     ctx = q.QuantContext(settings, data)
     roles = [r for r in args.roles if ctx.registry.has(r)]
+    missing = [r for r in roles if not ctx.registry.path(r).is_file()]
+    if missing:
+        print(f"edge-face models quantize: not installed: {', '.join(missing)}; "
+              "run `edge-face models fetch`", file=sys.stderr)  # fmt: skip
+        return 2
     print(f"quantizing {', '.join(roles)} with {len(images)} calibration images", file=sys.stderr)
     results = []
     for role in roles:

@@ -69,7 +69,12 @@ def test_embedding_variant_written_with_sidecar(
     assert meta is not None
     assert meta.source_sha256 == ctx.registry.files("embedding")[0].sha256
     assert meta.calibration_images == 30 and meta.calibration_samples >= 30
-    assert {c.metric for c in meta.checks} >= {"all TAR@FAR1e-3", "all AUC", "photo TAR@FAR1e-3"}
+    assert {c.metric for c in meta.checks} >= {
+        "all TAR@FAR1e-3",
+        "all AUC",
+        "photo TAR@FAR1e-3",
+        "FP-vs-INT8 all TAR@FAR1e-3",
+    }
     assert meta.accepted == all(c.ok for c in meta.checks) == r.accepted
     # the IR really holds INT8 arithmetic
     assert "FakeQuantize" in r.written.read_text() or "u8" in r.written.read_text()
