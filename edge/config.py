@@ -20,6 +20,9 @@ from pydantic_settings import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The labelled test photos beside the checkout (`../shared/testdata`); evaluation and
+#: benchmark commands default to it and take `--data` for another folder.
+DEFAULT_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
 
 Backend = Literal["openvino", "onnxruntime"]
 Provider = Literal["tensorrt", "cuda", "openvino", "cpu"]

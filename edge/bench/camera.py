@@ -41,10 +41,10 @@ from edge.camera.events import RecognitionEvent
 from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_source
 from edge.camera.worker import CameraWorker
-from edge.config import REPO_ROOT, CameraConfig, Settings
+from edge.config import DEFAULT_TESTDATA, CameraConfig, Settings
 from edge.mqtt.bridge import MqttBridge
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
+DEFAULT_DATA = DEFAULT_TESTDATA
 W, H = 1280, 720
 # People with at least two photos: enrolled from the first file and shown with the second, in
 # name order ("1.png" then "10.png" where a folder has ten or more).

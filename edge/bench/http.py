@@ -31,9 +31,9 @@ import numpy as np
 import yaml
 
 from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
-from edge.config import REPO_ROOT, Settings
+from edge.config import DEFAULT_TESTDATA, REPO_ROOT, Settings
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
+DEFAULT_DATA = DEFAULT_TESTDATA
 SEARCH = "/api/v1/entities/faces/search"
 FACES = "/api/v1/entities/faces"
 #: targets from the task; printed as met/missed, never asserted

@@ -14,12 +14,12 @@ import cv2
 import psutil
 
 from edge.bench.stats import p, peak_rss_mb, table, time_calls
-from edge.config import REPO_ROOT, Settings
+from edge.config import DEFAULT_TESTDATA, Settings
 from edge.runtime.backends import BackendError, open_session
 from edge.runtime.probe import probe_inputs
 from edge.runtime.registry import ModelRegistry
 
-DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "testdata" / "multi_face" / "fr_obama_and_biden.jpg"
+DEFAULT_IMAGE = DEFAULT_TESTDATA / "multi_face" / "fr_obama_and_biden.jpg"
 #: reference files kept for provenance, never executed
 SKIP_ROLES = {"liveness_v2_reference", "liveness_v1se_reference", "emotion_reference"}
 

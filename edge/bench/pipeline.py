@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
-from edge.config import REPO_ROOT, Settings
+from edge.config import DEFAULT_TESTDATA, Settings
 from edge.evaluation.verification import identity_items
 from edge.imaging.decode import decode_bytes
 from edge.runtime.backends import open_session
@@ -35,7 +35,7 @@ from edge.vision.detection import ScrfdDetector, build_detectors
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import DetailFlags
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
+DEFAULT_DATA = DEFAULT_TESTDATA
 W, H = 640, 480
 SCRFD_FILE = "scrfd_2.5g_bnkps.onnx"
 

@@ -80,7 +80,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _open_parts(settings: Settings) -> tuple[object, object, object | None]:
     from edge.runtime.registry import ModelRegistry
-    from edge.store.entities import EntityStore
+    from edge.store import open_store
     from edge.vision.pipeline import FacePipeline
 
     registry = ModelRegistry(settings)
@@ -90,7 +90,7 @@ def _open_parts(settings: Settings) -> tuple[object, object, object | None]:
         from edge.vision.liveness import LivenessScorer
 
         liveness = LivenessScorer(registry, settings)
-    store = EntityStore(settings.store_path, pack_fingerprint=registry.fingerprint)
+    store = open_store(settings, registry)
     pipeline.warmup()
     if liveness is not None:
         liveness.warmup()

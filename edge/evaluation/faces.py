@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge.bench.stats import table
-from edge.config import REPO_ROOT, Settings
+from edge.config import DEFAULT_TESTDATA, Settings
 from edge.evaluation import attributes as attr_eval
 from edge.evaluation.verification import (
     Pairs,
@@ -34,7 +34,7 @@ from edge.vision.detection import build_detectors
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
+DEFAULT_DATA = DEFAULT_TESTDATA
 FARS = (1e-3, 1e-4)
 LABELLED_COUNTS = ("fr_two_people.jpg", "deepface_couple.jpg", "fr_obama_and_biden.jpg")
 

@@ -28,14 +28,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.config import REPO_ROOT, Settings
+from edge.config import DEFAULT_TESTDATA, Settings
 from edge.errors import EdgeError
 from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import LivenessScorer
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata" / "liveness"
+DEFAULT_DATA = DEFAULT_TESTDATA / "liveness"
 PAD_FRACTION = 0.35  # border added on every side for the second detection attempt
 TARGET_BPCER = 0.05
 

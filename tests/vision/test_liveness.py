@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
-from edge.vision.detection import build_detectors
 from edge.vision.liveness import (
     LivenessParams,
     LivenessScorer,
@@ -36,25 +35,8 @@ LIVE_FILES = ["doubango_genuine.jpg", "apfol_real_48.png"]
 
 
 @pytest.fixture(scope="module")
-def registry(session_settings: Settings) -> ModelRegistry:
-    return ModelRegistry(session_settings)
-
-
-@pytest.fixture(scope="module")
 def scorer(registry: ModelRegistry, session_settings: Settings) -> LivenessScorer:
     return LivenessScorer(registry, session_settings)
-
-
-@pytest.fixture(scope="module")
-def largest_face(registry: ModelRegistry, session_settings: Settings) -> Callable[..., Face]:
-    fast, slow = build_detectors(registry, session_settings)
-
-    def find(bgr: np.ndarray) -> Face:
-        faces = fast.detect(bgr) or slow.detect(bgr)
-        assert faces, "test image must contain a detectable face"
-        return max(faces, key=lambda f: f.area)
-
-    return find
 
 
 def _img(testdata: Path, name: str) -> np.ndarray:
