@@ -25,7 +25,7 @@ from edge.evaluation.quantization import (
 from edge.runtime.backends import open_session
 from edge.runtime.fetch import install_files
 from edge.runtime.manifest import Manifest
-from edge.runtime.quantize import read_sidecar, select_int8, variant_paths
+from edge.runtime.quantize import output_layers, read_sidecar, select_int8, variant_paths
 from edge.runtime.registry import ModelRegistry
 from edge.vision.embedding import Embedder
 
@@ -144,6 +144,19 @@ def test_registry_selects_int8_only_when_enabled_accepted_and_matching(
         assert precision(True) != "int8"
     finally:
         v.sidecar.write_text(original)
+
+
+def test_output_layers_are_the_heads(private_models: Path) -> None:
+    """Every YuNet output (12: cls/obj/bbox/kps x 3 strides) has its own head convolution;
+    those, and only those, are kept FP."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(private_models / "face_detection_yunet_2026may.onnx"))
+    kinds = {op.get_friendly_name(): op.get_type_name() for op in model.get_ops()}
+    names = output_layers(model)
+    convs = [n for n in names if kinds[n] in ("Convolution", "GroupConvolution")]
+    assert len(convs) == len(model.outputs) == 12
+    assert all(kinds[n] in ("Convolution", "GroupConvolution", "Add") for n in names)
 
 
 def test_command_rejects_missing_calibration_folder(
