@@ -173,6 +173,27 @@ def test_command_rejects_missing_calibration_folder(
     assert sorted(p.name for p in (private_models / "int8").glob("*")) == before
 
 
+def test_command_quantizes_prints_tables_and_records_verdict(
+    embedding_result: RoleResult,
+    private_models: Path,
+    testdata: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from edge.cli import main
+
+    calib = [str(testdata / "faces_by_identity"), str(testdata / "multi_face")]
+    argv = ["models", "quantize", "--dir", str(private_models), "--roles", "embedding"]
+    rc = main([*argv, "--max-images", "30", "--calib", *calib, "--data", str(testdata)])
+    out = capsys.readouterr().out
+    meta = read_sidecar(variant_paths(private_models, embedding_result.file).sidecar)
+    assert meta is not None and meta.calibration_images == 30
+    assert rc == (0 if meta.accepted else 1)
+    assert "Accuracy gate" in out and "INT8 p50" in out
+    assert ("ACCEPTED" if meta.accepted else "REJECTED") in out
+    # progress bars and NNCF output stay off stdout
+    assert "Statistics collection" not in out and "calibrate embedding" not in out
+
+
 def test_gate_rejects_blank_calibration(
     embedding_result: RoleResult, ctx: QuantContext, tmp_path: Path
 ) -> None:
