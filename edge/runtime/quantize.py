@@ -204,7 +204,7 @@ def quantize_feeds(
     (symmetric weights, asymmetric activations) suits the ReLU/PReLU-heavy networks here.
     The output layers stay FP by default: they regress box offsets, scores and the
     embedding itself, where 8-bit steps are visible (measured: YuNet with INT8 heads lost
-    2/3 of its recall on small faces; with FP heads it matched FP exactly).
+    2/3 of its recall on small faces; with FP heads its boxes and counts matched FP exactly).
     """
     import nncf
     import openvino as ov
