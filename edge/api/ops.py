@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from edge.api.docs import DOCS_HTML
 from edge.api.openapi import build_document, operation
 from edge.api.state import READY
+from edge.errors import EdgeError
 from edge.metrics import REGISTRY
 
 
@@ -20,8 +21,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     """Whether models are loaded and warmed up."""
 
-    ready: bool
-    reason: str | None = Field(None, description="why not ready (absent when ready)")
+    ready: bool = Field(description="always true; not ready is a 503 error body")
 
 
 @operation(
@@ -49,15 +49,8 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[READY]
     if state.ready:
         return web.json_response({"ready": True})
-    # Same {code,name,message} as every error, plus the readiness fields for probes.
-    body = {
-        "code": 503,
-        "name": "service_unavailable",
-        "message": f"not ready: {state.reason}",
-        "ready": False,
-        "reason": state.reason,
-    }
-    return web.json_response(body, status=503)
+    # api.md §1: every non-2xx body is exactly {code, name, message}; the reason rides in it.
+    raise EdgeError(503, f"not ready: {state.reason}")
 
 
 @operation(

@@ -121,7 +121,7 @@ def test_requests_after_shutdown_began_get_503_and_connection_close(
         assert r.status == 503 and r.json["message"] == "service unavailable: shutting down"
         assert r.headers["connection"].lower() == "close"
         ready = srv.call("GET", "/readyz", key=None)
-        assert ready.status == 503 and ready.json["reason"] == "shutting down"
+        assert ready.status == 503 and ready.json["message"] == "not ready: shutting down"
         assert app[READY].in_flight == 0
     finally:
         stop_server(srv)

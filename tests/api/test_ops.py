@@ -38,7 +38,8 @@ def test_readyz_is_503_until_warm_up_then_true(warm_server: tuple[Server, Gate])
     before = srv.notes["readyz_before"]
     assert before.status == 503
     assert before.json["code"] == 503 and before.json["name"] == "service_unavailable"
-    assert before.json["ready"] is False and before.json["reason"]
+    assert set(before.json) == {"code", "name", "message"}  # api.md §1, exactly
+    assert before.json["message"].startswith("not ready: ") and len(before.json["message"]) > 11
     after = srv.call("GET", "/readyz", key=None)
     assert after.status == 200 and after.json == {"ready": True}
 
