@@ -295,22 +295,41 @@ def test_image_check_precedence(
     """214 (base64) > 215 (format) > 214 (decode) > 217 (pixels) > 216 (grayscale).
 
     A pixel cap below every test image's size makes 217 reachable for all of them, so each
-    earlier check is seen to win over it, and 217 over the grayscale check."""
+    earlier check is seen to win over it, and 217 over the grayscale check. [decision, see
+    edge.imaging.decode] the cap is judged from the file header before any pixel is
+    allocated, so a file whose header is intact but whose data is cut short (truncated JPEG)
+    is 217 when its header claims too many pixels, 214 otherwise (test_entities)."""
+    import cv2
+
+    color = cv2.imread(str(p["color"]))
+    gray3 = cv2.cvtColor(cv2.cvtColor(color, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+
+    def encoded(ext: str, pixels: Any) -> dict[str, Any]:
+        ok, buf = cv2.imencode(ext, pixels)
+        assert ok
+        return {"data": base64.b64encode(buf.tobytes()).decode()}
+
     with face_server(tmp_path_factory.mktemp("cap"), model_dir, max_pixels=1000) as cap:
         cases = [
             ({"data": "!!!not base64!!!"}, 214),
             (img(p["webp"]), 215),
             (img(p["pgm"]), 215),
+            (encoded(".bmp", color), 215),  # a colour BMP is still 215
+            (encoded(".tiff", gray3), 215),
             (img(p["corrupt"]), 214),
             (img(p["gray"]), 217),
+            (encoded(".png", gray3), 217),
             (img(p["color"]), 217),
         ]
         for image, code in cases:
             r = cap.call("POST", FACES + "/detect", body(image))
             assert_error(r, 400, code, "image.data")
-    # with the default cap, the grayscale check is what remains
-    r = srv.call("POST", FACES + "/detect", body(img(p["gray"])))
-    assert_error(r, 400, 216, "image.data")
+    # with the default cap, the grayscale check is what remains: a gray picture in an RGB
+    # PNG is grayscale too (judged by the pixels, not the file's channel count)
+    for image in (img(p["gray"]), encoded(".png", gray3)):
+        r = srv.call("POST", FACES + "/detect", body(image))
+        assert_error(r, 400, 216, "image.data")
+    assert srv.call("POST", FACES + "/detect", body(encoded(".png", color))).status == 200
 
 
 def test_data_url_prefix_and_whitespace(srv: FacesServer, p: dict[str, Path]) -> None:
