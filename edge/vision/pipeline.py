@@ -77,6 +77,11 @@ def _clipped_size(face: Face, w: int, h: int) -> tuple[float, float]:
     return max(bw, 0.0), max(bh, 0.0)
 
 
+def _clipped_area(face: Face, w: int, h: int) -> float:
+    bw, bh = _clipped_size(face, w, h)
+    return bw * bh
+
+
 class FacePipeline:
     """Thread-safe: models are opened once under a lock; sessions serve many threads."""
 
@@ -215,8 +220,9 @@ class FacePipeline:
         if found is None:
             where = " inside image.area" if area is not None else ""
             raise EdgeError(223, f"image: no face found{where}")
-        face = max(found.faces, key=lambda f: f.area)
         h, w = found.bgr.shape[:2]
+        # "Largest" by the part inside the image: the same box `position` reports.
+        face = max(found.faces, key=lambda f: _clipped_area(f, w, h))
         self._check_size(face, w, h)
         return self._analysis(found.bgr, face, base_rot + found.rotated, flags, embed)
 
@@ -252,7 +258,7 @@ class FacePipeline:
         faces = [
             f for f in slow.detect(bgr) if _inside(f, a) and min(_clipped_size(f, w, h)) >= min_px
         ]
-        faces.sort(key=lambda f: -f.area)
+        faces.sort(key=lambda f: -_clipped_area(f, w, h))
         return [self._analysis(bgr, f, base_rot + rot, flags, embed) for f in faces]
 
     # Scores and self-description ----------------------------------------------------------
