@@ -1,0 +1,143 @@
+"""Property tests of the request parsers: any JSON body gives a parsed request or a contract
+error naming a field, never another exception (api.md §1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.api import schemas
+from edge.config import Settings, load_settings
+from edge.errors import EdgeError
+
+SETTINGS: Settings = load_settings(None)
+BODY_ERRORS = {110, 111, 112, 113, 116, 219}
+FIELDS = [
+    "model", "image", "imageOne", "imageTwo", "images", "collection", "key", "metadata",
+    "ttl", "maxEntities", "maxFaces", "threshold", "data", "area", "autoRotate",
+    "returnDetails", "index", "type", "name", "value", "top", "left", "width", "height",
+]  # fmt: skip
+MODELS = ["EDGE_FACE_V1", "JCV_FACE_K25000", "EDGE_LIVENESS_V1", "JCV_2D_I25000", "nope"]
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([*MODELS, "RGB", "string", "integer", "float", "boolean", "", "x" * 300]),
+    st.text(max_size=12),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.sampled_from(FIELDS), inner, max_size=6),
+    ),
+    max_leaves=25,
+)
+bodies = st.one_of(json_values, st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=8))
+
+PARSERS = [
+    schemas.parse_create,
+    schemas.parse_patch,
+    schemas.parse_search,
+    schemas.parse_model_image,
+    schemas.parse_compare,
+    schemas.parse_liveness,
+]
+
+
+def _check(parser: Any, body: object) -> None:
+    try:
+        parser(body, SETTINGS)
+    except EdgeError as e:
+        assert e.code in BODY_ERRORS, (parser.__name__, e.code, e.message)
+        assert e.message and len(e.message) < 300
+        assert e.body() == {"code": e.code, "name": e.name, "message": e.message}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=bodies)
+def test_every_parser_returns_or_raises_a_contract_error(body: object) -> None:
+    for parser in PARSERS:
+        _check(parser, body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit=st.one_of(st.none(), st.text(max_size=8), st.integers().map(str)),
+    after=st.one_of(st.none(), st.text(max_size=40)),
+)
+def test_query_parsers_only_raise_112(limit: str | None, after: str | None) -> None:
+    query = {k: v for k, v in (("limit", limit), ("after", after)) if v is not None}
+    for fn in (schemas.parse_limit, schemas.parse_after):
+        try:
+            fn(query)
+        except EdgeError as e:
+            assert e.code == 112, (fn.__name__, e.code)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    metadata=st.lists(
+        st.fixed_dictionaries(
+            {"name": st.one_of(st.sampled_from(["a", "b", "key", "id", ""]), st.integers())},
+            optional={
+                "type": st.sampled_from(["string", "integer", "boolean", "float", "date", 3]),
+                "value": scalars,
+            },
+        ),
+        max_size=12,
+    )
+)
+def test_metadata_is_validated_whole(metadata: list[dict[str, Any]]) -> None:
+    """A metadata list is either accepted as a whole (≤ 10 typed, unique, non-reserved items)
+    or refused with 110/111/112/116; accepted items keep their declared types."""
+    body = {"model": "EDGE_FACE_V1", "image": {"data": "x"}, "metadata": metadata}
+    try:
+        req = schemas.parse_create(body, SETTINGS)
+    except EdgeError as e:
+        assert e.code in {110, 111, 112, 116}, e.code
+        assert "metadata" in e.message
+        return
+    items = req.metadata or []
+    assert len(items) <= 10
+    names = [m["name"] for m in items]
+    assert len(set(names)) == len(names)
+    assert not set(names) & {"id", "instanceId", "model", "collection", "key"}
+    for m in items:
+        expected = {"string": str, "integer": int, "boolean": bool, "float": float}[m["type"]]
+        assert isinstance(m["value"], expected)
+
+
+ROUTES = [
+    ("POST", "/api/v1/entities/faces"),
+    ("POST", "/api/v1/entities/faces/search"),
+    ("POST", "/api/v1/entities/faces/detect"),
+    ("POST", "/api/v1/entities/faces/compare"),
+    ("POST", "/api/v1/liveness"),
+    ("PATCH", "/api/v1/entities/faces/01a204f2-3c9a-7754-b81f-fe2ed969598e"),
+]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=bodies, route=st.sampled_from(ROUTES))
+def test_server_answers_random_bodies_with_contract_errors(
+    srv: Any, body: object, route: tuple[str, str]
+) -> None:
+    """Over real HTTP: a contract error body (or success), nothing written, still serving."""
+    before = srv.count()
+    r = srv.call(route[0], route[1], body)
+    assert r.status in (200, 201, 400, 404), (r.status, r.raw[:200])
+    assert "x-request-id" in {k.lower() for k in r.headers}
+    if r.status >= 400:
+        assert set(r.json) == {"code", "name", "message"}
+        assert r.json["code"] in BODY_ERRORS | {214, 404}
+    assert srv.count() == before
+    assert srv.call("GET", "/healthz").status == 200
