@@ -21,6 +21,11 @@ from edge.config import ConfigError, Settings, load_settings
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("serve",), "edge.api.server", "run the REST service (and configured cameras/MQTT)"),
     (("camera",), "edge.camera.command", "watch one camera and publish recognitions"),
+    (
+        ("enroll",),
+        "edge.enroll",
+        "enrol photos (a file, or a folder of per-person folders) through the API",
+    ),
     (("models", "fetch"), "edge.runtime.command", "install the model pack (verified)"),
     (("models", "list"), "edge.runtime.command", "list the pack's files, roles, licences"),
     (("models", "verify"), "edge.runtime.command", "check installed files against sha256"),
