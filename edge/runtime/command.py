@@ -145,7 +145,11 @@ def _quantize(settings: Settings, args: argparse.Namespace, model_dir: Path, pac
     try:
         import nncf  # noqa: F401
     except ImportError:
-        print("edge-face models quantize needs NNCF: pip install nncf", file=sys.stderr)
+        print(
+            "edge-face models quantize needs NNCF, which the service itself never uses: "
+            "pip install 'edge-face[quantize]' (or: pip install nncf)",
+            file=sys.stderr,
+        )
         return 2
     from edge.evaluation import quantization as q
 
