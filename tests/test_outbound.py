@@ -85,7 +85,7 @@ def _audit_violations(log: Path) -> tuple[list[str], list[Any]]:
     seen: list[Any] = []
     for line in log.read_text().splitlines():
         event, target = json.loads(line)
-        if target is None or isinstance(target, str) and target.startswith(("/", "\0", "@")):
+        if target is None or (isinstance(target, str) and target.startswith(("/", "\0", "@"))):
             continue  # AF_UNIX (the systemd notify socket, if any)
         if event == "socket.bind" and isinstance(target, list) and target[1] == 0:
             continue  # a client's ephemeral local address (paho binds ("", 0)), no listener
