@@ -19,10 +19,30 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+#: The folder holding the `edge` package: the checkout in development, site-packages once
+#: installed. Subprocesses started by benchmarks run from here; nothing is read beside it.
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The labelled test photos beside the checkout (`../shared/testdata`); evaluation and
-#: benchmark commands default to it and take `--data` for another folder.
-DEFAULT_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
+#: Environment variable naming the labelled test photos that `eval` and `bench` read when no
+#: `--data` is given; the product ships no such folder and assumes none beside it.
+TESTDATA_ENV = "EDGE_TESTDATA"
+
+
+def testdata_dir(given: Path | None, command: str, sub: str = "", flag: str = "--data DIR") -> Path:
+    """`given` (the command's flag) when set, else $EDGE_TESTDATA/`sub`.
+
+    Neither set exits with one line saying what to pass: the product assumes no test photos
+    beside it, so a fresh install must never silently read some other folder.
+    """
+    if given is not None:
+        return Path(given).expanduser()
+    env = os.environ.get(TESTDATA_ENV, "").strip()
+    if env:
+        return Path(env).expanduser() / sub
+    raise SystemExit(
+        f"edge-face {command}: no test photos given; pass {flag} or set "
+        f"{TESTDATA_ENV}=DIR (a folder laid out like the shared testdata)"
+    )
+
 
 Backend = Literal["openvino", "onnxruntime"]
 Provider = Literal["tensorrt", "cuda", "openvino", "cpu"]
@@ -45,7 +65,9 @@ class ModelsConfig(Section):
     mirror: Path | None = Field(
         None, description="local folder holding the model files; used instead of downloading"
     )
-    manifest: Path = Field(REPO_ROOT / "models" / "manifest.json")
+    manifest: Path | None = Field(
+        None, description="model manifest; default: the one shipped in the package"
+    )
     pack: str = "default"
     backend: Backend = "openvino"
     backend_overrides: dict[str, Backend] = Field(

@@ -44,7 +44,7 @@ def testdata(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def manifest() -> Manifest:
-    return Manifest.load(REPO_ROOT / "models" / "manifest.json")
+    return Manifest.load()
 
 
 @pytest.fixture(scope="session")

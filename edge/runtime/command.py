@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge.config import Settings
+from edge.config import Settings, testdata_dir
 from edge.runtime.fetch import FetchError, install_file, remove_stale_parts, verify_file
 from edge.runtime.manifest import Manifest, ModelFile
 
@@ -155,12 +155,12 @@ def _quantize(settings: Settings, args: argparse.Namespace, model_dir: Path, pac
 
     models = settings.models.model_copy(update={"dir": model_dir, "pack": pack})
     settings = settings.model_copy(update={"models": models})
-    data: Path = args.data or q.DEFAULT_TESTDATA
+    data: Path = testdata_dir(args.data, "models quantize")
     if not (data / "SOURCES.json").is_file():
         print(f"edge-face models quantize: {data} has no SOURCES.json (use --data)",
               file=sys.stderr)  # fmt: skip
         return 2
-    calib = args.calib or list(q.DEFAULT_CALIB)
+    calib = args.calib or [data / d for d in q.CALIB_SUBDIRS]
     missing = [str(d) for d in calib if not Path(d).is_dir()]
     if missing:
         print(f"edge-face models quantize: --calib folder not found: {', '.join(missing)}",
