@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import http.client
 import json
 import os
@@ -577,7 +578,8 @@ class _Base:
         return _Call("POST", _uuid_path(uuid, "/compare"), body)
 
     def _liveness(self, images: ImageLike | Sequence[ImageLike], model: str | None) -> _Call:
-        seq = list(images) if isinstance(images, list | tuple) else [images]
+        # A tuple/list is several images; anything else (bytes, a path, an Image) is one.
+        seq: list[Any] = list(images) if isinstance(images, list | tuple) else [images]
         items = []
         for i, im in enumerate(seq):
             one = _image(im)
@@ -746,7 +748,7 @@ class Client(_Base):
         """Spoof probability of the largest face of the first image (indexes given in order)."""
         return LivenessResult.parse(self._do(self._liveness(images, model)))
 
-    def models(self) -> list[ModelInfo]:
+    def models(self) -> builtins.list[ModelInfo]:
         return [ModelInfo.parse(m) for m in self._do(_Call("GET", API + "/models"))["models"]]
 
     def readyz(self) -> Readiness:
@@ -919,7 +921,7 @@ class AsyncClient(_Base):
     ) -> LivenessResult:
         return LivenessResult.parse(await self._do(self._liveness(images, model)))
 
-    async def models(self) -> list[ModelInfo]:
+    async def models(self) -> builtins.list[ModelInfo]:
         doc = await self._do(_Call("GET", API + "/models"))
         return [ModelInfo.parse(m) for m in doc["models"]]
 

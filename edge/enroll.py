@@ -30,6 +30,7 @@ FACES_PATH = "/api/v1/entities/faces"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 IN_FLIGHT = 2  # the service's default inference pool is 2 threads: more would only queue
 RETRIES = 3  # for 429 (queue full) and 503 (warming up), which are transient
+SHRINK_RETRIES = 3  # further shrinking after a 413/217 from a box with smaller limits
 #: Room left in the body for everything but the base64 image (model, key, collection ≤ 256
 #: chars each, metadata, JSON punctuation).
 BODY_OVERHEAD = 4096
@@ -182,19 +183,26 @@ def body_budget(max_body_bytes: int) -> int:
     return max(0, (max_body_bytes - BODY_OVERHEAD) // 4 * 3)
 
 
-def shrink(data: bytes, budget: int, max_pixels: int, upright: bool) -> bytes | None:
-    """Re-encode a too-big photo as a JPEG of at most `budget` bytes and `max_pixels` pixels.
-
-    Quality is lowered first (faces survive JPEG 70 well), then the size in steps of 0.8,
-    never under `MIN_LONG_SIDE`. `upright`: apply the EXIF orientation now, because the
-    re-encoded file carries no EXIF for the service to apply. None: not decodable here (GIF,
-    corrupt) or still too big; the original is then sent and the service's answer stands.
-    """
+def _decode(data: bytes, upright: bool) -> Any:
     import cv2
     import numpy as np
 
     flags = cv2.IMREAD_COLOR if upright else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+
+
+def shrink(data: bytes, budget: int, max_pixels: int, upright: bool) -> tuple[bytes, int] | None:
+    """Re-encode a too-big photo as a JPEG of at most `budget` bytes and `max_pixels` pixels.
+
+    Quality is lowered first (faces survive JPEG 70 well), then the size in steps of 0.8,
+    never under `MIN_LONG_SIDE`. `upright`: apply the EXIF orientation now, because the
+    re-encoded file carries no EXIF for the service to apply. Returns (JPEG, its pixels), or
+    None: not decodable here (GIF, corrupt) or still too big; the original is then sent and
+    the service's answer stands.
+    """
+    import cv2
+
+    img = _decode(data, upright)
     if img is None:
         return None
     h, w = img.shape[:2]
@@ -205,7 +213,7 @@ def shrink(data: bytes, budget: int, max_pixels: int, upright: bool) -> bytes | 
         for quality in (90, 80, 70):
             ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
             if ok and buf.size <= budget:
-                return buf.tobytes()
+                return buf.tobytes(), small.shape[0] * small.shape[1]
         scale *= 0.8
     return None
 
@@ -287,10 +295,12 @@ class Sender:
 
     def enroll(self, job: Job) -> Outcome:
         original = job.path.read_bytes()
-        data, budget = original, body_budget(self.max_body_bytes)
-        if len(original) > budget:
-            data = shrink(original, budget, self.max_pixels, self.auto_rotate) or original
-        for last_try in (False, True):
+        data, limit, pixels = original, body_budget(self.max_body_bytes), self.max_pixels
+        if len(original) > limit:
+            shrunk = shrink(original, limit, pixels, self.auto_rotate)
+            if shrunk is not None:
+                data, pixels = shrunk
+        for attempt in range(SHRINK_RETRIES + 1):
             try:
                 uuid = self._create(job, data)
             except ServiceUnreachable as e:
@@ -299,14 +309,18 @@ class Sender:
                 if e.status == 401:
                     msg = f"the service at {self.client.url} refused the api-key (401)"
                     raise Fatal(msg) from None
-                # The box may run smaller limits than this config says: halve and try once.
-                if e.code in (413, 217) and not last_try:
-                    pixels = self.max_pixels if e.code == 413 else self.max_pixels // 2
-                    smaller = shrink(
-                        original, min(budget, len(data)) // 2, pixels, self.auto_rotate
-                    )
-                    if smaller is not None:
-                        data = smaller
+                # The box may run smaller limits than this config says (413: body, 217:
+                # pixels): shrink further and try again, a few times.
+                if e.code in (413, 217) and attempt < SHRINK_RETRIES:
+                    if e.code == 413:
+                        limit = min(limit, len(data)) // 2
+                    else:
+                        img = _decode(data, self.auto_rotate) if data is original else None
+                        now = pixels if img is None else img.shape[0] * img.shape[1]
+                        pixels = int(min(pixels, now) * 0.7)
+                    shrunk = shrink(original, limit, pixels, self.auto_rotate)
+                    if shrunk is not None:
+                        data, pixels = shrunk
                         continue
                 out = Outcome(job, code=e.code, name=e.name, message=e.message)
             else:
@@ -349,7 +363,8 @@ class Progress:
 
 
 def _mb(n: int | None) -> str:
-    return f"{(n or 0) / 2**20:.1f} MB"
+    n = n or 0
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
 
 
 def send(sender: Sender, jobs: Sequence[Job], report: Report) -> None:

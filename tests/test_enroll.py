@@ -6,6 +6,7 @@ copies), so the test controls which photos are enrolled and which are held out f
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -378,3 +379,44 @@ def test_a_terminal_gets_a_progress_bar(
     bar = seen.decode()
     assert f"\r[{'#' * 30}] {2 * len(PEOPLE)}/{2 * len(PEOPLE)}" in bar
     assert "enrolled as" not in bar  # the bar replaces the per-photo lines
+
+
+def test_a_box_with_smaller_limits_gets_photos_shrunk_further(
+    tmp_path: Path, model_dir: Path, testdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The local config says 5 MB / 40 MP; the box says 100 KB / 0.6 MP: 413 and 217 answers
+    make the client shrink again (and again) until the photo is accepted."""
+    import cv2
+
+    with face_server(
+        tmp_path / "strict", model_dir, max_body_bytes=100 * 1024, max_pixels=600_000
+    ) as strict:
+        chosen = [photos(testdata, "elon_musk")[i] for i in (0, 3)]  # 1 MP / 100 KB, 240 KB
+        for p in chosen:
+            h, w = cv2.imread(str(p)).shape[:2]
+            assert h * w > 600_000 or p.stat().st_size * 4 / 3 > 100 * 1024
+        rc, out, err = enroll(
+            capsys,
+            *map(str, chosen),
+            "--key",
+            "elon",
+            "--url",
+            url(strict),
+            "--api-key",
+            KEY_A,
+            "--json",
+        )
+        assert rc == 0, (out, err)
+        report = json.loads(out)
+        assert len(report["enrolled"]) == 2
+        for item, p in zip(report["enrolled"], chosen, strict=True):
+            assert item["shrunkFrom"] == p.stat().st_size
+            # Still the same face: a small probe made from the original matches it.
+            bgr = cv2.imread(str(p))
+            probe = cv2.resize(bgr, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+            ok, buf = cv2.imencode(".jpg", probe, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            assert ok
+            body = {"model": "EDGE_FACE_V1", "image": {"data": base64.b64encode(buf).decode()}}
+            r = strict.call("POST", f"{FACES}/{item['uuid']}/compare", body)
+            assert r.status == 200, r.raw
+            assert r.json["similarityScore"] >= 0.9
