@@ -140,7 +140,7 @@ def do_show(client: Client, args: argparse.Namespace) -> int:
     rows = [["UUID", "COLLECTION", "CREATED", "EXPIRES", "METADATA"]]
     for e in found:
         meta = ", ".join(f"{k}={v!r}" for k, v in e.metadata.items())
-        rows.append([e.uuid, e.collection, _iso(e.created_at), _expiry(e), meta])
+        rows.append([e.uuid, e.collection or '""', _iso(e.created_at), _expiry(e), meta])
     _table(rows)
     return 0
 
