@@ -61,7 +61,7 @@ def browser() -> Iterator[webdriver.Chrome]:
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     # an explicit driver path: Selenium Manager (which would go online) is never consulted
     drv = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
     drv.set_page_load_timeout(30)
@@ -160,3 +160,6 @@ def test_a_person_can_search_from_the_docs_page(
     for url in [*urls, *resources]:
         parts = urlsplit(url)
         assert parts.scheme in ("data", "blob") or parts.netloc == urlsplit(origin).netloc, url
+    # the page's own policy blocked nothing of its own (its script and style are pinned)
+    console = [e["message"] for e in browser.get_log("browser")]
+    assert not [m for m in console if "Content Security Policy" in m], console

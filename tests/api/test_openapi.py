@@ -254,3 +254,22 @@ def test_every_example_with_a_real_photo_is_accepted_by_the_service(
         if path == "/api/v1/entities/faces" and method == "post":
             uuid = r.json["uuid"]
     assert uuid
+
+
+def test_docs_page_policy_pins_its_own_script_and_style_and_origin() -> None:
+    """The CSP lets the browser run exactly the inlined code and talk to this box only."""
+    import hashlib
+    import re
+
+    from edge.api.docs import DOCS_HTML
+
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', DOCS_HTML)
+    assert csp is not None
+    rules = dict(r.strip().split(" ", 1) for r in csp.group(1).split(";"))
+    assert rules["default-src"] == "'none'" and rules["connect-src"] == "'self'"
+    for tag in ("style", "script"):
+        body = re.search(rf"<{tag}>(.*?)</{tag}>", DOCS_HTML, re.S)
+        assert body is not None
+        digest = base64.b64encode(hashlib.sha256(body.group(1).encode()).digest()).decode()
+        assert rules[f"{tag}-src"] == f"'sha256-{digest}'"
+    assert "/*DOCS_" not in DOCS_HTML  # every marker was filled
