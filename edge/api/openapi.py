@@ -482,5 +482,42 @@ def annotate(doc: dict[str, Any], models: tuple[str, str]) -> None:
                 continue
             ref = body["schema"].get("$ref", "")
             example = examples.get(ref.rsplit("/", 1)[-1])
-            if example is not None:
-                body["example"] = example
+            if example is None:  # a body without a hand-written example still gets one
+                example = sketch(body["schema"], schemas, models[0])
+            body["example"] = example
+
+
+def sketch(schema: dict[str, Any], schemas: dict[str, Any], face_model: str) -> Any:
+    """A minimal value of `schema`: required fields only, images as the placeholder."""
+    while "$ref" in schema:
+        schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+    if "anyOf" in schema:
+        real = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        return sketch(real[0], schemas, face_model) if real else None
+    if "examples" in schema:
+        return schema["examples"][0]
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "array":  # one item of objects (so their images get a picker), else none
+        item = sketch(schema.get("items", {}), schemas, face_model)
+        return [item] if isinstance(item, dict) else []
+    if kind == "object" or "properties" in schema:
+        out = {}
+        for name in schema.get("required", []):
+            prop = schema["properties"][name]
+            if name == "data":
+                out[name] = IMAGE_PLACEHOLDER
+            elif name == "model":
+                out[name] = face_model
+            else:
+                out[name] = sketch(prop, schemas, face_model)
+        return out
+    if "default" in schema:
+        return schema["default"]
+    zero: dict[str, Any] = {"string": "", "integer": 0, "number": 0.0, "boolean": False}
+    if kind == "integer" and "minimum" in schema:
+        return schema["minimum"]
+    return zero.get(str(kind))

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from skeleton_helpers import Gate, Server, api_settings
 
+from edge.api import schemas
 from edge.api.app import create_app
+from edge.api.docs import DOCS_HTML
 from edge.api.openapi import (
     FIELD_DOCS,
     IMAGE_PLACEHOLDER,
+    _Schemas,
     build_document,
     doc_for,
     documented_routes,
+    example_bodies,
     route_path,
+    sketch,
 )
 from edge.api.ops import Health, Readiness
 from edge.api.state import OPENAPI
@@ -209,7 +216,9 @@ def test_each_request_body_has_an_example_of_its_schema(tmp_path: Path, model_di
     app = create_app(settings, load_models=False)
     doc = build_document(app)
     ops = _body_ops(doc)
-    assert len(ops) == 7  # create, patch, search, detect, compare, entity compare, liveness
+    assert len(ops) >= 7  # create, patch, search, detect, compare, entity compare, liveness
+    hand_written = example_bodies("SITE_FACE", settings.names.liveness)
+    assert set(hand_written) <= set(doc["components"]["schemas"])
     for path, method, op in ops:
         example = op["requestBody"]["content"]["application/json"]["example"]
         route = next(
@@ -240,8 +249,15 @@ def test_every_example_with_a_real_photo_is_accepted_by_the_service(
         (testdata / "faces_by_identity" / "guido_van_rossum" / "1.jpg").read_bytes()
     ).decode("ascii")
     uuid = ""
+    hand_written = {f"#/components/schemas/{name}" for name in example_bodies("", "")}
+    ops = [
+        o
+        for o in _body_ops(doc)
+        if o[2]["requestBody"]["content"]["application/json"]["schema"]["$ref"] in hand_written
+    ]
+    assert len(ops) == 7  # create, patch, search, detect, compare, entity compare, liveness
     # creation first: the uuid is then used where a path asks for one
-    for path, method, op in sorted(_body_ops(doc), key=lambda o: o[0].count("{")):
+    for path, method, op in sorted(ops, key=lambda o: o[0].count("{")):
         body = op["requestBody"]["content"]["application/json"]["example"]
         for p in _image_paths(body):
             node: Any = body
@@ -258,11 +274,6 @@ def test_every_example_with_a_real_photo_is_accepted_by_the_service(
 
 def test_docs_page_policy_pins_its_own_script_and_style_and_origin() -> None:
     """The CSP lets the browser run exactly the inlined code and talk to this box only."""
-    import hashlib
-    import re
-
-    from edge.api.docs import DOCS_HTML
-
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', DOCS_HTML)
     assert csp is not None
     rules = dict(r.strip().split(" ", 1) for r in csp.group(1).split(";"))
@@ -273,3 +284,25 @@ def test_docs_page_policy_pins_its_own_script_and_style_and_origin() -> None:
         digest = base64.b64encode(hashlib.sha256(body.group(1).encode()).digest()).decode()
         assert rules[f"{tag}-src"] == f"'sha256-{digest}'"
     assert "/*DOCS_" not in DOCS_HTML  # every marker was filled
+
+
+def test_a_body_without_a_hand_written_example_gets_a_valid_sketch() -> None:
+    """A route added later still shows a body to try (required fields, image placeholder)."""
+    reg = _Schemas()
+    for model in (
+        schemas.CreateFaceIn,
+        schemas.SearchIn,
+        schemas.CompareIn,
+        schemas.LivenessIn,
+        schemas.ModelImageIn,
+    ):
+        ref = reg.ref(model, "validation")
+        example = sketch(ref, reg.components, "SITE_FACE")
+        model.model_validate(example)
+        assert example["model"] == "SITE_FACE"
+        assert _image_paths(example), model.__name__
+        for p in _image_paths(example):
+            node: Any = example
+            for k in p:
+                node = node[k]
+            assert node == IMAGE_PLACEHOLDER
