@@ -146,6 +146,8 @@ def report_error(e: Exception, verbose: bool) -> int:
         )
     elif isinstance(e, OSError) and e.filename:
         msg, code = f"{e.strerror or e}: {e.filename}", 2
+    elif isinstance(e, (FileNotFoundError, PermissionError, NotADirectoryError)):
+        msg, code = str(e), 2  # raised by a command with its own message (no filename)
     else:
         msg = (
             f"unexpected error: {type(e).__name__}: {e} "

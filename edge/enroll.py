@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import Settings
+from edge.usererror import UserError
 
 FACES_PATH = "/api/v1/entities/faces"
 #: Suffixes picked up when scanning a folder (a file named on the command line is always sent:
@@ -165,6 +166,8 @@ def resolve_key(settings: Settings, given: str | None) -> str | None:
 
 
 def faces_url(base: str) -> str:
+    if not base.startswith(("http://", "https://")):
+        raise UserError(f"--url {base!r} is not an http(s) URL, e.g. http://127.0.0.1:8080")
     base = base.rstrip("/")
     if base.endswith("/api/v1"):
         base = base[: -len("/api/v1")]

@@ -135,7 +135,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     if bad:
-        print(f"{bad} file(s) missing or not matching the manifest", file=sys.stderr)
+        print(
+            f"{bad} file(s) missing or not matching the manifest; reinstall them with: "
+            f"edge-face models fetch --dir {model_dir} (offline: add --from DIR)",
+            file=sys.stderr,
+        )
         return 1
     if not args.json:
         print(f"all {len(files)} files verified")
