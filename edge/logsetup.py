@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sys
 from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
@@ -39,6 +40,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at emit time (it may be replaced, e.g. by tests
+    calling the CLI in-process), never to a stream closed since configuration."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(level: int | str, fmt: LogFormat = "text") -> None:
     """(Re)configure the root logger: one stderr handler, the chosen format and level.
 
@@ -48,7 +65,7 @@ def configure_logging(level: int | str, fmt: LogFormat = "text") -> None:
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_edge_handler", False)), None)
     if handler is None:
-        handler = logging.StreamHandler()
+        handler = StderrHandler()
         handler._edge_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
