@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from edge.client import ApiError, Client, Image, ServiceUnreachable
 from edge.config import Settings
+from edge.usererror import UserError
 
 FACES_PATH = "/api/v1/entities/faces"
 #: Suffixes picked up when scanning a folder (a file named on the command line is always sent:
@@ -253,6 +254,8 @@ def no_key_message(command: str, settings: Settings) -> str:
 
 
 def faces_url(base: str) -> str:
+    if not base.startswith(("http://", "https://")):
+        raise UserError(f"--url {base!r} is not an http(s) URL, e.g. http://127.0.0.1:8080")
     base = base.rstrip("/")
     if base.endswith("/api/v1"):
         base = base[: -len("/api/v1")]

@@ -41,12 +41,14 @@ class ApiKey:
 
 
 class KeyRing:
-    def __init__(self, keys: list[ApiKey], generated: str | None = None) -> None:
+    def __init__(self, keys: list[ApiKey], generated: str | None = None, where: str = "") -> None:
         if not keys:
             raise ValueError("at least one api-key is required")
         self.keys = keys
         #: the key created by this start, if any (printed once by `load_keyring`)
         self.generated = generated
+        #: where the operator finds the key, for the 401 message (never the key itself)
+        self.where = where or "the key configured in server.api_keys of the service's config"
 
     def lookup(self, presented: str) -> ApiKey | None:
         """Constant-time in the key contents: every configured key is compared."""
@@ -86,7 +88,11 @@ def load_keyring(settings: Settings, announce: Callable[[str], None] = print) ->
     key, created = _read_or_create_key(path)
     if created:
         announce(f"edge-face: generated api-key (kept in {path}, mode 0600; shown only now): {key}")
-    return KeyRing([ApiKey(key.encode(), "default")], generated=key if created else None)
+    return KeyRing(
+        [ApiKey(key.encode(), "default")],
+        generated=key if created else None,
+        where=f"the key kept in {path} on the server",
+    )
 
 
 def is_public(request: web.Request) -> bool:
@@ -107,11 +113,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         presented = request.headers.get(name)
         if presented:
             break
+    ring = request.app[KEYS]
     if not presented:
-        raise EdgeError(401, "missing api-key header (api-key or x-api-key)")
-    key = request.app[KEYS].lookup(presented.strip())
+        raise EdgeError(401, f"missing api-key header (api-key or x-api-key); send {ring.where}")
+    key = ring.lookup(presented.strip())
     if key is None:
-        raise EdgeError(401, "unknown api-key")
+        raise EdgeError(401, f"unknown api-key; send {ring.where}")
     request[INSTANCE] = key.instance
     request[API_KEY_ID] = key.key_id
     request.app[ADMISSION].check_rate(key.key_id)
