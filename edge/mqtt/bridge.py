@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -41,6 +41,8 @@ from edge.mqtt.schemas import QueueStats, StatusPayload, dump
 from edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
+
+_Action = Literal["stop", "downgrade", "status", "event"]
 
 # CONNACK reason codes meaning "this broker does not speak MQTT v5".
 _UNSUPPORTED_PROTOCOL = {1, 132}
@@ -241,7 +243,7 @@ class MqttBridge:
             self._queue.append(item)
             self._cond.notify_all()
 
-    def _next_action(self) -> str:
+    def _next_action(self) -> _Action:
         """Under `_cond`: wait until there is something to do; "stop", "downgrade",
         "status" or "event". The periodic status is due `status_interval_s` after the
         last one, so a status sent on a change also postpones it."""
@@ -270,13 +272,18 @@ class MqttBridge:
 
     def _send_status(self) -> None:
         """Build the status now (fresh counters) and hand it to paho; runs on the pump."""
-        body = dump(self._status("online"))
-        info = self.client.publish(self.topics.status, body, qos=1, retain=True)
-        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
-            with self._cond:
-                self._status_mids.add(info.mid)
-        else:
-            with self._cond:
+        mid: int | None = None  # set while paho holds the message (sent or to re-send)
+        try:
+            body = dump(self._status("online"))
+            info = self.client.publish(self.topics.status, body, qos=1, retain=True)
+            if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                mid = info.mid
+        except Exception:  # the pump must survive: events depend on it
+            log.exception("publishing the MQTT status failed")
+        with self._cond:
+            if mid is not None:
+                self._status_mids.add(mid)
+            else:
                 self._inflight -= 1
                 self._cond.notify_all()
 
