@@ -174,6 +174,9 @@ class MqttConfig(Section):
     reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect delay, doubling")
     reconnect_max_s: float = Field(30, gt=0)
     inflight_window: int = Field(32, ge=1, description="unacknowledged publishes at once")
+    status_interval_s: float = Field(
+        30, ge=0, description="re-publish the retained status this often; 0 = only on changes"
+    )
 
 
 class CameraConfig(Section):
