@@ -54,7 +54,7 @@ _BUSY_MS: Final = 30_000
 # (the periodic purge) instead of stalling the erasing request.
 _CHECKPOINT_WAIT_MS: Final = 200
 _CHECKPOINT_TRIES: Final = 3
-_WAL_SIZE_LIMIT: Final = 8 << 20  # a reset WAL is cut back to this many bytes
+_WAL_SIZE_LIMIT: Final = 1 << 20  # a reset WAL is cut back to this many bytes
 _AUTO_VACUUM_INCREMENTAL: Final = 2
 
 
@@ -285,7 +285,7 @@ class EntityStore:
             w.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         return False
 
-    def _reclaim(self, *, scrub: bool) -> None:
+    def _reclaim(self, *, scrub: bool, truncate_wal: bool = False) -> None:
         """After a write: give free pages back; after an erase also empty the WAL.
 
         The caller holds `_write_lock` (or is the constructor). A checkpoint that readers of
@@ -293,10 +293,15 @@ class EntityStore:
         """
         w = self._writer
         if int(w.execute("PRAGMA freelist_count").fetchone()[0]):
-            w.execute("PRAGMA incremental_vacuum").fetchall()  # each row is a freed page
-        if not (scrub or self._scrub_pending):
+            # executescript steps the pragma to the end; execute() would free one page.
+            w.executescript("PRAGMA incremental_vacuum")
+        must = scrub or self._scrub_pending
+        if not (must or truncate_wal):
             return
-        self._scrub_pending = not self._checkpoint()
+        done = self._checkpoint()
+        if not must:
+            return
+        self._scrub_pending = not done
         if self._scrub_pending:
             log.warning(
                 "erased rows of %s are still in its WAL: a reader holds an old snapshot; "
@@ -730,7 +735,7 @@ class EntityStore:
         """Physically delete expired rows (each with an 'expire' change); returns how many.
 
         Works in batches so that a large purge never holds the write lock for long. Also
-        retries an erase checkpoint that readers blocked earlier (see `erase_pending`).
+        empties the WAL, retrying an erase checkpoint that readers blocked (`erase_pending`).
         """
         total = 0
         while True:
@@ -756,8 +761,8 @@ class EntityStore:
                         self._prune_log(conn, now)
                 for uuid, *_ in rows:
                     self._index.remove(uuid)
-                if rows or self._scrub_pending:
-                    self._reclaim(scrub=bool(rows))
+                # The periodic purge also leaves the WAL empty at rest (file size, privacy).
+                self._reclaim(scrub=bool(rows), truncate_wal=len(rows) < _PURGE_BATCH)
             self._notify(changes)
             total += len(rows)
             if len(rows) < _PURGE_BATCH:
