@@ -267,12 +267,14 @@ class EntityStore:
         w.execute(f"PRAGMA auto_vacuum={_AUTO_VACUUM_INCREMENTAL}")
         w.execute("VACUUM")
 
-    def _checkpoint(self) -> bool:
+    def _checkpoint(self, tries: int) -> bool:
         """Copy the WAL into the file and truncate it; False if a reader kept it busy."""
         w = self._writer
         w.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
         try:
-            for _ in range(_CHECKPOINT_TRIES):
+            for attempt in range(tries):
+                if attempt:
+                    time.sleep(_CHECKPOINT_WAIT_MS / 1000)
                 try:
                     busy = int(w.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
                 except sqlite3.OperationalError as e:  # locked by another process' writer
@@ -280,7 +282,6 @@ class EntityStore:
                     busy = 1
                 if not busy:
                     return True
-                time.sleep(_CHECKPOINT_WAIT_MS / 1000)
         finally:
             w.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         return False
@@ -298,7 +299,7 @@ class EntityStore:
         must = scrub or self._scrub_pending
         if not (must or truncate_wal):
             return
-        done = self._checkpoint()
+        done = self._checkpoint(_CHECKPOINT_TRIES if must else 1)
         if not must:
             return
         self._scrub_pending = not done
