@@ -150,6 +150,12 @@ class ModelNamesConfig(Section):
 class StoreConfig(Section):
     path: Path | None = Field(None, description="SQLite file; default <data_dir>/edge.sqlite3")
     purge_interval_s: float = Field(60, gt=0)
+    change_log_keep_s: float = Field(
+        300, ge=0, description="without sync: drop change-log rows older than this at a write"
+    )
+    change_log_keep_rows: int = Field(
+        10000, ge=0, description="without sync: keep at most this many change-log rows"
+    )
 
 
 class MqttConfig(Section):

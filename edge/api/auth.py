@@ -68,7 +68,7 @@ def _read_or_create_key(path: Path) -> tuple[str, bool]:
             return key, False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the data dir: face data
     key = secrets.token_urlsafe(32)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
