@@ -49,12 +49,16 @@ log = logging.getLogger("edge.api")
 PARSER_SLACK = 4
 
 
-def parser_limits(settings: Settings) -> dict[str, int]:
+def parser_limits(settings: Settings) -> dict[str, Any]:
+    """aiohttp connection-handler arguments. `auto_decompress` is off: a compressed body is
+    refused with 415 by the middleware, never inflated."""
     s = settings.server
     return {
         "max_line_size": s.max_uri_bytes * PARSER_SLACK,
         "max_field_size": s.max_header_bytes * PARSER_SLACK,
         "max_headers": 1024,
+        "auto_decompress": False,
+        "keepalive_timeout": s.keepalive_s,
     }
 
 
