@@ -294,10 +294,39 @@ class EdgeRunner(web.AppRunner):
 RUNNER_SHUTDOWN_TIMEOUT = 2.0
 
 
+#: file descriptors left to the process itself (models, SQLite, logs, MQTT, cameras)
+FD_RESERVE = 64
+
+
+def connection_cap(configured: int) -> int:
+    """`server.max_connections`, lowered to fit the process's open-file limit.
+
+    Past that limit accept() fails with EMFILE and the server answers nobody, the kiosk
+    included, so the cap must trip first.
+    """
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # not POSIX: trust the setting
+        return configured
+    if soft == resource.RLIM_INFINITY or soft - FD_RESERVE >= configured:
+        return configured
+    cap = max(2, soft - FD_RESERVE)
+    log.warning(
+        "server.max_connections %d lowered to %d: the open-file limit is %d (raise it with"
+        " LimitNOFILE= in the systemd unit, or ulimit -n)",
+        configured,
+        cap,
+        soft,
+    )
+    return cap
+
+
 def make_runner(app: web.Application, settings: Settings) -> EdgeRunner:
     limits = ConnectionLimits(
         header_timeout_s=settings.server.header_timeout_s,
-        max_connections=settings.server.max_connections,
+        max_connections=connection_cap(settings.server.max_connections),
     )
     return EdgeRunner(
         app, limits=limits, shutdown_timeout=RUNNER_SHUTDOWN_TIMEOUT, handle_signals=False
