@@ -294,8 +294,12 @@ class EdgeRunner(web.AppRunner):
 RUNNER_SHUTDOWN_TIMEOUT = 2.0
 
 
-#: file descriptors left to the process itself (models, SQLite, logs, MQTT, cameras)
-FD_RESERVE = 64
+#: the listen backlog: asyncio accepts up to this many queued connections in one go,
+#: before any of them (or a connection dropped for them) is seen by the cap
+ACCEPT_BACKLOG = 64
+#: file descriptors kept out of the cap: the process's own (models, SQLite, logs, MQTT,
+#: cameras; about 15 when idle) plus one accept burst
+FD_RESERVE = 64 + ACCEPT_BACKLOG
 
 
 def connection_cap(configured: int) -> int:
@@ -401,7 +405,7 @@ async def serve(
     app.cleanup_ctx.append(_services_ctx(settings, config_path))
     runner = make_runner(app, settings)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, backlog=ACCEPT_BACKLOG)
     await site.start()
     for addr in runner.addresses:
         log.info("listening on http://%s:%s", *addr[:2])
