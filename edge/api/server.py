@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
+from aiohttp.http_exceptions import LineTooLong
+
+try:
+    from aiohttp.http_exceptions import BadHttpMethod
+except ImportError:  # aiohttp < 3.10 reports an unknown method as a bad status line
+    from aiohttp.http_exceptions import BadStatusLine as BadHttpMethod  # type: ignore[assignment]
 from aiohttp.web_protocol import RequestHandler
 
 from edge.api.app import create_app
