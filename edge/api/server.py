@@ -36,9 +36,16 @@ from edge.api.schemas import excerpt
 from edge.api.state import LIVENESS, PIPELINE, READY, STORE
 from edge.config import Settings
 from edge.errors import EdgeError
+from edge.metrics import REGISTRY
 from edge.sdnotify import notify, watchdog_interval
 
 log = logging.getLogger("edge.server")
+
+DROPPED = REGISTRY.counter(
+    "edge_http_connections_dropped_total",
+    "connections the server closed before a request: header_timeout, evicted (at the"
+    " connection cap) or refused (cap reached, every connection busy)",
+)
 
 
 # The connection layer: JSON for protocol errors, read timeouts, a connection cap ----------
@@ -118,6 +125,7 @@ class _EdgeHandler(RequestHandler):
         if not self.waiting_for_headers():
             return  # a request is being handled; its body has its own timeout
         limit = self._edge.limits.header_timeout_s
+        DROPPED.inc(reason="header_timeout")
         self.drop(
             EdgeError(
                 408,
@@ -239,6 +247,7 @@ class _EdgeServer(web.Server):
         idle = [h for h in self.open if h is not handler and h.waiting_for_headers()]
         if idle:
             victim = min(idle, key=lambda h: h.last_request_at)
+            DROPPED.inc(reason="evicted")
             victim.drop(
                 EdgeError(
                     408, "request headers too slow while the server is at its connection limit"
@@ -247,6 +256,7 @@ class _EdgeServer(web.Server):
             self.forget(victim)
             return
         self.forget(handler)
+        DROPPED.inc(reason="refused")
         handler.drop(
             EdgeError(
                 503,

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import resource
 import select
 import socket
@@ -112,6 +113,54 @@ def test_a_body_that_does_not_arrive_gets_408_and_nothing_is_written(
     still_serving(quick)
 
 
+# The connection cap ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[FacesServer]:
+    """At most 2 connections, long timeouts: only the cap decides below."""
+    with face_server(
+        tmp_path_factory.mktemp("cap"),
+        model_dir,
+        max_connections=2,
+        header_timeout_s=300,
+        body_timeout_s=300,
+    ) as srv:
+        yield srv
+
+
+def test_at_the_cap_the_idlest_request_head_makes_room(capped: FacesServer) -> None:
+    with connect(capped.port) as oldest, connect(capped.port) as younger:
+        oldest.sendall(b"GET /api/v1/mod")
+        time.sleep(0.3)  # so "oldest" is the older of the two
+        younger.sendall(b"GET /api/v1/mod")
+        time.sleep(0.3)
+        still_serving(capped)  # the third connection is served...
+        assert_contract(parse_response(read_all(oldest)), 408, 408)  # ...at its cost
+        younger.sendall(b"els HTTP/1.1\r\nHost: x\r\napi-key: " + KEY_A.encode() + b"\r\n\r\n")
+        assert read_response(younger).status == 200  # the younger one was left alone
+
+
+def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503(capped: FacesServer) -> None:
+    """Requests in progress (here: uploading a body) are never cut for a newcomer."""
+    busy = [connect(capped.port) for _ in range(2)]
+    try:
+        for s in busy:
+            s.sendall(request_bytes("POST", FACES, b"{" + b" " * 99)[:-90])
+        time.sleep(0.3)
+        with connect(capped.port) as extra:
+            body = assert_contract(parse_response(read_all(extra)), 503, 503)
+        assert "retry" in body["message"]
+    finally:
+        for s in busy:
+            s.close()
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:  # the server notices the closed uploads
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if capped.call("GET", MODELS, timeout=5).status == 200:
+                break
+        time.sleep(0.2)
+    still_serving(capped)
+
+
 # Slow-loris at scale, against a real `edge-face serve` with a small open-file limit ---------------
 FD_LIMIT = 256
 SLOW_CLIENTS = 300  # more than the process could hold open at once
@@ -198,6 +247,9 @@ def test_hundreds_of_slow_loris_clients_do_not_stop_a_search(
         assert answer["count"] == 0  # nothing enrolled: an answer, not an error
         # The search was answered while the slow clients were still connected on our side.
         assert all(s.fileno() >= 0 for s in slow)
+        conn.request("GET", "/metrics")
+        metrics = conn.getresponse().read().decode()
+        assert re.search(r'dropped_total\{reason="evicted"\} [1-9]', metrics), metrics[-2000:]
     finally:
         for s in slow:
             s.close()
