@@ -61,9 +61,7 @@ def nested(depth: int, opener: str) -> bytes:
 # 1. deep JSON ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("depth", [100, 1000, 50_000])
 @pytest.mark.parametrize("opener", ["[", '{"a":'])
-def test_deeply_nested_json_is_111(
-    srv: FacesServer, entity: str, depth: int, opener: str
-) -> None:
+def test_deeply_nested_json_is_111(srv: FacesServer, entity: str, depth: int, opener: str) -> None:
     count = srv.count()
     for method, path in body_routes(entity):
         for body in (

@@ -4,6 +4,7 @@ error naming a field, never another exception (api.md §1)."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 from hostile_helpers import RawResp, assert_contract, exchange, request_bytes
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.api import schemas
+from edge.api.middleware import MAX_MESSAGE, safe_message
 from edge.config import Settings, load_settings
 from edge.errors import EdgeError
 
@@ -233,3 +235,21 @@ def test_a_lone_surrogate_is_112_naming_its_field(
         assert e.message.startswith(where[1] + " "), e.message
         return
     raise AssertionError(f"{where[1]}={text!r} was accepted")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.characters(blacklist_categories=()), max_size=400))
+def test_echoes_are_short_and_free_of_control_characters(text: str) -> None:
+    """What a message quotes of client text: bounded, no raw control/format/surrogate
+    characters (they come out as escapes), and a short clean text unchanged."""
+    out = schemas.excerpt(text)
+    assert len(out) <= schemas.ECHO_CHARS * 10 + 1
+    bad = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+    assert not [c for c in out if unicodedata.category(c) in bad], out
+    clean = not [c for c in text if unicodedata.category(c) in bad]
+    if clean and len(text) <= schemas.ECHO_CHARS:
+        assert out == text
+    msg = safe_message("x " + text * 3)
+    assert len(msg) <= MAX_MESSAGE
+    assert not [c for c in msg if unicodedata.category(c) in {"Cc", "Cs", "Zl", "Zp"}], msg
+    msg.encode("utf-8")  # always encodable in the JSON answer
