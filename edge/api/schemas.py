@@ -1,10 +1,18 @@
-"""Request parsing with the contract's exact error codes, and the response wire shapes.
+"""Request bodies: one pydantic model per request both parses it and documents it.
 
-pydantic's own error types do not map 1:1 onto the AnySee codes (110 missing, 111 wrong
-JSON type, 112 bad value, 113 unknown model, 116 duplicate), and the messages must name the
-field the way a client wrote it (`metadata[2].value`), so parsing is done by hand here. The
-pydantic models at the bottom describe the wire shapes; the OpenAPI document is generated
-from them and the tests validate real responses against them, so the two cannot drift.
+The models are validated in strict mode (JSON types as sent: `"5"` is not an integer, `true`
+is not a number), fields in declaration order, and the FIRST error wins: declaration order
+is the contract's precedence. What pydantic reports is turned into the contract's code by
+one table, `ERROR_CODES` (110 missing, 111 wrong JSON type), and every rule pydantic has no
+type for (ttl -1 or >= 1, reserved metadata names, 113 unknown model, 116 duplicates ...) is
+a `Rule` annotation that checks the value, names its code and words, and adds its constraint
+to the JSON schema: written once, so the OpenAPI document and the parser cannot drift (a
+property test generates bodies from the document to prove it). Messages name the field the
+way the client wrote it (`metadata[2].value`) and quote client text only as an `excerpt`.
+
+[decision] a JSON null counts as absent (a required field → 110, an optional one → its
+default); unknown fields are ignored (cloud clients send extra fields). `image.area` is
+checked later, against the decoded image (`edge.imaging.area`).
 """
 
 from __future__ import annotations
@@ -13,10 +21,25 @@ import math
 import re
 import unicodedata
 import uuid as uuid_mod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, PydanticKnownError
+from pydantic_core import core_schema as cs
 
 from edge.config import Settings
 from edge.errors import EdgeError
@@ -71,16 +94,6 @@ def has_surrogate(text: str) -> bool:
     return _SURROGATE_RE.search(text) is not None
 
 
-# Small typed readers -------------------------------------------------------------------------
-_JSON_TYPE = {
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    dict: "an object",
-    list: "an array",
-}
-
-
 def missing(name: str) -> EdgeError:
     return EdgeError(110, f"{name} is required")
 
@@ -93,60 +106,482 @@ def bad_value(name: str, why: str) -> EdgeError:
     return EdgeError(112, f"{name} {why}")
 
 
+UNICODE_WHY = "must be valid Unicode text (it holds a lone UTF-16 surrogate); send UTF-8"
+
+
 def check_text(v: str, name: str) -> str:
     """112 when `v` holds a lone surrogate (a bad value, like any other unusable string)."""
     if has_surrogate(v):
-        raise bad_value(
-            name, "must be valid Unicode text (it holds a lone UTF-16 surrogate); send UTF-8"
-        )
+        raise bad_value(name, UNICODE_WHY)
     return v
 
 
-def is_int(v: object) -> bool:
-    """A JSON integer (bool is a subclass of int in Python, but not in JSON)."""
-    return isinstance(v, int) and not isinstance(v, bool)
+# From pydantic's errors to the contract -----------------------------------------------------
+#: pydantic error type -> (contract code, what the message says after the field name).
+#: `Rule` failures carry their own code in their type (`edge_112`) and their own words.
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "missing": (110, "is required"),
+    "string_type": (111, "must be a string"),
+    "int_type": (111, "must be an integer"),
+    "float_type": (111, "must be a number"),
+    "bool_type": (111, "must be a boolean"),
+    "dict_type": (111, "must be an object"),
+    "model_type": (111, "must be an object"),
+    "list_type": (111, "must be an array"),
+}
+_RULE_TYPE = "edge_{code}"
 
 
-def is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def field_name(loc: tuple[int | str, ...]) -> str:
+    """A pydantic location as the client wrote the field: `("metadata", 2, "value")` →
+    `metadata[2].value`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
 
 
-def require_object(body: object, name: str = "body") -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise wrong_type(name, "a JSON object")
-    return body
+def contract_error(error: ErrorDetails) -> EdgeError:
+    """The contract error of one pydantic error (a model-level rule names no field)."""
+    kind = error["type"]
+    if kind.startswith("edge_"):
+        code, why = int(kind.removeprefix("edge_")), error["msg"]
+    else:
+        # an unmapped type would be a gap in this table: 112 keeps it a client error
+        code, why = ERROR_CODES.get(kind, (112, f"is not valid ({kind})"))
+    name = field_name(tuple(error["loc"]))
+    return EdgeError(code, f"{name} {why}" if name else why)
 
 
-def _get(obj: dict[str, Any], key: str, name: str, kind: type, *, required: bool) -> Any:
-    """The value of `key` checked against a JSON type; None when absent (or null) and optional.
+class RuleError(PydanticCustomError):
+    """A contract rule failed: `code` and `why` travel in pydantic's error list."""
 
-    [decision] a JSON null counts as absent: required → 110, optional → the default.
-    """
-    v = obj.get(key)
-    if v is None:
-        if required:
-            raise missing(name)
-        return None
-    ok = (
-        is_int(v)
-        if kind is int
-        else isinstance(v, kind) and not (kind is not bool and isinstance(v, bool))
+    def __new__(cls, code: int, why: str) -> RuleError:
+        return super().__new__(cls, _RULE_TYPE.format(code=code), "{why}", {"why": why})
+
+
+def rule_failure(loc: tuple[int | str, ...], code: int, why: str, value: object) -> ValidationError:
+    """A rule failure at a location inside the value being validated (a list item's field):
+    pydantic prefixes the location of the value itself."""
+    return ValidationError.from_exception_data(
+        "rule", [{"type": RuleError(code, why), "loc": loc, "input": value}]
     )
-    if not ok:
-        raise wrong_type(name, _JSON_TYPE[kind])
-    return v
 
 
-def _text(obj: dict[str, Any], key: str, prefix: str = "") -> str | None:
-    """`collection` / `key`: a string of at most 256 characters ("" = none)."""
-    name = prefix + key
-    v = _get(obj, key, name, str, required=False)
-    if v is not None and len(v) > MAX_TEXT:
-        raise bad_value(name, f"must be at most {MAX_TEXT} characters")
-    return None if v is None else check_text(v, name)
+@dataclass(frozen=True, eq=False)  # hashed by identity: `typing` hashes annotations
+class Rule:
+    """One contract rule of a field: the check, the code and words of a failure, and the
+    JSON-schema keywords that document it. `raw` checks the value as sent, before its type
+    and items (so a too-long list is refused before its items are looked at)."""
+
+    ok: Callable[[Any], bool]
+    why: str | Callable[[Any], str]
+    code: int = 112
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    raw: bool = False
+
+    def check(self, value: Any) -> Any:
+        if not self.ok(value):
+            why = self.why if isinstance(self.why, str) else self.why(value)
+            raise RuleError(self.code, why)
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        inner = handler(source)
+        if self.raw:
+            return cs.no_info_before_validator_function(self.check, inner)
+        return cs.no_info_after_validator_function(self.check, inner)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        out.update(self.schema)
+        return out
 
 
-# Model names ---------------------------------------------------------------------------------
+def one_of(values: tuple[str, ...]) -> Rule:
+    return Rule(
+        lambda v: v in values, f"must be one of {', '.join(values)}", 112, {"enum": list(values)}
+    )
+
+
+@dataclass(frozen=True)
+class JsonString:
+    """A JSON string exactly as sent. pydantic's own `str` refuses a lone surrogate with a
+    type error, but the contract calls it a bad value (112), an unknown model (113) or image
+    data that does not decode (214), depending on the field: the rules decide."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return cs.no_info_plain_validator_function(_string)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string"}
+
+
+def _string(v: object) -> str:
+    if isinstance(v, str):
+        return v
+    raise PydanticKnownError("string_type")
+
+
+@dataclass(frozen=True)
+class CheckedLater:
+    """An object whose fields are checked later, against the decoded image (`image.area`):
+    parsed as a JSON object here, documented as `model`."""
+
+    model: type[BaseModel]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return cs.dict_schema(cs.str_schema(), cs.any_schema())
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(self.model.__pydantic_core_schema__)
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What validation needs beyond the body: the served model names, images needed."""
+
+    settings: Settings
+    images_needed: int = 1
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """113 unless the name (or an enabled alias) names the served model of `entity`."""
+
+    entity: Literal["faces", "liveness"]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return cs.with_info_after_validator_function(self.check, handler(source))
+
+    def check(self, name: str, info: ValidationInfo) -> str:
+        ctx = info.context
+        if isinstance(ctx, ParseContext) and name not in model_names(ctx.settings, self.entity):
+            valid = ", ".join(model_names(ctx.settings, self.entity))
+            raise RuleError(
+                113, f"'{excerpt(name)}' is not a known {self.entity} model; use {valid}"
+            )
+        return name
+
+
+# Field types ---------------------------------------------------------------------------------
+Str = Annotated[str, JsonString()]
+Text = Annotated[
+    Str,
+    Rule(
+        lambda v: len(v) <= MAX_TEXT,
+        f"must be at most {MAX_TEXT} characters",
+        112,
+        {"maxLength": MAX_TEXT},
+    ),
+    Rule(lambda v: not has_surrogate(v), UNICODE_WHY),
+]
+FaceModel = Annotated[Str, KnownModel("faces")]
+LivenessModel = Annotated[Str, KnownModel("liveness")]
+ImageData = Annotated[
+    Str, Rule(lambda v: bool(v.strip()), "must not be empty", 110, {"pattern": r"\S"})
+]
+Count = Annotated[
+    int,
+    Rule(
+        lambda v: 1 <= v <= MAX_ENTITIES_MAX,
+        f"must be between 1 and {MAX_ENTITIES_MAX}",
+        112,
+        {"minimum": 1, "maximum": MAX_ENTITIES_MAX},
+    ),
+]
+Ttl = Annotated[
+    int,
+    Rule(
+        lambda v: v == -1 or v >= 1,
+        "must be -1 (never expires) or >= 1",
+        112,
+        {"minimum": -1, "not": {"const": 0}},
+    ),
+    Rule(lambda v: v <= TTL_MAX, f"must be <= {TTL_MAX}", 112, {"maximum": TTL_MAX}),
+]
+Score = Annotated[
+    float,
+    Rule(
+        lambda v: math.isfinite(v) and 0.0 <= v <= 1.0,
+        "must be between 0 and 1",
+        112,
+        {"minimum": 0, "maximum": 1},
+    ),
+]
+
+
+def _not_reserved(v: str) -> bool:
+    return v not in RESERVED_METADATA
+
+
+MetadataName = Annotated[
+    Str,
+    Rule(lambda v: v != "", "must not be empty", 112, {"minLength": 1}),
+    Rule(lambda v: not has_surrogate(v), UNICODE_WHY),
+    Rule(
+        _not_reserved,
+        lambda v: f"{v!r} is reserved",
+        112,
+        {"not": {"enum": sorted(RESERVED_METADATA)}},
+    ),
+]
+
+
+@dataclass(frozen=True)
+class JsonScalar:
+    """A metadata value: any JSON scalar here; it must match its item's `type` (a mismatch
+    is a bad value, 112, not a bad type), which `MetadataItem` checks."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return cs.any_schema()
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        kinds = ("string", "integer", "boolean", "number")
+        return {"anyOf": [{"type": k} for k in kinds]}
+
+
+def typed_value(v: object, typ: str) -> str | int | bool | float:
+    """The value as its declared type stores it; RuleError(112) when it does not fit."""
+    if typ == "string":
+        if not isinstance(v, str):
+            raise RuleError(112, "must be a string")
+        if has_surrogate(v):
+            raise RuleError(112, UNICODE_WHY)
+        return v
+    if typ == "boolean":
+        if not isinstance(v, bool):
+            raise RuleError(112, "must be a boolean")
+        return v
+    if typ == "integer":
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise RuleError(112, "must be an integer")
+        if not INT32_MIN <= v <= INT32_MAX:
+            raise RuleError(112, "must fit in a 32-bit signed integer")
+        return v
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise RuleError(112, "must be a float")
+    f = float(v)
+    if not math.isfinite(f) or abs(f) > FLOAT32_MAX:
+        raise RuleError(112, "must be a finite 32-bit float")
+    return f
+
+
+def _unique_names(items: object, handler: cs.ValidatorFunctionWrapHandler) -> Any:
+    """116 at the first repeated name, but only once every earlier item and the repeating
+    item itself are valid: their own errors come first."""
+    if isinstance(items, list):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                handler(items[: i + 1])
+                raise rule_failure((i, "name"), 116, f"'{excerpt(name)}' is duplicated", name)
+            seen.add(name)
+    return handler(items)
+
+
+@dataclass(frozen=True)
+class UniqueNames:
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return cs.no_info_wrap_validator_function(_unique_names, handler(source))
+
+
+# Request bodies ------------------------------------------------------------------------------
+class Request(BaseModel):
+    """Base of every request body: strict JSON types, unknown fields ignored, null = absent."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+class AreaIn(BaseModel):
+    """`image.area`: checked against the decoded image by `edge.imaging.area`."""
+
+    top: int
+    left: int
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+
+class ReturnDetailsIn(Request):
+    position: bool = False
+    angle: bool = False
+    landmarks: bool = False
+    quality: bool = False
+    attributes: bool = False
+
+
+class ImageIn(Request):
+    data: ImageData
+    area: Annotated[dict[str, Any], CheckedLater(AreaIn)] | None = None
+    autoRotate: bool = False
+    returnDetails: ReturnDetailsIn | None = None
+
+
+class MetadataItem(Request):
+    name: MetadataName
+    type: Annotated[Str, one_of(METADATA_TYPES)]
+    value: Annotated[Any, JsonScalar()]
+
+    @field_validator("value")
+    @classmethod
+    def _matches_type(cls, v: object, info: ValidationInfo) -> object:
+        typ = info.data.get("type")
+        return v if typ is None else typed_value(v, typ)  # no type: its own error came first
+
+
+Metadata = Annotated[
+    list[MetadataItem],
+    UniqueNames(),
+    Rule(
+        lambda v: not isinstance(v, list) or len(v) <= MAX_METADATA,
+        lambda v: f"must hold at most {MAX_METADATA} items (got {len(v)})",
+        112,
+        {"maxItems": MAX_METADATA},
+        raw=True,
+    ),
+]
+
+
+class CreateFaceIn(Request):
+    model: FaceModel
+    image: ImageIn
+    collection: Text = ""
+    key: Text = ""
+    metadata: Metadata = Field(default_factory=list)
+    ttl: Ttl = -1
+
+
+class PatchFaceIn(Request):
+    model: FaceModel | None = None
+    image: ImageIn | None = None
+    collection: Text | None = None
+    key: Text | None = None
+    metadata: Metadata | None = None
+    ttl: Ttl | None = None
+
+    @model_validator(mode="after")
+    def _updates_something(self) -> PatchFaceIn:
+        if self.model_fields_set <= {"model"}:
+            raise RuleError(
+                110, "at least one of collection, key, metadata, ttl, image is required"
+            )
+        return self
+
+
+class SearchIn(Request):
+    model: FaceModel
+    image: ImageIn
+    collection: Text = ""
+    key: Text = ""
+    maxEntities: Count = MAX_ENTITIES_DEFAULT
+    maxFaces: Count | None = None
+    threshold: Score = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _max_entities_wins(cls, data: Any) -> Any:
+        """[decision] with both given, `maxFaces` (the older name) is ignored, unread."""
+        if isinstance(data, dict) and data.get("maxEntities") is not None:
+            return {k: v for k, v in data.items() if k != "maxFaces"}
+        return data
+
+
+class ModelImageIn(Request):
+    model: FaceModel
+    image: ImageIn
+
+
+class CompareIn(Request):
+    model: FaceModel
+    imageOne: ImageIn
+    imageTwo: ImageIn
+
+
+class LivenessImageIn(Request):
+    index: Annotated[int, Rule(lambda v: v >= 0, "must be >= 0", 112, {"minimum": 0})]
+    type: Annotated[Str, one_of(LIVENESS_IMAGE_TYPES)]
+    data: ImageData
+    autoRotate: bool = False
+
+
+def _indices_count_up(images: list[LivenessImageIn]) -> list[LivenessImageIn]:
+    """Indices are 0, 1, 2 … with no repeat (116) and no gap (112), in any array order."""
+    seen: dict[int, int] = {}
+    for pos, img in enumerate(images):
+        if img.index in seen:
+            why = f"{img.index} repeats images[{seen[img.index]}].index"
+            raise rule_failure((pos, "index"), 116, why, img.index)
+        seen[img.index] = pos
+    for expected, index in enumerate(sorted(seen)):
+        if index != expected:
+            why = f"must count up from 0 by 1 (index {expected} is missing)"
+            raise rule_failure((seen[index], "index"), 112, why, index)
+    return images
+
+
+class LivenessIn(Request):
+    model: LivenessModel
+    images: Annotated[list[LivenessImageIn], AfterValidator(_indices_count_up)] = Field(
+        json_schema_extra={"minItems": 1}
+    )
+
+    @model_validator(mode="after")
+    def _enough_images(self, info: ValidationInfo) -> LivenessIn:
+        """219 (not a schema violation): the served model needs this many images."""
+        needed = info.context.images_needed if isinstance(info.context, ParseContext) else 1
+        if len(self.images) < needed:
+            why = f"images holds {len(self.images)} image(s); model {self.model} needs {needed}"
+            raise RuleError(219, why)
+        return self
+
+
+# Parsing: the typed requests the handlers use --------------------------------------------------
+R = TypeVar("R", bound=Request)
+
+
+def validate(model: type[R], body: object, context: ParseContext) -> R:
+    """`body` as `model`, or the contract error of its first problem (declaration order)."""
+    if not isinstance(body, dict):
+        raise wrong_type("body", "a JSON object")
+    try:
+        return model.model_validate(body, context=context)
+    except ValidationError as e:
+        raise contract_error(e.errors(include_url=False)[0]) from None
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A model as the request named it (echoed back) and the local model it resolves to."""
@@ -179,14 +614,6 @@ def resolve_model(
     return ModelRef(given=name, canonical=canonical)
 
 
-def parse_model(
-    body: dict[str, Any], settings: Settings, entity: Literal["faces", "liveness"] = "faces"
-) -> ModelRef:
-    name = _get(body, "model", "model", str, required=True)
-    return resolve_model(name, settings, entity)
-
-
-# Image ---------------------------------------------------------------------------------------
 @dataclass
 class ImageRequest:
     """A validated `image` object; `data` is still base64 (decoded later, off the loop)."""
@@ -198,167 +625,21 @@ class ImageRequest:
     flags: DetailFlags = field(default_factory=DetailFlags)
 
 
-def _data(obj: dict[str, Any], name: str) -> str:
-    """`data`: a non-blank string (missing, null or blank → 110)."""
-    v = _get(obj, "data", name, str, required=True)
-    if not v.strip():
-        raise EdgeError(110, f"{name} must not be empty")
-    return v
+def image_request(image: ImageIn, name: str) -> ImageRequest:
+    details = image.returnDetails or ReturnDetailsIn()
+    return ImageRequest(
+        field=name,
+        data=image.data,
+        area=image.area,
+        auto_rotate=image.autoRotate,
+        flags=DetailFlags(**details.model_dump()),
+    )
 
 
-def parse_return_details(obj: dict[str, Any], prefix: str) -> DetailFlags:
-    rd = _get(obj, "returnDetails", prefix + "returnDetails", dict, required=False)
-    if rd is None:
-        return DetailFlags()
-    vals = {}
-    for block in DETAIL_BLOCKS:
-        v = _get(rd, block, f"{prefix}returnDetails.{block}", bool, required=False)
-        vals[block] = bool(v)
-    return DetailFlags(**vals)
+def _metadata(items: list[MetadataItem]) -> list[dict[str, Any]]:
+    return [{"name": m.name, "type": m.type, "value": m.value} for m in items]
 
 
-def parse_image(
-    body: dict[str, Any], key: str = "image", *, required: bool = True
-) -> ImageRequest | None:
-    obj = _get(body, key, key, dict, required=required)
-    if obj is None:
-        return None
-    data = _data(obj, f"{key}.data")
-    area = _get(obj, "area", f"{key}.area", dict, required=False)
-    auto = _get(obj, "autoRotate", f"{key}.autoRotate", bool, required=False)
-    flags = parse_return_details(obj, f"{key}.")
-    return ImageRequest(field=key, data=data, area=area, auto_rotate=bool(auto), flags=flags)
-
-
-# Metadata ------------------------------------------------------------------------------------
-def parse_metadata(body: dict[str, Any]) -> list[dict[str, Any]] | None:
-    items = _get(body, "metadata", "metadata", list, required=False)
-    if items is None:
-        return None
-    if len(items) > MAX_METADATA:
-        raise bad_value("metadata", f"must hold at most {MAX_METADATA} items (got {len(items)})")
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        p = f"metadata[{i}]"
-        if not isinstance(item, dict):
-            raise wrong_type(p, "an object")
-        name = _get(item, "name", f"{p}.name", str, required=True)
-        if not name:
-            raise bad_value(f"{p}.name", "must not be empty")
-        check_text(name, f"{p}.name")
-        if name in RESERVED_METADATA:
-            raise bad_value(f"{p}.name", f"{name!r} is reserved")
-        typ = _get(item, "type", f"{p}.type", str, required=True)
-        if typ not in METADATA_TYPES:
-            raise bad_value(f"{p}.type", f"must be one of {', '.join(METADATA_TYPES)}")
-        if "value" not in item or item["value"] is None:
-            raise missing(f"{p}.value")
-        value = _metadata_value(item["value"], typ, f"{p}.value")
-        if name in seen:
-            raise EdgeError(116, f"{p}.name '{excerpt(name)}' is duplicated")
-        seen.add(name)
-        out.append({"name": name, "type": typ, "value": value})
-    return out
-
-
-def _metadata_value(v: object, typ: str, name: str) -> str | int | bool | float:
-    """A value must match its declared type; a mismatch is a bad value (112), not a bad type."""
-    if typ == "string":
-        if not isinstance(v, str):
-            raise bad_value(name, "must be a string")
-        return check_text(v, name)
-    if typ == "boolean":
-        if not isinstance(v, bool):
-            raise bad_value(name, "must be a boolean")
-        return v
-    if typ == "integer":
-        if not is_int(v):
-            raise bad_value(name, "must be an integer")
-        if not INT32_MIN <= v <= INT32_MAX:  # type: ignore[operator]
-            raise bad_value(name, "must fit in a 32-bit signed integer")
-        return int(v)  # type: ignore[call-overload]
-    if not is_number(v):
-        raise bad_value(name, "must be a float")
-    f = float(v)  # type: ignore[arg-type]
-    if not math.isfinite(f) or abs(f) > FLOAT32_MAX:
-        raise bad_value(name, "must be a finite 32-bit float")
-    return f
-
-
-# Simple scalars ------------------------------------------------------------------------------
-def parse_ttl(body: dict[str, Any]) -> int | None:
-    v = _get(body, "ttl", "ttl", int, required=False)
-    if v is None:
-        return None
-    if v != -1 and v < 1:
-        raise bad_value("ttl", "must be -1 (never expires) or >= 1")
-    if v > TTL_MAX:
-        raise bad_value("ttl", f"must be <= {TTL_MAX}")
-    return v
-
-
-def parse_max_entities(body: dict[str, Any]) -> int:
-    key = "maxEntities" if body.get("maxEntities") is not None else "maxFaces"
-    v = _get(body, key, key, int, required=False)
-    if v is None:
-        return MAX_ENTITIES_DEFAULT
-    if not 1 <= v <= MAX_ENTITIES_MAX:
-        raise bad_value(key, f"must be between 1 and {MAX_ENTITIES_MAX}")
-    return v
-
-
-def parse_threshold(body: dict[str, Any]) -> float:
-    v = body.get("threshold")
-    if v is None:
-        return 0.0
-    if not is_number(v):
-        raise wrong_type("threshold", "a number")
-    f = float(v)
-    if not math.isfinite(f) or not 0.0 <= f <= 1.0:
-        raise bad_value("threshold", "must be between 0 and 1")
-    return f
-
-
-# Query parameters and path ids ---------------------------------------------------------------
-def parse_uuid(text: str) -> str | None:
-    """The canonical lower-case form, or None when `text` is not a uuid."""
-    if not _UUID_RE.fullmatch(text):
-        return None
-    return str(uuid_mod.UUID(text))
-
-
-def parse_limit(query: dict[str, str] | Any) -> int:
-    raw = query.get("limit")
-    if raw is None:
-        return LIMIT_DEFAULT
-    if not _DIGITS_RE.fullmatch(raw):
-        raise bad_value("limit", f"must be an integer between 1 and {LIMIT_MAX}")
-    v = int(raw)
-    if not 1 <= v <= LIMIT_MAX:
-        raise bad_value("limit", f"must be between 1 and {LIMIT_MAX}")
-    return v
-
-
-def parse_after(query: dict[str, str] | Any) -> str | None:
-    raw = query.get("after")
-    if raw is None or raw == "":
-        return None
-    u = parse_uuid(raw)
-    if u is None:
-        raise bad_value("after", "must be a uuid")
-    return u
-
-
-def parse_query_text(query: dict[str, str] | Any, key: str) -> str | None:
-    """A `collection`/`key` filter; [decision] an empty value means "no filter"."""
-    v = query.get(key)
-    if v is not None and len(v) > MAX_TEXT:
-        raise bad_value(key, f"must be at most {MAX_TEXT} characters")
-    return check_text(v, key) if v else None
-
-
-# Whole requests ------------------------------------------------------------------------------
 @dataclass
 class CreateRequest:
     model: ModelRef
@@ -369,26 +650,15 @@ class CreateRequest:
     ttl: int = -1
 
 
-def _model_and_image(
-    body: object, settings: Settings
-) -> tuple[dict[str, Any], ModelRef, ImageRequest]:
-    """The body object, its `model` and its required `image`, checked in that order."""
-    b = require_object(body)
-    model = parse_model(b, settings)
-    image = parse_image(b)
-    assert image is not None  # required=True raises instead of returning None
-    return b, model, image
-
-
 def parse_create(body: object, settings: Settings) -> CreateRequest:
-    b, model, image = _model_and_image(body, settings)
+    m = validate(CreateFaceIn, body, ParseContext(settings))
     return CreateRequest(
-        model=model,
-        image=image,
-        collection=_text(b, "collection") or "",
-        key=_text(b, "key") or "",
-        metadata=parse_metadata(b) or [],
-        ttl=parse_ttl(b) or -1,
+        model=resolve_model(m.model, settings, "faces"),
+        image=image_request(m.image, "image"),
+        collection=m.collection,
+        key=m.key,
+        metadata=_metadata(m.metadata),
+        ttl=m.ttl,
     )
 
 
@@ -411,21 +681,15 @@ class PatchRequest:
 
 
 def parse_patch(body: object, settings: Settings) -> PatchRequest:
-    b = require_object(body)
-    model = None
-    if b.get("model") is not None:
-        model = parse_model(b, settings)
-    req = PatchRequest(
-        model=model,
-        image=parse_image(b, required=False),
-        collection=_text(b, "collection"),
-        key=_text(b, "key"),
-        metadata=parse_metadata(b),
-        ttl=parse_ttl(b),
+    m = validate(PatchFaceIn, body, ParseContext(settings))
+    return PatchRequest(
+        model=None if m.model is None else resolve_model(m.model, settings, "faces"),
+        image=None if m.image is None else image_request(m.image, "image"),
+        collection=m.collection,
+        key=m.key,
+        metadata=None if m.metadata is None else _metadata(m.metadata),
+        ttl=m.ttl,
     )
-    if not req.updates_anything:
-        raise EdgeError(110, "at least one of collection, key, metadata, ttl, image is required")
-    return req
 
 
 @dataclass
@@ -439,15 +703,15 @@ class SearchRequest:
 
 
 def parse_search(body: object, settings: Settings) -> SearchRequest:
-    b, model, image = _model_and_image(body, settings)
+    m = validate(SearchIn, body, ParseContext(settings))
     return SearchRequest(
-        model=model,
-        image=image,
+        model=resolve_model(m.model, settings, "faces"),
+        image=image_request(m.image, "image"),
         # [decision] "" filters nothing: cloud clients send empty strings for "any"
-        collection=_text(b, "collection") or None,
-        key=_text(b, "key") or None,
-        max_entities=parse_max_entities(b),
-        threshold=parse_threshold(b),
+        collection=m.collection or None,
+        key=m.key or None,
+        max_entities=m.maxFaces if m.maxFaces is not None else m.maxEntities,
+        threshold=float(m.threshold),
     )
 
 
@@ -460,8 +724,10 @@ class ImageOnlyRequest:
 
 
 def parse_model_image(body: object, settings: Settings) -> ImageOnlyRequest:
-    _, model, image = _model_and_image(body, settings)
-    return ImageOnlyRequest(model=model, image=image)
+    m = validate(ModelImageIn, body, ParseContext(settings))
+    return ImageOnlyRequest(
+        model=resolve_model(m.model, settings, "faces"), image=image_request(m.image, "image")
+    )
 
 
 @dataclass
@@ -472,12 +738,12 @@ class CompareRequest:
 
 
 def parse_compare(body: object, settings: Settings) -> CompareRequest:
-    b = require_object(body)
-    model = parse_model(b, settings)
-    one = parse_image(b, "imageOne")
-    two = parse_image(b, "imageTwo")
-    assert one is not None and two is not None
-    return CompareRequest(model=model, image_one=one, image_two=two)
+    m = validate(CompareIn, body, ParseContext(settings))
+    return CompareRequest(
+        model=resolve_model(m.model, settings, "faces"),
+        image_one=image_request(m.imageOne, "imageOne"),
+        image_two=image_request(m.imageTwo, "imageTwo"),
+    )
 
 
 # Liveness (api.md §4) ------------------------------------------------------------------------
@@ -501,44 +767,51 @@ class LivenessRequest:
 
 
 def parse_liveness(body: object, settings: Settings, images_needed: int = 1) -> LivenessRequest:
-    b = require_object(body)
-    model = parse_model(b, settings, "liveness")
-    items = _get(b, "images", "images", list, required=True)
-    parsed: list[LivenessImage] = []
-    for i, item in enumerate(items):
-        p = f"images[{i}]"
-        if not isinstance(item, dict):
-            raise wrong_type(p, "an object")
-        index = _get(item, "index", f"{p}.index", int, required=True)
-        if index < 0:
-            raise bad_value(f"{p}.index", "must be >= 0")
-        typ = _get(item, "type", f"{p}.type", str, required=True)
-        if typ not in LIVENESS_IMAGE_TYPES:
-            raise bad_value(f"{p}.type", f"must be one of {', '.join(LIVENESS_IMAGE_TYPES)}")
-        data = _data(item, f"{p}.data")
-        auto = _get(item, "autoRotate", f"{p}.autoRotate", bool, required=False)
-        parsed.append(
-            LivenessImage(index=index, type=typ, data=data, auto_rotate=bool(auto), position=i)
-        )
-    seen: dict[int, int] = {}
-    for pos, img in enumerate(parsed):
-        if img.index in seen:
-            raise EdgeError(
-                116, f"images[{pos}].index {img.index} repeats images[{seen[img.index]}].index"
-            )
-        seen[img.index] = pos
-    parsed.sort(key=lambda im: im.index)
-    for expected, img in enumerate(parsed):
-        if img.index != expected:
-            raise bad_value(
-                f"images[{seen[img.index]}].index",
-                f"must count up from 0 by 1 (index {expected} is missing)",
-            )
-    if len(parsed) < images_needed:
-        raise EdgeError(
-            219, f"images holds {len(parsed)} image(s); model {model.given} needs {images_needed}"
-        )
-    return LivenessRequest(model=model, images=parsed)
+    m = validate(LivenessIn, body, ParseContext(settings, images_needed))
+    images = [
+        LivenessImage(index=i.index, type=i.type, data=i.data, auto_rotate=i.autoRotate, position=p)
+        for p, i in enumerate(m.images)
+    ]
+    images.sort(key=lambda im: im.index)
+    return LivenessRequest(model=resolve_model(m.model, settings, "liveness"), images=images)
+
+
+# Query parameters and path ids ---------------------------------------------------------------
+def parse_uuid(text: str) -> str | None:
+    """The canonical lower-case form, or None when `text` is not a uuid."""
+    if not _UUID_RE.fullmatch(text):
+        return None
+    return str(uuid_mod.UUID(text))
+
+
+def parse_limit(query: Mapping[str, str]) -> int:
+    raw = query.get("limit")
+    if raw is None:
+        return LIMIT_DEFAULT
+    if not _DIGITS_RE.fullmatch(raw):
+        raise bad_value("limit", f"must be an integer between 1 and {LIMIT_MAX}")
+    v = int(raw)
+    if not 1 <= v <= LIMIT_MAX:
+        raise bad_value("limit", f"must be between 1 and {LIMIT_MAX}")
+    return v
+
+
+def parse_after(query: Mapping[str, str]) -> str | None:
+    raw = query.get("after")
+    if raw is None or raw == "":
+        return None
+    u = parse_uuid(raw)
+    if u is None:
+        raise bad_value("after", "must be a uuid")
+    return u
+
+
+def parse_query_text(query: Mapping[str, str], key: str) -> str | None:
+    """A `collection`/`key` filter; [decision] an empty value means "no filter"."""
+    v = query.get(key)
+    if v is not None and len(v) > MAX_TEXT:
+        raise bad_value(key, f"must be at most {MAX_TEXT} characters")
+    return check_text(v, key) if v else None
 
 
 # Response wire shapes (documentation + response validation in tests) --------------------------
@@ -546,83 +819,10 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AreaIn(Wire):
-    top: int
-    left: int
-    width: int = Field(ge=1)
-    height: int = Field(ge=1)
-
-
-class ReturnDetailsIn(Wire):
-    position: bool = False
-    angle: bool = False
-    landmarks: bool = False
-    quality: bool = False
-    attributes: bool = False
-
-
-class ImageIn(Wire):
-    data: str = Field(description="base64 JPG/PNG/GIF; a data: URL prefix is accepted")
-    area: AreaIn | None = None
-    autoRotate: bool = False
-    returnDetails: ReturnDetailsIn | None = None
-
-
-class MetadataItem(Wire):
+class MetadataOut(Wire):
     name: str
     type: Literal["string", "integer", "boolean", "float"]
     value: str | int | bool | float
-
-
-class CreateFaceIn(Wire):
-    model: str
-    image: ImageIn
-    collection: str = Field("", max_length=MAX_TEXT)
-    key: str = Field("", max_length=MAX_TEXT)
-    metadata: list[MetadataItem] = Field(default_factory=list, max_length=MAX_METADATA)
-    ttl: int = Field(-1, description="seconds; -1 = never expires")
-
-
-class PatchFaceIn(Wire):
-    model: str | None = Field(None, description="must equal the entity's model if given")
-    image: ImageIn | None = None
-    collection: str | None = Field(None, max_length=MAX_TEXT)
-    key: str | None = Field(None, max_length=MAX_TEXT)
-    metadata: list[MetadataItem] | None = Field(None, max_length=MAX_METADATA)
-    ttl: int | None = None
-
-
-class SearchIn(Wire):
-    model: str
-    image: ImageIn
-    collection: str | None = Field(None, max_length=MAX_TEXT)
-    key: str | None = Field(None, max_length=MAX_TEXT)
-    maxEntities: int = Field(MAX_ENTITIES_DEFAULT, ge=1, le=MAX_ENTITIES_MAX)
-    maxFaces: int | None = Field(None, description="alias of maxEntities (older clients)")
-    threshold: float = Field(0.0, ge=0, le=1)
-
-
-class ModelImageIn(Wire):
-    model: str
-    image: ImageIn
-
-
-class CompareIn(Wire):
-    model: str
-    imageOne: ImageIn
-    imageTwo: ImageIn
-
-
-class LivenessImageIn(Wire):
-    index: int = Field(ge=0)
-    type: Literal["RGB"]
-    data: str
-    autoRotate: bool = False
-
-
-class LivenessIn(Wire):
-    model: str
-    images: list[LivenessImageIn]
 
 
 class Position(Wire):
@@ -709,7 +909,7 @@ class EntityOut(Wire):
     model: str
     collection: str
     key: str
-    metadata: list[MetadataItem]
+    metadata: list[MetadataOut]
     createdAt: str
     updatedAt: str
     expiresAt: str
