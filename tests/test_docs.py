@@ -7,10 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from edge.api.faces import setup_face_routes
-from edge.api.liveness import setup_liveness_routes
-from edge.api.ops import setup_ops_routes
-from edge.api.state import SETTINGS
+from edge.api.app import add_routes
 from edge.config import load_settings
 from edge.errors import ERROR_CATALOGUE
 
@@ -32,10 +29,7 @@ def test_every_error_code_is_documented_with_its_status_and_name() -> None:
 
 def test_every_route_is_documented() -> None:
     app = web.Application()
-    app[SETTINGS] = load_settings(None)
-    setup_face_routes(app)
-    setup_liveness_routes(app)
-    setup_ops_routes(app)
+    add_routes(app.router, load_settings(None))
     text = DOC.read_text(encoding="utf-8")
     routes = {
         (r.method, r.resource.canonical)

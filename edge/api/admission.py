@@ -7,6 +7,9 @@ and decoded images (numpy arrays) go to a worker by reference instead of being p
 
 Why a counter and not a queue: a request past `queue_limit` is answered 429 at once, so
 latency stays bounded under overload and the client decides when to retry.
+
+Plain classes, no aiohttp: the per-request glue (`run_inference`, `admitted`) lives in
+`edge.api.inference`, so the app keys in `edge.api.state` can name `Admission` directly.
 """
 
 from __future__ import annotations
@@ -16,13 +19,10 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from aiohttp import web
-
-from edge.api.state import ADMISSION, ADMITTED, READY
 from edge.errors import EdgeError
 
 T = TypeVar("T")
@@ -92,48 +92,3 @@ class Admission:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _app_of(request_or_app: web.Request | web.Application) -> web.Application:
-    return request_or_app if isinstance(request_or_app, web.Application) else request_or_app.app
-
-
-def check_ready(app: web.Application) -> None:
-    """503 while models load. (Requests arriving after shutdown began are refused by the
-    middleware; those already in flight may still run inference to finish.)"""
-    state = app[READY]
-    if not state.models_ready:
-        raise EdgeError(503, f"service unavailable: {state.reason}")
-
-
-@contextlib.asynccontextmanager
-async def admitted(request: web.Request) -> AsyncIterator[None]:
-    """Hold one admission slot for a whole handler (several inference calls, one slot)."""
-    app = request.app
-    check_ready(app)
-    if request.get(ADMITTED):
-        yield
-        return
-    with app[ADMISSION].slot():
-        request[ADMITTED] = True
-        try:
-            yield
-        finally:
-            request[ADMITTED] = False
-
-
-async def run_inference(
-    request_or_app: web.Request | web.Application, fn: Callable[..., T], *args: Any
-) -> T:
-    """Run blocking `fn(*args)` in the inference pool.
-
-    503 when not ready; 429 at once when `queue_limit` calls are already admitted (unless
-    this request already holds a slot via `admitted`).
-    """
-    app = _app_of(request_or_app)
-    check_ready(app)
-    adm = app[ADMISSION]
-    if isinstance(request_or_app, web.Request) and request_or_app.get(ADMITTED):
-        return await adm.run(fn, *args)
-    with adm.slot():
-        return await adm.run(fn, *args)

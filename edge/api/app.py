@@ -10,38 +10,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from edge.api import faces, liveness, models_route, ops
 from edge.api.admission import Admission
-from edge.api.auth import auth_middleware, load_keyring
-from edge.api.faces import setup_face_routes
-from edge.api.liveness import setup_liveness_routes
+from edge.api.auth import auth_middleware
+from edge.api.keyring import load_keyring
 from edge.api.middleware import error_middleware
-from edge.api.openapi import OpenApiRegistry, doc_for
-from edge.api.ops import setup_ops_routes
+from edge.api.routes import OpenApiRegistry
 from edge.api.state import (
     ADMISSION,
     KEYS,
     LIVENESS,
+    MODEL_REGISTRY,
     OPENAPI,
     PIPELINE,
     READY,
-    REGISTRY,
     SETTINGS,
     STORE,
     ReadyState,
 )
 from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
-from edge.store import open_store
+from edge.store import EntityStore, open_store
 from edge.vision.liveness import LivenessScorer
 from edge.vision.pipeline import FacePipeline
 
 log = logging.getLogger("edge.api")
+
+#: every route the product serves, in registration order
+ROUTE_TABLES = (ops.routes, faces.routes, models_route.routes, liveness.routes)
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 #: aiohttp parser backstops. The contract limits (8 KiB URI, 25 KiB headers) are enforced by
 #: the middleware with a JSON answer; the parser limits sit above them so only absurd
@@ -74,11 +77,11 @@ def create_app(
     settings: Settings,
     *,
     registry: ModelRegistry | None = None,
-    pipeline: Any | None = None,
-    store: Any | None = None,
-    liveness: Any | None = None,
+    pipeline: FacePipeline | None = None,
+    store: EntityStore | None = None,
+    liveness: LivenessScorer | None = None,
     load_models: bool = True,
-    announce: Any = print,
+    announce: Callable[[str], None] = print,
 ) -> web.Application:
     """Build the application. Components not given are built from `settings` at startup.
 
@@ -91,42 +94,46 @@ def create_app(
         handler_args=parser_limits(settings),
     )
     app[SETTINGS] = settings
-    app[REGISTRY] = registry or ModelRegistry(settings)
+    app[MODEL_REGISTRY] = registry or ModelRegistry(settings)
     app[READY] = ReadyState()
     app[KEYS] = load_keyring(settings, announce=announce)
-    app[OPENAPI] = OpenApiRegistry()
+    app[OPENAPI] = add_routes(app.router, settings)
     app[ADMISSION] = Admission(
         settings.server.inference_threads,
         settings.server.queue_limit,
         settings.server.rate_limit_per_key,
     )
-    app[PIPELINE] = pipeline
+    if pipeline is not None:
+        app[PIPELINE] = pipeline
     app[LIVENESS] = liveness
-    app[STORE] = store
-
-    setup_ops_routes(app)
-    if settings.server.metrics_need_key:
-        for route in app.router.routes():
-            doc = doc_for(route)
-            if doc is not None and doc.path == "/metrics" and route.method == "GET":
-                app[OPENAPI].add(replace(doc, auth=True))
-    setup_face_routes(app)
-    setup_liveness_routes(app)
+    if store is not None:
+        app[STORE] = store
 
     app.cleanup_ctx.append(_store_ctx(store))
-    app.cleanup_ctx.append(_models_ctx(load_models, pipeline, liveness))
+    app.cleanup_ctx.append(_models_ctx(load_models))
     app.cleanup_ctx.append(_purge_ctx)
     app.on_shutdown.append(_on_shutdown)
     return app
 
 
+def add_routes(router: web.UrlDispatcher, settings: Settings) -> OpenApiRegistry:
+    """Serve every route table; the returned registry documents what is served."""
+    docs = OpenApiRegistry()
+    for table in ROUTE_TABLES:
+        table.add_to(router, docs, settings)
+    metrics = docs.get("GET", "/metrics")
+    if settings.server.metrics_need_key and metrics is not None:
+        docs.add(replace(metrics, auth=True))
+    return docs
+
+
 # Components --------------------------------------------------------------------------------
-def _store_ctx(given: Any | None) -> Any:
+def _store_ctx(given: EntityStore | None) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if given is not None:
             yield
             return
-        store = await asyncio.to_thread(open_store, app[SETTINGS], app[REGISTRY])
+        store = await asyncio.to_thread(open_store, app[SETTINGS], app[MODEL_REGISTRY])
         app[STORE] = store
         yield
         await asyncio.to_thread(store.close)
@@ -134,10 +141,10 @@ def _store_ctx(given: Any | None) -> Any:
     return ctx
 
 
-def _models_ctx(load: bool, pipeline: Any | None, liveness: Any | None) -> Any:
+def _models_ctx(load: bool) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        settings, registry = app[SETTINGS], app[REGISTRY]
-        if app[PIPELINE] is None:
+        settings, registry = app[SETTINGS], app[MODEL_REGISTRY]
+        if PIPELINE not in app:
             app[PIPELINE] = FacePipeline(registry, settings)
         if app[LIVENESS] is None:
             try:
@@ -159,7 +166,9 @@ def _models_ctx(load: bool, pipeline: Any | None, liveness: Any | None) -> Any:
     return ctx
 
 
-def warm_up_models(pipeline: Any, liveness: Any, registry: ModelRegistry) -> None:
+def warm_up_models(
+    pipeline: FacePipeline, liveness: LivenessScorer | None, registry: ModelRegistry
+) -> None:
     """Open and run every model once (blocking); logs backend/device, fallback as WARNING.
 
     `liveness` is None for a pack without the liveness roles."""
@@ -184,7 +193,7 @@ async def _warm_up(app: web.Application) -> None:
     state = app[READY]
     state.set_not_ready("models are loading")
     try:
-        await asyncio.to_thread(warm_up_models, app[PIPELINE], app[LIVENESS], app[REGISTRY])
+        await asyncio.to_thread(warm_up_models, app[PIPELINE], app[LIVENESS], app[MODEL_REGISTRY])
     except asyncio.CancelledError:
         raise
     except Exception as e:

@@ -15,9 +15,9 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from edge.api import schemas as s
-from edge.api.admission import run_inference
+from edge.api.inference import run_inference
 from edge.api.middleware import json_body
-from edge.api.openapi import operation
+from edge.api.routes import RouteTable
 from edge.api.state import PIPELINE, SETTINGS, STORE, instance_of
 from edge.errors import EdgeError
 from edge.imaging.area import parse_area
@@ -32,6 +32,8 @@ ENTITY = FACES + "/{uuid}"
 IMAGE_ERRORS = (110, 111, 112, 214, 215, 216, 217)
 FACE_ERRORS = (*IMAGE_ERRORS, 113, 223, 224)
 WRITE_ERRORS = (*FACE_ERRORS, 116)
+
+routes = RouteTable()
 
 
 # Wire helpers ------------------------------------------------------------------------------
@@ -118,7 +120,7 @@ class ListQuery(BaseModel):
 
 
 # Handlers ----------------------------------------------------------------------------------
-@operation(
+@routes.route(
     "POST",
     FACES,
     summary="Enrol the largest face of an image as a new entity",
@@ -154,7 +156,7 @@ async def create_face(request: web.Request) -> web.Response:
     return web.json_response(out, status=201)
 
 
-@operation(
+@routes.route(
     "GET",
     FACES,
     summary="List entities, ascending uuid, paged with `after`",
@@ -196,7 +198,7 @@ async def list_faces(request: web.Request) -> web.Response:
     )
 
 
-@operation(
+@routes.route(
     "GET",
     ENTITY,
     summary="One entity",
@@ -212,7 +214,7 @@ async def get_face(request: web.Request) -> web.Response:
     return web.json_response(entity_out(ent))
 
 
-@operation(
+@routes.route(
     "PATCH",
     ENTITY,
     summary="Change collection, key, metadata, ttl or the face (a new image)",
@@ -263,7 +265,7 @@ async def patch_face(request: web.Request) -> web.Response:
     return web.json_response(entity_out(ent))
 
 
-@operation(
+@routes.route(
     "DELETE",
     ENTITY,
     summary="Delete an entity",
@@ -278,7 +280,7 @@ async def delete_face(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@operation(
+@routes.route(
     "POST",
     FACES + "/search",
     summary="1:N search: the entities most similar to the largest face of an image",
@@ -324,7 +326,7 @@ async def search_faces(request: web.Request) -> web.Response:
     )
 
 
-@operation(
+@routes.route(
     "POST",
     FACES + "/detect",
     summary="All faces of an image (slow detector), largest first",
@@ -359,7 +361,7 @@ async def detect_faces(request: web.Request) -> web.Response:
     )
 
 
-@operation(
+@routes.route(
     "POST",
     FACES + "/compare",
     summary="1:1 similarity of the largest faces of two images",
@@ -389,7 +391,7 @@ async def compare_faces(request: web.Request) -> web.Response:
     )
 
 
-@operation(
+@routes.route(
     "POST",
     ENTITY + "/compare",
     summary="1:1 similarity of a stored entity and the largest face of an image",
@@ -426,20 +428,3 @@ async def compare_entity(request: web.Request) -> web.Response:
             "entityUploaded": uploaded(fa),
         }
     )
-
-
-def setup_face_routes(app: web.Application) -> None:
-    """Register every face route (fixed paths before `{uuid}` ones) and GET /models."""
-    from edge.api.models_route import setup_models_route
-
-    r = app.router
-    r.add_post(FACES, create_face)
-    r.add_get(FACES, list_faces)
-    r.add_post(FACES + "/search", search_faces)
-    r.add_post(FACES + "/detect", detect_faces)
-    r.add_post(FACES + "/compare", compare_faces)
-    r.add_get(ENTITY, get_face)
-    r.add_patch(ENTITY, patch_face)
-    r.add_delete(ENTITY, delete_face)
-    r.add_post(ENTITY + "/compare", compare_entity)
-    setup_models_route(app)

@@ -13,16 +13,18 @@ import numpy as np
 from aiohttp import web
 
 from edge.api import schemas as s
-from edge.api.admission import run_inference
 from edge.api.faces import analyze_image
+from edge.api.inference import run_inference
 from edge.api.middleware import json_body
-from edge.api.openapi import operation
+from edge.api.routes import RouteTable
 from edge.api.state import LIVENESS, SETTINGS
 from edge.errors import EdgeError
 from edge.imaging.decode import rotate_cw
 
 #: images the served model reads (RGB, single frame); extra items are validated, then ignored
 IMAGES_NEEDED = 1
+
+routes = RouteTable()
 
 
 def score_first_image(app: web.Application, first: s.LivenessImage) -> dict[str, Any]:
@@ -44,9 +46,10 @@ def score_first_image(app: web.Application, first: s.LivenessImage) -> dict[str,
     }
 
 
-@operation(
+@routes.route(
     "POST",
     "/api/v1/liveness",
+    served_at=lambda settings: settings.server.liveness_path,
     summary="Passive liveness: probability that the largest face of images[0] is a spoof",
     description="The path is configurable (server.liveness_path).",
     request=s.LivenessIn,
@@ -62,7 +65,3 @@ async def liveness(request: web.Request) -> web.Response:
         raise EdgeError(503, "the liveness model is not available on this box")
     out = await run_inference(request, score_first_image, app, req.images[0])
     return web.json_response({"model": req.model.given, **out})
-
-
-def setup_liveness_routes(app: web.Application) -> None:
-    app.router.add_post(app[SETTINGS].server.liveness_path, liveness)

@@ -8,28 +8,31 @@ answer cannot disagree with what the service does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
 from edge.api import schemas as s
-from edge.api.admission import check_ready
-from edge.api.openapi import operation
-from edge.api.state import LIVENESS, PIPELINE, REGISTRY, SETTINGS
+from edge.api.inference import check_ready
+from edge.api.routes import RouteTable
+from edge.api.state import LIVENESS, MODEL_REGISTRY, PIPELINE, SETTINGS
+from edge.config import Settings
 
 MODELS = "/api/v1/models"
 #: detectors find the face the liveness models then look at: they are part of that model too
 LIVENESS_SHARED_ROLES = ("detector_fast", "detector_slow")
 
+routes = RouteTable()
 
-def _aliases(settings: Any, entity: str) -> list[str]:
-    names = s.model_names(settings, entity)  # type: ignore[arg-type]
+
+def _aliases(settings: Settings, entity: Literal["faces", "liveness"]) -> list[str]:
+    names = s.model_names(settings, entity)
     canonical = settings.names.face if entity == "faces" else settings.names.liveness
     return [n for n in names if n != canonical]
 
 
 def face_model(app: web.Application) -> dict[str, Any]:
-    settings, pipeline, registry = app[SETTINGS], app[PIPELINE], app[REGISTRY]
+    settings, pipeline, registry = app[SETTINGS], app[PIPELINE], app[MODEL_REGISTRY]
     info = pipeline.model_info()
     components = [c for c in registry.components() if not c["role"].startswith("liveness")]
     return {
@@ -49,7 +52,7 @@ def liveness_model(app: web.Application) -> dict[str, Any] | None:
     scorer = app[LIVENESS]
     if scorer is None:
         return None
-    settings, registry = app[SETTINGS], app[REGISTRY]
+    settings, registry = app[SETTINGS], app[MODEL_REGISTRY]
     info = dict(scorer.model_info())
     own = list(info.pop("components", []))
     own_roles = {c["role"] for c in own}
@@ -72,7 +75,7 @@ def liveness_model(app: web.Application) -> dict[str, Any] | None:
     return out
 
 
-@operation(
+@routes.route(
     "GET",
     MODELS,
     summary="The served models: names, aliases, capabilities, measured accuracy, components",
@@ -88,7 +91,3 @@ async def list_models(request: web.Request) -> web.Response:
     if live is not None:
         models.append(live)
     return web.json_response({"models": models})
-
-
-def setup_models_route(app: web.Application) -> None:
-    app.router.add_get(MODELS, list_models)

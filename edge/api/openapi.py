@@ -1,28 +1,25 @@
-"""OpenAPI 3.1 built from the live router plus per-handler documentation.
+"""OpenAPI 3.1 built from the live router and the operations its route tables declared.
 
-Route modules decorate their handlers with `@operation(...)`; the document is then built by
-walking `app.router`, so a route that exists but is not documented is detectable (a test
-asserts there is none), and the method and path in the document are always the real ones.
-Errors every route can produce (auth, limits, admission, 500) are added automatically, so a
-route only lists the codes specific to it.
+Route modules declare each route once in a `RouteTable` (`edge.api.routes`); adding the
+tables to the app records each served route's operation in the app's `OpenApiRegistry`.
+The document is built by walking `app.router`, so a route that exists but is not documented
+is detectable (a test asserts there is none), and the method and path in the document are
+always the real ones. Errors every route can produce (auth, limits, admission, 500) are
+added automatically, so a route only lists the codes specific to it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from edge.api.routes import OpenApiRegistry, OperationDoc
+from edge.api.state import OPENAPI, SETTINGS
 from edge.errors import ERROR_CATALOGUE
-
-H = TypeVar("H", bound=Callable[..., Any])
-
-_DOC_ATTR = "__edge_openapi__"
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class ErrorBody(BaseModel):
@@ -33,112 +30,12 @@ class ErrorBody(BaseModel):
     message: str = Field(description="what is wrong and where")
 
 
-@dataclass(frozen=True)
-class OperationDoc:
-    method: str
-    path: str
-    summary: str
-    responses: dict[int, type[BaseModel] | str]
-    request: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    errors: tuple[int, ...] = ()
-    auth: bool = True
-    inference: bool = False
-    tags: tuple[str, ...] = ()
-    description: str = ""
-    content_type: str = "application/json"  # of the 2xx answers
-
-    def error_codes(self) -> list[int]:
-        """Route-specific codes plus those the skeleton can answer for this route."""
-        # 503 on every route: requests arriving while the server drains are refused
-        codes = set(self.errors) | {414, 431, 500, 503}
-        if self.auth:
-            codes |= {401, 429}
-        if self.request is not None or self.method in BODY_METHODS:
-            codes |= {111, 413, 415}
-        if self.inference:
-            codes |= {429, 503}
-        return sorted(codes)
-
-    def error_statuses(self) -> list[int]:
-        return sorted({ERROR_CATALOGUE[c][0] for c in self.error_codes()})
-
-
-def operation(
-    method: str,
-    path: str,
-    *,
-    summary: str,
-    responses: dict[int, type[BaseModel] | str],
-    request: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    errors: Iterable[int] = (),
-    auth: bool = True,
-    inference: bool = False,
-    tags: Iterable[str] = (),
-    description: str = "",
-    content_type: str = "application/json",
-) -> Callable[[H], H]:
-    """Decorator documenting a handler. `errors` are api.md codes (e.g. 110, 214, 404).
-
-    `inference=True` for handlers that call `run_inference` (adds 429/503). The method and
-    path actually served come from the router; `path` here is informative (a configurable
-    path such as the liveness one still matches).
-    """
-    unknown = [c for c in errors if c not in ERROR_CATALOGUE]
-    if unknown:
-        raise ValueError(f"unknown error codes {unknown}")
-    doc = OperationDoc(
-        method=method.upper(),
-        path=path,
-        summary=summary,
-        responses=dict(responses),
-        request=request,
-        query=query,
-        errors=tuple(errors),
-        auth=auth,
-        inference=inference,
-        tags=tuple(tags),
-        description=description,
-        content_type=content_type,
-    )
-
-    def deco(handler: H) -> H:
-        docs = list(getattr(handler, _DOC_ATTR, ()))
-        docs.append(doc)
-        setattr(handler, _DOC_ATTR, docs)
-        return handler
-
-    return deco
-
-
-@dataclass
-class OpenApiRegistry:
-    """Extra documentation for routes whose handler cannot carry a decorator."""
-
-    title: str = "edge-face"
-    version: str = "0.1.0"
-    extra: dict[tuple[str, str], OperationDoc] = field(default_factory=dict)
-
-    def add(self, doc: OperationDoc) -> None:
-        self.extra[(doc.method, doc.path)] = doc
-
-
-def doc_for(
-    route: web.AbstractRoute, registry: OpenApiRegistry | None = None
-) -> OperationDoc | None:
+def doc_for(route: web.AbstractRoute, registry: OpenApiRegistry | None) -> OperationDoc | None:
     """The documentation of one router entry (None when undocumented)."""
     path = route_path(route)
-    if path is None:
+    if path is None or registry is None:
         return None
-    if registry is not None and (route.method, path) in registry.extra:
-        return registry.extra[(route.method, path)]
-    docs: list[OperationDoc] = list(getattr(route.handler, _DOC_ATTR, ()))
-    same_method = [d for d in docs if d.method == route.method]
-    exact = [d for d in same_method if d.path == path]
-    if exact:
-        return exact[0]
-    return same_method[0] if len(same_method) == 1 else None
+    return registry.get(route.method, path)
 
 
 def route_path(route: web.AbstractRoute) -> str | None:
@@ -160,11 +57,13 @@ class _Schemas:
     def __init__(self) -> None:
         self.components: dict[str, Any] = {}
 
-    def ref(self, model: type[BaseModel], mode: str = "serialization") -> dict[str, Any]:
+    def ref(
+        self,
+        model: type[BaseModel],
+        mode: Literal["validation", "serialization"] = "serialization",
+    ) -> dict[str, Any]:
         schema = model.model_json_schema(
-            ref_template="#/components/schemas/{model}",
-            mode=mode,  # type: ignore[arg-type]
-            by_alias=True,
+            ref_template="#/components/schemas/{model}", mode=mode, by_alias=True
         )
         for name, sub in schema.pop("$defs", {}).items():
             self.components.setdefault(name, sub)
@@ -180,7 +79,7 @@ def _path_params(path: str) -> list[dict[str, Any]]:
 
 
 def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     schema = model.model_json_schema(by_alias=True)
     required = set(schema.get("required", []))
     for name, prop in schema.get("properties", {}).items():
@@ -245,8 +144,6 @@ def _operation_id(method: str, path: str) -> str:
 
 def build_document(app: web.Application) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every documented route of `app`."""
-    from edge.api.state import OPENAPI
-
     registry = app.get(OPENAPI)
     schemas = _Schemas()
     schemas.ref(ErrorBody)
@@ -257,7 +154,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
         if doc is None or path is None:
             continue
         paths.setdefault(path, {})[route.method.lower()] = _operation(doc, path, schemas)
-    doc = {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": registry.title if registry else "edge-face",
@@ -279,8 +176,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
             },
         },
     }
-    annotate(doc, _example_models(app))
-    return doc
+    annotate(document, _example_models(app))
+    return document
 
 
 # Descriptions and examples ----------------------------------------------------------------
@@ -455,8 +352,6 @@ def example_bodies(face_model: str, liveness_model: str) -> dict[str, dict[str, 
 
 
 def _example_models(app: web.Application) -> tuple[str, str]:
-    from edge.api.state import SETTINGS
-
     settings = app.get(SETTINGS)
     if settings is None:
         return "EDGE_FACE_V1", "EDGE_LIVENESS_V1"

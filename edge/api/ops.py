@@ -6,10 +6,13 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from edge.api.docs import DOCS_HTML
-from edge.api.openapi import build_document, operation
+from edge.api.openapi import build_document
+from edge.api.routes import RouteTable
 from edge.api.state import READY
 from edge.errors import EdgeError
 from edge.metrics import REGISTRY
+
+routes = RouteTable()
 
 
 class Health(BaseModel):
@@ -24,7 +27,7 @@ class Readiness(BaseModel):
     ready: bool = Field(description="always true; not ready is a 503 error body")
 
 
-@operation(
+@routes.route(
     "GET",
     "/healthz",
     summary="Liveness of the process",
@@ -36,7 +39,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-@operation(
+@routes.route(
     "GET",
     "/readyz",
     summary="Ready once models are loaded and a warm-up inference ran",
@@ -53,7 +56,7 @@ async def readyz(request: web.Request) -> web.Response:
     raise EdgeError(503, f"not ready: {state.reason}")
 
 
-@operation(
+@routes.route(
     "GET",
     "/metrics",
     summary="Prometheus metrics (route latency, model inference time)",
@@ -68,7 +71,7 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-@operation(
+@routes.route(
     "GET",
     "/api/v1/openapi.json",
     summary="This OpenAPI 3.1 document",
@@ -80,7 +83,7 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(build_document(request.app))
 
 
-@operation(
+@routes.route(
     "GET",
     "/docs",
     summary="Browsable API documentation (self-contained HTML, no CDN)",
@@ -91,11 +94,3 @@ async def openapi_json(request: web.Request) -> web.Response:
 )
 async def docs(request: web.Request) -> web.Response:
     return web.Response(text=DOCS_HTML, content_type="text/html")
-
-
-def setup_ops_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/v1/openapi.json", openapi_json)
-    app.router.add_get("/docs", docs)

@@ -17,12 +17,13 @@ checked later, against the decoded image (`edge.imaging.area`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import unicodedata
 import uuid as uuid_mod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -180,7 +181,7 @@ class Rule:
     ok: Callable[[Any], bool]
     why: str | Callable[[Any], str]
     code: int = 112
-    schema: Mapping[str, Any] = field(default_factory=dict)
+    schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     raw: bool = False
 
     def check(self, value: Any) -> Any:
@@ -237,19 +238,21 @@ def _string(v: object) -> str:
 @dataclass(frozen=True)
 class CheckedLater:
     """An object whose fields are checked later, against the decoded image (`image.area`):
-    parsed as a JSON object here, documented as `model`."""
+    parsed here only as a JSON object, documented as `model`."""
 
     model: type[BaseModel]
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        return cs.dict_schema(cs.str_schema(), cs.any_schema())
+        # a wrap validator that never calls the model's validator: its schema documents
+        return cs.no_info_wrap_validator_function(_object, handler.generate_schema(self.model))
 
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return handler(self.model.__pydantic_core_schema__)
+
+def _object(v: object, _model: cs.ValidatorFunctionWrapHandler) -> dict[str, Any]:
+    if isinstance(v, dict):
+        return v
+    raise PydanticKnownError("dict_type")
 
 
 @dataclass(frozen=True)
@@ -622,7 +625,7 @@ class ImageRequest:
     data: str
     area: dict[str, Any] | None = None
     auto_rotate: bool = False
-    flags: DetailFlags = field(default_factory=DetailFlags)
+    flags: DetailFlags = dataclasses.field(default_factory=DetailFlags)
 
 
 def image_request(image: ImageIn, name: str) -> ImageRequest:
@@ -646,7 +649,7 @@ class CreateRequest:
     image: ImageRequest
     collection: str = ""
     key: str = ""
-    metadata: list[dict[str, Any]] = field(default_factory=list)
+    metadata: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     ttl: int = -1
 
 

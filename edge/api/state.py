@@ -1,24 +1,27 @@
 """Typed application keys: the one place route modules find the shared components.
 
 Handlers read `request.app[PIPELINE]` etc.; typed `web.AppKey`s let a type checker follow
-the component from `create_app` to the handler without string keys drifting apart.
+the component from `create_app` to the handler without string keys drifting apart. This
+module imports only the plain classes the keys hold (the admission pool, the key ring, the
+route documentation), never the aiohttp glue that reads the keys: dependencies point one way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from edge.api.admission import Admission
+from edge.api.keyring import KeyRing
+from edge.api.routes import OpenApiRegistry
 from edge.config import Settings
 from edge.errors import EdgeError
 from edge.runtime.registry import ModelRegistry
-
-if TYPE_CHECKING:
-    from edge.api.admission import Admission
-    from edge.api.auth import KeyRing
-    from edge.api.openapi import OpenApiRegistry
+from edge.store import EntityStore
+from edge.vision.liveness import LivenessScorer
+from edge.vision.pipeline import FacePipeline
 
 
 @dataclass
@@ -51,18 +54,17 @@ class ReadyState:
         self.shutting_down, self.reason = True, "shutting down"
 
 
-SETTINGS: web.AppKey[Settings] = web.AppKey("edge.settings", Settings)
-REGISTRY: web.AppKey[ModelRegistry] = web.AppKey("edge.registry", ModelRegistry)
-#: edge.vision.pipeline.FacePipeline (typed loosely: vision is written in parallel).
-PIPELINE: web.AppKey[Any] = web.AppKey("edge.pipeline")
-#: edge.vision.liveness.LivenessScorer
-LIVENESS: web.AppKey[Any] = web.AppKey("edge.liveness")
-#: edge.store EntityStore
-STORE: web.AppKey[Any] = web.AppKey("edge.store")
-ADMISSION: web.AppKey[Admission] = web.AppKey("edge.admission")
-READY: web.AppKey[ReadyState] = web.AppKey("edge.ready", ReadyState)
-KEYS: web.AppKey[KeyRing] = web.AppKey("edge.keys")
-OPENAPI: web.AppKey[OpenApiRegistry] = web.AppKey("edge.openapi")
+SETTINGS = web.AppKey("edge.settings", Settings)
+#: the model registry (which files, which backend); not the metrics registry of edge.metrics
+MODEL_REGISTRY = web.AppKey("edge.model_registry", ModelRegistry)
+PIPELINE = web.AppKey("edge.pipeline", FacePipeline)
+#: None when the model pack has no liveness roles (the liveness route then answers 503)
+LIVENESS: web.AppKey[LivenessScorer | None] = web.AppKey("edge.liveness")
+STORE = web.AppKey("edge.store", EntityStore)
+ADMISSION = web.AppKey("edge.admission", Admission)
+READY = web.AppKey("edge.ready", ReadyState)
+KEYS = web.AppKey("edge.keys", KeyRing)
+OPENAPI = web.AppKey("edge.openapi", OpenApiRegistry)
 
 
 def _request_key(name: str, t: type) -> Any:

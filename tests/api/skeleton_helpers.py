@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 from aiohttp import web
 
-from edge.api.admission import run_inference
+from edge.api.inference import run_inference
 from edge.api.middleware import json_body
 from edge.api.server import make_runner
 from edge.api.state import PIPELINE, instance_of

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from skeleton_helpers import KEY_A, Gate, add_test_routes, api_settings, start_server, stop_server
 
-from edge.api.admission import admitted, run_inference
 from edge.api.app import create_app, warm_up_models
+from edge.api.inference import admitted, run_inference
 from edge.api.state import ADMISSION, READY, STORE
 from edge.config import load_settings
 from edge.runtime.registry import ModelRegistry
