@@ -95,10 +95,6 @@ def has_surrogate(text: str) -> bool:
     return _SURROGATE_RE.search(text) is not None
 
 
-def missing(name: str) -> EdgeError:
-    return EdgeError(110, f"{name} is required")
-
-
 def wrong_type(name: str, expected: str) -> EdgeError:
     return EdgeError(111, f"{name} must be {expected}")
 
