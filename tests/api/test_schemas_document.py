@@ -132,15 +132,18 @@ class Generator:
     def array(self, s: Schema) -> st.SearchStrategy[list[Any]]:
         item = resolve(s["items"], self.components)
         props = item.get("properties", {})
-        size = {"min_size": s.get("minItems", 0), "max_size": s.get("maxItems", 3)}
+        lo, hi = s.get("minItems", 0), s.get("maxItems", 3)
         if "index" in props:  # indices count up from 0, the array in any order
-            return st.lists(self.obj(item), **size).flatmap(
+            return st.lists(self.obj(item), min_size=lo, max_size=hi).flatmap(
                 lambda items: st.permutations(list(range(len(items)))).map(
                     lambda order: [{**it, "index": i} for it, i in zip(items, order, strict=True)]
                 )
             )
-        unique = {"unique_by": lambda it: it["name"]} if "name" in props else {}
-        return st.lists(self.obj(item), **size, **unique)  # type: ignore[call-overload]
+        if "name" in props:  # metadata names are unique
+            return st.lists(
+                self.obj(item), min_size=lo, max_size=hi, unique_by=lambda it: it["name"]
+            )
+        return st.lists(self.obj(item), min_size=lo, max_size=hi)
 
     def obj(self, s: Schema) -> st.SearchStrategy[dict[str, Any]]:
         props, required = s.get("properties", {}), set(s.get("required", []))
@@ -161,8 +164,7 @@ class Generator:
 
 
 def bodies(doc: dict[str, Any], name: str) -> st.SearchStrategy[dict[str, Any]]:
-    entity = "liveness" if name == "LivenessIn" else "faces"
-    models = list(schemas.model_names(SETTINGS, entity))
+    models = list(schemas.model_names(SETTINGS, "liveness" if name == "LivenessIn" else "faces"))
     gen = Generator(doc["components"]["schemas"], models)
     out = gen.obj(request_schemas(doc)[name])
     if name == "PatchFaceIn":
