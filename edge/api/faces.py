@@ -12,7 +12,6 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
 
 from edge.api import schemas as s
 from edge.api.inference import run_inference
@@ -110,15 +109,6 @@ async def in_thread(fn: Any, *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
 
 
-# Query documentation -----------------------------------------------------------------------
-class ListQuery(BaseModel):
-    model: str | None = Field(None, description="only entities of this model (name or alias)")
-    collection: str | None = Field(None, max_length=s.MAX_TEXT)
-    key: str | None = Field(None, max_length=s.MAX_TEXT)
-    limit: int = Field(s.LIMIT_DEFAULT, ge=1, le=s.LIMIT_MAX)
-    after: str | None = Field(None, description="uuid cursor: the previous page's nextAfter")
-
-
 # Handlers ----------------------------------------------------------------------------------
 @routes.route(
     "POST",
@@ -160,21 +150,14 @@ async def create_face(request: web.Request) -> web.Response:
     "GET",
     FACES,
     summary="List entities, ascending uuid, paged with `after`",
-    query=ListQuery,
+    query=s.ListQuery,
     responses={200: s.EntityListOut},
     errors=(112, 113),
     tags=["faces"],
 )
 async def list_faces(request: web.Request) -> web.Response:
-    q = request.query
-    settings = request.app[SETTINGS]
-    model = None
-    if q.get("model") is not None:
-        model = s.resolve_model(q["model"], settings, "faces").canonical
-    collection = s.parse_query_text(q, "collection")
-    key = s.parse_query_text(q, "key")
-    limit = s.parse_limit(q)
-    after = s.parse_after(q) or ""
+    q = s.parse_list_query(request.query, request.app[SETTINGS])
+    model, collection, key, limit, after = q.model, q.collection, q.key, q.limit, q.after
     store = request.app[STORE]
     total, ents = await asyncio.to_thread(
         lambda: store.list(

@@ -99,18 +99,7 @@ def wrong_type(name: str, expected: str) -> EdgeError:
     return EdgeError(111, f"{name} must be {expected}")
 
 
-def bad_value(name: str, why: str) -> EdgeError:
-    return EdgeError(112, f"{name} {why}")
-
-
 UNICODE_WHY = "must be valid Unicode text (it holds a lone UTF-16 surrogate); send UTF-8"
-
-
-def check_text(v: str, name: str) -> str:
-    """112 when `v` holds a lone surrogate (a bad value, like any other unusable string)."""
-    if has_surrogate(v):
-        raise bad_value(name, UNICODE_WHY)
-    return v
 
 
 # From pydantic's errors to the contract -----------------------------------------------------
@@ -783,34 +772,68 @@ def parse_uuid(text: str) -> str | None:
     return str(uuid_mod.UUID(text))
 
 
-def parse_limit(query: Mapping[str, str]) -> int:
-    raw = query.get("limit")
-    if raw is None:
-        return LIMIT_DEFAULT
-    if not _DIGITS_RE.fullmatch(raw):
-        raise bad_value("limit", f"must be an integer between 1 and {LIMIT_MAX}")
-    v = int(raw)
-    if not 1 <= v <= LIMIT_MAX:
-        raise bad_value("limit", f"must be between 1 and {LIMIT_MAX}")
-    return v
+@dataclass(frozen=True)
+class QueryInt:
+    """An integer query parameter: digits only (a query string has no JSON types, so
+    anything else is a bad value, 112), within [lo, hi]."""
+
+    lo: int
+    hi: int
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return cs.no_info_plain_validator_function(self.parse)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "integer", "minimum": self.lo, "maximum": self.hi}
+
+    def parse(self, raw: object) -> int:
+        if not isinstance(raw, str) or not _DIGITS_RE.fullmatch(raw):
+            raise RuleError(112, f"must be an integer between {self.lo} and {self.hi}")
+        if not self.lo <= int(raw) <= self.hi:
+            raise RuleError(112, f"must be between {self.lo} and {self.hi}")
+        return int(raw)
 
 
-def parse_after(query: Mapping[str, str]) -> str | None:
-    raw = query.get("after")
-    if raw is None or raw == "":
-        return None
-    u = parse_uuid(raw)
-    if u is None:
-        raise bad_value("after", "must be a uuid")
-    return u
+Cursor = Annotated[
+    Str,
+    Rule(lambda v: v == "" or parse_uuid(v) is not None, "must be a uuid", 112, {"format": "uuid"}),
+]
 
 
-def parse_query_text(query: Mapping[str, str], key: str) -> str | None:
-    """A `collection`/`key` filter; [decision] an empty value means "no filter"."""
-    v = query.get(key)
-    if v is not None and len(v) > MAX_TEXT:
-        raise bad_value(key, f"must be at most {MAX_TEXT} characters")
-    return check_text(v, key) if v else None
+class ListQuery(Request):
+    """GET /api/v1/entities/faces. [decision] an empty `collection`, `key` or `after`
+    means "no filter" / "from the start"; a repeated parameter counts once (the first)."""
+
+    model: FaceModel | None = None
+    collection: Text | None = None
+    key: Text | None = None
+    limit: Annotated[int, QueryInt(1, LIMIT_MAX)] = LIMIT_DEFAULT
+    after: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    model: str | None  # canonical name
+    collection: str | None
+    key: str | None
+    limit: int
+    after: str  # "" = from the start
+
+
+def parse_list_query(query: Mapping[str, str], settings: Settings) -> ListRequest:
+    given = {k: query[k] for k in ListQuery.model_fields if k in query}
+    q = validate(ListQuery, given, ParseContext(settings))
+    return ListRequest(
+        model=None if q.model is None else resolve_model(q.model, settings, "faces").canonical,
+        collection=q.collection or None,
+        key=q.key or None,
+        limit=q.limit,
+        after=parse_uuid(q.after or "") or "",
+    )
 
 
 # Response wire shapes (documentation + response validation in tests) --------------------------

@@ -216,17 +216,25 @@ def test_compare_names_the_image(settings: Settings) -> None:
         ({"limit": ""}, 112),
     ],
 )
-def test_limit_errors(query: dict[str, str], code: int) -> None:
-    e = err(schemas.parse_limit, MultiDict(query))
+def test_limit_errors(settings: Settings, query: dict[str, str], code: int) -> None:
+    e = err(schemas.parse_list_query, MultiDict(query), settings)
     assert e.code == code and e.message.startswith("limit ")
 
 
-def test_query_values() -> None:
-    assert schemas.parse_limit(MultiDict()) == 20
-    assert schemas.parse_limit(MultiDict({"limit": "1000"})) == 1000
-    assert err(schemas.parse_after, MultiDict({"after": "nope"})).code == 112
+def test_query_values(settings: Settings) -> None:
+    def parse(**query: str) -> schemas.ListRequest:
+        return schemas.parse_list_query(MultiDict(query), settings)
+
+    assert parse() == schemas.ListRequest(None, None, None, 20, "")
+    assert parse(limit="1000").limit == 1000
+    assert err(schemas.parse_list_query, MultiDict({"after": "nope"}), settings).code == 112
     u = "0190A5F0-0000-7000-8000-000000000001"
-    assert schemas.parse_after(MultiDict({"after": u})) == u.lower()
+    assert parse(after=u).after == u.lower()
+    assert parse(model="JCV_FACE_K25000", collection="", key="k").model == "EDGE_FACE_V1"
+    assert parse(collection="", key="").collection is None
+    assert err(schemas.parse_list_query, MultiDict({"model": "X"}), settings).code == 113
+    first = schemas.parse_list_query(MultiDict([("limit", "3"), ("limit", "x")]), settings)
+    assert first.limit == 3  # a repeated parameter counts once: the first
     assert schemas.parse_uuid("0190a5f000007000800000000000001") is None
 
 

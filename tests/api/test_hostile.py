@@ -16,6 +16,7 @@ from faces_helpers import FACES, FacesServer, assert_error, img, pic
 from hostile_helpers import assert_contract, exchange, request_bytes
 
 from edge.api import schemas
+from edge.config import load_settings
 
 MODELS = "/api/v1/models"
 
@@ -222,7 +223,7 @@ def test_lone_surrogate_in_a_search_filter_is_112(
 def test_query_text_with_a_surrogate_is_112() -> None:
     """URL decoding turns bad UTF-8 into U+FFFD, so this guard is for other callers."""
     with pytest.raises(schemas.EdgeError) as e:
-        schemas.parse_query_text({"key": "\ud800"}, "key")
+        schemas.parse_list_query({"key": "\ud800"}, load_settings(None))
     assert (e.value.code, e.value.message.split()[0]) == (112, "key")
 
 
