@@ -115,6 +115,8 @@ class Generator:
             return st.floats(s.get("minimum", -1e9), s.get("maximum", 1e9), allow_nan=False)
         if kind == "boolean":
             return st.booleans()
+        if kind == "string" and s.get("format") == "uuid":
+            return st.uuids().map(str)
         if kind == "string":
             text = st.text(min_size=s.get("minLength", 0), max_size=min(s.get("maxLength", 12), 12))
             if "maxLength" in s:  # the documented limit itself is accepted
@@ -271,6 +273,42 @@ def test_a_body_breaking_one_documented_constraint_gets_its_code(
     assert e.value.message.startswith(field_name(where) + " "), (where, e.value.message)
 
 
+# The list query: every parameter is a string on the wire ----------------------------------------
+def query_schemas(doc: dict[str, Any]) -> dict[str, Schema]:
+    op = doc["paths"]["/api/v1/entities/faces"]["get"]
+    return {p["name"]: p["schema"] for p in op["parameters"] if p["in"] == "query"}
+
+
+def query_violations(name: str, schema: Schema) -> Iterator[str]:
+    """Values breaking one documented constraint of a query parameter (all are 112: a query
+    string has no JSON types, so a non-number is a bad value too)."""
+    s = resolve(schema, {})
+    if s.get("type") == "integer":
+        yield from ("abc", "1.5", "-1", str(s["minimum"] - 1), str(s["maximum"] + 1))
+    if "maxLength" in s:
+        yield "x" * (s["maxLength"] + 1)
+    if s.get("format") == "uuid":
+        yield from ("nope", "0190a5f000007000800000000000001")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_list_queries_from_the_document_are_accepted_and_one_break_is_112(
+    document: dict[str, Any], data: st.DataObject
+) -> None:
+    gen = Generator(document["components"]["schemas"], list(schemas.model_names(SETTINGS, "faces")))
+    params = query_schemas(document)
+    query = data.draw(
+        st.fixed_dictionaries({}, optional={k: gen.value(s, k).map(str) for k, s in params.items()})
+    )
+    schemas.parse_list_query(query, SETTINGS)
+    options = [(k, v) for k, s in params.items() for v in query_violations(k, s)]
+    name, value = data.draw(st.sampled_from(options))
+    with pytest.raises(EdgeError) as e:
+        schemas.parse_list_query({**query, name: value}, SETTINGS)
+    assert e.value.code == 112 and e.value.message.startswith(name + " "), e.value.message
+
+
 def test_every_request_schema_has_a_parser(document: dict[str, Any]) -> None:
     assert set(request_schemas(document)) == set(PARSERS)
 
@@ -289,9 +327,9 @@ def test_every_documented_constraint_kind_is_exercised(document: dict[str, Any])
         if "items" in node:
             walk(node["items"])
 
-    for schema in request_schemas(document).values():
+    for schema in [*request_schemas(document).values(), *query_schemas(document).values()]:
         walk(schema)
     known = {"type", "enum", "minimum", "maximum", "not", "maxLength", "minLength", "pattern"}
-    known |= {"maxItems", "minItems", "items", "properties", "required", "anyOf"}
+    known |= {"maxItems", "minItems", "items", "properties", "required", "anyOf", "format"}
     words = {"title", "description", "default"}
     assert used - known - words == set()
