@@ -162,11 +162,14 @@ async def read_body(request: web.Request) -> bytes:
     aiohttp itself waits for a body forever: a client trickling a byte a minute would hold
     its connection (and its share of memory) for hours.
     """
-    timeout = request.app[SETTINGS].server.body_timeout_s
+    server = request.app[SETTINGS].server
+    timeout = server.body_timeout_s
     try:
         return await asyncio.wait_for(request.read(), timeout)
-    except web.HTTPRequestEntityTooLarge as e:
-        raise EdgeError(413, f"request body exceeds {e.body or 'the limit'}") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise EdgeError(
+            413, f"request body exceeds the limit of {server.max_body_bytes} bytes"
+        ) from None
     except asyncio.TimeoutError:
         raise EdgeError(
             408,

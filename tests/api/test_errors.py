@@ -94,7 +94,9 @@ def test_chunked_body_over_5_mib_is_413(warm: Server) -> None:
     out = warm.raw(head + body)
     status_line, _, rest = out.partition(b"\r\n")
     assert b" 413 " in status_line
-    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["name"] == "payload_too_large"
+    answer = json.loads(rest.split(b"\r\n\r\n", 1)[1])
+    assert answer["name"] == "payload_too_large"
+    assert answer["message"] == f"request body exceeds the limit of {5 * MiB} bytes"
 
 
 def test_body_of_exactly_5_mib_is_accepted(warm: Server) -> None:
