@@ -1,4 +1,6 @@
-"""Request bodies: one pydantic model per request both parses it and documents it.
+"""Requests (bodies and the list query): one pydantic model per request parses and documents
+it; at the bottom, the response wire shapes (documented, and checked against real answers by
+the tests).
 
 The models are validated in strict mode (JSON types as sent: `"5"` is not an integer, `true`
 is not a number), fields in declaration order, and the FIRST error wins: declaration order
@@ -9,6 +11,7 @@ a `Rule` annotation that checks the value, names its code and words, and adds it
 to the JSON schema: written once, so the OpenAPI document and the parser cannot drift (a
 property test generates bodies from the document to prove it). Messages name the field the
 way the client wrote it (`metadata[2].value`) and quote client text only as an `excerpt`.
+Handlers get plain typed requests (`CreateRequest` ...) built from the validated models.
 
 [decision] a JSON null counts as absent (a required field → 110, an optional one → its
 default); unknown fields are ignored (cloud clients send extra fields). `image.area` is
