@@ -575,7 +575,7 @@ async def serve(
     runner = make_runner(app, settings)
     await runner.setup()
     for sock in sockets:
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, backlog=ACCEPT_BACKLOG).start()
     for addr in runner.addresses:
         log.info("listening on http://%s:%s", *addr[:2])
 
