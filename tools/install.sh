@@ -187,15 +187,23 @@ fi
 # The config decides where the data is; reading it also validates it before any restart.
 EFFECTIVE="$(EDGE_CONFIG="$ETC/config.yaml" "$EF" config show --json)" ||
   die "$ETC/config.yaml is not valid (see above); fix it and run install.sh again"
-read -r DATA MODEL_DIR < <(printf '%s' "$EFFECTIVE" | "$PREFIX/venv/bin/python" -I -c '
+read -r DATA MODEL_DIR KEY_FILE < <(printf '%s' "$EFFECTIVE" | "$PREFIX/venv/bin/python" -I -c '
 import json, sys
 c = json.load(sys.stdin)
-print(c["data_dir"], c["models"]["dir"] or c["data_dir"] + "/models")')
+d = c["data_dir"]
+key_file = "-" if c["server"]["api_keys"] else c["server"]["api_key_file"] or d + "/api-key"
+print(d, c["models"]["dir"] or d + "/models", key_file)')
 
 # 5. Data and models -----------------------------------------------------------------------
 mkdir -p "$DATA"
 say "installing the models into $MODEL_DIR${MIRROR:+ from $MIRROR}"
 EDGE_CONFIG="$ETC/config.yaml" "$EF" models fetch --dir "$MODEL_DIR" ${MIRROR:+--from "$MIRROR"}
+# The api-key is made here rather than at the first start, which would print it into the
+# journal; keys configured in the config (server.api_keys) need none.
+if [ "$KEY_FILE" != - ] && [ ! -s "$KEY_FILE" ]; then
+  EDGE_CONFIG="$ETC/config.yaml" "$EF" keys rotate >/dev/null
+  say "generated an api-key in $KEY_FILE (mode 0600)"
+fi
 chown -R "$SVC_USER:$SVC_GROUP" "$DATA"
 chmod 0700 "$DATA"
 
@@ -234,5 +242,7 @@ cat <<EOF
     config   $ETC/config.yaml       (edit, then: systemctl restart edge-face)
     data     $DATA                  (gallery, api-key, models; mode 0700)
     command  $BIN_DIR/edge-face     (e.g. edge-face keys list, edge-face backup FILE)
-    api-key  generated on the first start: sudo head -n1 $DATA/api-key
 EOF
+if [ "$KEY_FILE" != - ]; then
+  echo "    api-key  sudo head -n1 $KEY_FILE   (rotate: edge-face keys rotate)"
+fi
