@@ -101,7 +101,7 @@ uninstall() {
   if [ "$PURGE" = 1 ]; then
     rm -rf "$ETC" "$DATA"
     if id "$SVC_USER" >/dev/null 2>&1; then userdel "$SVC_USER" 2>/dev/null || true; fi
-    getent group "$SVC_USER" >/dev/null && groupdel "$SVC_USER" 2>/dev/null || true
+    if getent group "$SVC_USER" >/dev/null; then groupdel "$SVC_USER" 2>/dev/null || true; fi
     say "purged $ETC, $DATA (gallery, keys, models) and the user $SVC_USER"
   else
     say "kept the config ($ETC) and the data ($DATA: gallery, keys, models);" \
@@ -187,6 +187,7 @@ fi
 # The config decides where the data is; reading it also validates it before any restart.
 EFFECTIVE="$(EDGE_CONFIG="$ETC/config.yaml" "$EF" config show --json)" ||
   die "$ETC/config.yaml is not valid (see above); fix it and run install.sh again"
+ASKED_DATA="$DATA"
 read -r DATA MODEL_DIR KEY_FILE < <(printf '%s' "$EFFECTIVE" | "$PREFIX/venv/bin/python" -I -c '
 import json, sys
 c = json.load(sys.stdin)
@@ -195,6 +196,8 @@ key_file = "-" if c["server"]["api_keys"] else c["server"]["api_key_file"] or d 
 print(d, c["models"]["dir"] or d + "/models", key_file)')
 
 # 5. Data and models -----------------------------------------------------------------------
+[ "$DATA" = "$ASKED_DATA" ] ||
+  say "NOTE: $ETC/config.yaml sets data_dir: $DATA, which wins over --data $ASKED_DATA"
 mkdir -p "$DATA"
 say "installing the models into $MODEL_DIR${MIRROR:+ from $MIRROR}"
 EDGE_CONFIG="$ETC/config.yaml" "$EF" models fetch --dir "$MODEL_DIR" ${MIRROR:+--from "$MIRROR"}
@@ -238,11 +241,8 @@ elif [ "$SYSTEMD" = 1 ]; then
   say "systemd is not running here: enable later with 'systemctl enable --now edge-face'"
 fi
 say "installed edge-face $RELEASE"
-cat <<EOF
-    config   $ETC/config.yaml       (edit, then: systemctl restart edge-face)
-    data     $DATA                  (gallery, api-key, models; mode 0700)
-    command  $BIN_DIR/edge-face     (e.g. edge-face keys list, edge-face backup FILE)
-EOF
-if [ "$KEY_FILE" != - ]; then
-  echo "    api-key  sudo head -n1 $KEY_FILE   (rotate: edge-face keys rotate)"
-fi
+printf '    %-8s %s\n' \
+  config "$ETC/config.yaml (edit it, then: systemctl restart edge-face)" \
+  data "$DATA (gallery, api-key, models; mode 0700)" \
+  command "$BIN_DIR/edge-face (edge-face backup FILE, edge-face keys rotate, ...)"
+if [ "$KEY_FILE" != - ]; then printf '    %-8s %s\n' api-key "sudo head -n1 $KEY_FILE"; fi
