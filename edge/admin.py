@@ -166,8 +166,9 @@ def backup_gallery(store: Path, dest: Path, *, overwrite: bool = False) -> tuple
             src.execute("PRAGMA query_only=ON")
             src.execute("SELECT count(*) FROM sqlite_master").fetchone()
             _sidecars_like_store(store)
-            # Copies a consistent snapshot; restarts by itself if a writer changes a page.
-            src.backup(out, pages=1024, sleep=0.01)
+            # One step inside one read transaction: a consistent snapshot that WAL lets the
+            # service keep writing past (a stepwise copy would restart on every commit).
+            src.backup(out)
             # One self-contained file: no -wal beside it to lose when the file is copied.
             out.execute("PRAGMA journal_mode=DELETE")
         finally:
@@ -223,8 +224,16 @@ def restore_gallery(store: Path, source: Path, *, force: bool = False) -> tuple[
     store.parent.mkdir(parents=True, exist_ok=True)
     previous = store.with_name(f"{store.name}.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
     if store.exists():
-        backup_gallery(store, previous)
-        _owner_like(previous, store.parent)
+        try:
+            backup_gallery(store, previous)
+            _owner_like(previous, store.parent)
+        except (AdminError, sqlite3.Error):
+            if holders:
+                raise
+            # A damaged gallery cannot be copied by SQLite: move its files aside as they are.
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{store}{suffix}", f"{previous}{suffix}")
     created = not store.exists()
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     if created:

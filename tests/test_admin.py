@@ -178,6 +178,25 @@ def test_restore_onto_a_fresh_box(data_dir: Path, tmp_path: Path) -> None:
         assert new.count() == 6
 
 
+def test_restore_replaces_a_damaged_gallery_and_keeps_its_bytes(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    src_dir = tmp_path / "good"
+    with EntityStore(src_dir / "edge.sqlite3", pack_fingerprint=FINGERPRINT) as good:
+        enrol(good, 4)
+    backup = tmp_path / "b.sqlite3"
+    assert cli(src_dir, "backup", str(backup)).returncode == 0
+    damaged = b"SQLite format 3\x00" + b"\xff" * 8000
+    (data_dir / "edge.sqlite3").write_bytes(damaged)
+
+    proc = cli(data_dir, "restore", str(backup))
+    assert proc.returncode == 0, proc.stderr
+    previous = list(data_dir.glob("edge.sqlite3.before-restore-*"))
+    assert [p.read_bytes() for p in previous] == [damaged]
+    with EntityStore(data_dir / "edge.sqlite3", pack_fingerprint=FINGERPRINT) as restored:
+        assert restored.count() == 4
+
+
 def _sqlite_file(path: Path, *sql: str) -> Path:
     with sqlite3.connect(path) as conn:
         for s in sql:
