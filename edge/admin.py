@@ -21,20 +21,23 @@ import hashlib
 import os
 import secrets
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
 from edge.api.auth import read_key_file, write_key_file
 from edge.config import Settings
 from edge.store.schema import MIGRATIONS
+from edge.usererror import UserError
 
 #: Tables every gallery file of a supported schema has.
 REQUIRED_TABLES = frozenset({"entities", "changes"})
 
 
-class AdminError(Exception):
+class AdminError(UserError):
     """A backup, restore or key operation cannot go ahead; the message says what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=1)
 
 
 # Arguments -----------------------------------------------------------------------------------
@@ -57,21 +60,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        match tuple(args._path):
-            case ("backup",):
-                return _backup_cmd(settings, args)
-            case ("restore",):
-                return _restore_cmd(settings, args)
-            case ("keys", "list"):
-                return _keys_list(settings)
-            case ("keys", "rotate"):
-                return _keys_rotate(settings)
-            case ("keys", "prune"):
-                return _keys_prune(settings, args.keep)
-    except AdminError as e:
-        print(f"edge-face: {e}", file=sys.stderr)
-        return 1
+    """AdminError reaches the CLI, which prints its one line and exits 1."""
+    match tuple(args._path):
+        case ("backup",):
+            return _backup_cmd(settings, args)
+        case ("restore",):
+            return _restore_cmd(settings, args)
+        case ("keys", "list"):
+            return _keys_list(settings)
+        case ("keys", "rotate"):
+            return _keys_rotate(settings)
+        case ("keys", "prune"):
+            return _keys_prune(settings, args.keep)
     raise AssertionError(f"unhandled command {args._path}")
 
 

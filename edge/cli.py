@@ -2,6 +2,10 @@
 
 Each command module exposes `add_arguments(parser)` and `run(settings, args) -> int`, so a
 command's code lives next to what it drives and this file only wires names to modules.
+
+Errors: a mistake the operator can fix (`UserError`, a missing file, a missing optional
+package) prints one line saying what to do and exits non-zero; anything else is a bug,
+shown as one line too unless `-v` asks for the traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +18,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from edge import __version__
-from edge.config import ConfigError, Settings, load_settings
+from edge.config import Settings, load_settings
+from edge.logsetup import configure_logging
+from edge.usererror import UserError
+
+log = logging.getLogger("edge.cli")
 
 #: (command words, module, help). Modules are imported only when the command runs, so
 #: `--help` stays fast and a broken optional extra cannot break unrelated commands.
@@ -26,6 +34,9 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
         "edge.enroll",
         "enrol photos (a file, or a folder of per-person folders) through the API",
     ),
+    (("people", "list"), "edge.people", "enrolled people: keys, enrolment counts, collections"),
+    (("people", "show"), "edge.people", "one person's enrolments (uuid, collection, expiry)"),
+    (("people", "delete"), "edge.people", "delete every enrolment of one key"),
     (("models", "fetch"), "edge.runtime.command", "install the model pack (verified)"),
     (("models", "list"), "edge.runtime.command", "list the pack's files, roles, licences"),
     (("models", "verify"), "edge.runtime.command", "check installed files against sha256"),
@@ -67,7 +78,14 @@ class _LazyCommand:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", help="YAML config file (also EDGE_CONFIG)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, tracebacks on errors"
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text or one JSON object per line (default: logging.format)",
+    )
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -101,25 +119,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["eval"] and (len(argv) == 1 or argv[1].startswith("-")):
         argv.insert(1, "faces")
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    if not getattr(args, "_command", None):
-        parser.print_help()
-        return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    verbose = "-v" in argv or "--verbose" in argv
     try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        if not getattr(args, "_command", None):
+            parser.print_help()
+            return 2
+        configure_logging(
+            logging.DEBUG if args.verbose else logging.INFO, args.log_format or "text"
+        )
         settings: Settings = load_settings(args.config)
-    except ConfigError as e:
-        print(f"edge-face: {e}", file=sys.stderr)
-        return 2
-    logging.getLogger().setLevel(logging.DEBUG if args.verbose else settings.log_level)
-    try:
+        configure_logging(
+            logging.DEBUG if args.verbose else settings.log_level,
+            args.log_format or settings.logging.format,
+        )
         return int(args._command.module.run(settings, args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # SystemExit (argparse, --help) passes through untouched
+        return report_error(e, verbose)
+
+
+def report_error(e: Exception, verbose: bool) -> int:
+    """One line on stderr for `e` (what to do next); the traceback only with -v."""
+    code = 1
+    if isinstance(e, UserError):
+        msg, code = str(e), e.exit_code
+    elif isinstance(e, ModuleNotFoundError) and e.name:
+        package = e.name.split(".")[0]
+        msg = (
+            f"this command needs the Python package {package!r}, which is not installed: "
+            f"pip install {package}"
+        )
+    elif isinstance(e, OSError) and e.filename:
+        msg, code = f"{e.strerror or e}: {e.filename}", 2
+    elif isinstance(e, (FileNotFoundError, PermissionError, NotADirectoryError)):
+        msg, code = str(e), 2  # raised by a command with its own message (no filename)
+    else:
+        msg = (
+            f"unexpected error: {type(e).__name__}: {e} "
+            "(run again with -v for the traceback; please report it)"
+        )
+    if verbose:
+        log.error("%s", msg, exc_info=None if isinstance(e, UserError) else e)
+    else:
+        print(f"edge-face: {msg}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

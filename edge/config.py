@@ -2,14 +2,21 @@
 
 Every section forbids unknown keys so that a typo in a config file fails at start with the
 key's dotted path, instead of being silently ignored on a box nobody is watching.
-Nested environment overrides use a double underscore: `EDGE_SERVER__PORT=9000`.
+Nested environment overrides use a double underscore: `EDGE_SERVER__PORT=9000`. The
+environment is checked the same way: `EDGE_SERVER__PROT` is an error naming the variable,
+and `EDGE_SERVER_PORT` (one underscore, silently ignored by pydantic-settings) is warned
+about with the name that would work.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -19,10 +26,34 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from edge.usererror import UserError
+
+log = logging.getLogger("edge.config")
+
+#: The folder holding the `edge` package: the checkout in development, site-packages once
+#: installed. Subprocesses started by benchmarks run from here; nothing is read beside it.
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The labelled test photos beside the checkout (`../shared/testdata`); evaluation and
-#: benchmark commands default to it and take `--data` for another folder.
-DEFAULT_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
+#: Environment variable naming the labelled test photos that `eval` and `bench` read when no
+#: `--data` is given; the product ships no such folder and assumes none beside it.
+TESTDATA_ENV = "EDGE_TESTDATA"
+
+
+def testdata_dir(given: Path | None, command: str, sub: str = "", flag: str = "--data DIR") -> Path:
+    """`given` (the command's flag) when set, else $EDGE_TESTDATA/`sub`.
+
+    Neither set exits with one line saying what to pass: the product assumes no test photos
+    beside it, so a fresh install must never silently read some other folder.
+    """
+    if given is not None:
+        return Path(given).expanduser()
+    env = os.environ.get(TESTDATA_ENV, "").strip()
+    if env:
+        return Path(env).expanduser() / sub
+    raise SystemExit(
+        f"edge-face {command}: no test photos given; pass {flag} or set "
+        f"{TESTDATA_ENV}=DIR (a folder laid out like the shared testdata)"
+    )
+
 
 Backend = Literal["openvino", "onnxruntime"]
 Provider = Literal["tensorrt", "cuda", "openvino", "cpu"]
@@ -45,7 +76,9 @@ class ModelsConfig(Section):
     mirror: Path | None = Field(
         None, description="local folder holding the model files; used instead of downloading"
     )
-    manifest: Path = Field(REPO_ROOT / "models" / "manifest.json")
+    manifest: Path | None = Field(
+        None, description="model manifest; default: the one shipped in the package"
+    )
     pack: str = "default"
     backend: Backend = "openvino"
     backend_overrides: dict[str, Backend] = Field(
@@ -141,6 +174,9 @@ class MqttConfig(Section):
     reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect delay, doubling")
     reconnect_max_s: float = Field(30, gt=0)
     inflight_window: int = Field(32, ge=1, description="unacknowledged publishes at once")
+    status_interval_s: float = Field(
+        30, ge=0, description="re-publish the retained status this often; 0 = only on changes"
+    )
 
 
 class CameraConfig(Section):
@@ -164,6 +200,12 @@ class SyncConfig(Section):
     upstream: str | None = None
 
 
+class LoggingConfig(Section):
+    format: Literal["text", "json"] = Field(
+        "text", description="text for a console; json = one object per line for log shippers"
+    )
+
+
 class Settings(BaseSettings):
     """The effective configuration of one edge-face process."""
 
@@ -182,6 +224,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("data_dir", mode="after")
     @classmethod
@@ -214,19 +257,163 @@ class Settings(BaseSettings):
         return (self.server.api_key_file or self.data_dir / "api-key").expanduser()
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A config file or environment value is wrong; the message names the key."""
 
 
+ENV_PREFIX = "EDGE_"
+#: EDGE_* variables read by edge-face (or its test suite) that are not settings.
+OTHER_ENV = frozenset({"EDGE_CONFIG", "EDGE_API_KEY", "EDGE_SHARED_DIR"})
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings section a field holds (looking through `X | None`), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _section_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _env_name(parts: list[str]) -> str:
+    return ENV_PREFIX + "__".join(parts).upper()
+
+
+def _closest(word: str, choices: list[str]) -> str | None:
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _check_nested(var: str, parts: list[str]) -> None:
+    """Walk `EDGE_A__B__C` down the settings sections; ConfigError at the first unknown key."""
+    model: type[BaseModel] = Settings
+    for i, part in enumerate(parts):
+        fields = list(model.model_fields)
+        where = ".".join(parts[:i]) or "the top level"
+        if part not in fields:
+            guess = _closest(part, fields)
+            hint = f"; did you mean {_env_name([*parts[:i], guess])}?" if guess else ""
+            raise ConfigError(
+                f"environment variable {var}: {part!r} is not a setting of {where}{hint} "
+                f"(valid: {', '.join(fields)}); fix or unset {var}"
+            )
+        annotation = model.model_fields[part].annotation
+        inner = _section_model(annotation)
+        if inner is None:
+            rest = parts[i + 1 :]
+            if rest and get_origin(annotation) is not dict:
+                raise ConfigError(
+                    f"environment variable {var}: {'.'.join(parts[: i + 1])} is a value, "
+                    f"not a section; set {_env_name(parts[: i + 1])} instead"
+                )
+            return
+        model = inner
+
+
+def _single_underscore_hint(name: str) -> str:
+    """What an unknown `EDGE_name` (no `__`) probably meant, for the warning."""
+    top = list(Settings.model_fields)
+    for section in top:
+        inner = _section_model(Settings.model_fields[section].annotation)
+        if inner is None or not name.startswith(section + "_"):
+            continue
+        rest = name[len(section) + 1 :]
+        key = rest if rest in inner.model_fields else _closest(rest, list(inner.model_fields))
+        if key:
+            return (
+                f"nested settings take a double underscore: did you mean "
+                f"{_env_name([section, key])}?"
+            )
+    guess = _closest(name, top)
+    if guess:
+        return f"did you mean {_env_name([guess])}?"
+    return f"settings are {', '.join(_env_name([t]) for t in top)} and EDGE_SECTION__KEY"
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Check every `EDGE_*` variable against the settings before pydantic reads them.
+
+    A variable with `__` is clearly meant as a setting, so an unknown key there is a
+    ConfigError naming the variable; a single-underscore name that is no setting is
+    ignored by pydantic-settings, so it comes back as a warning saying what would work.
+    """
+    env = os.environ if environ is None else environ
+    warnings: list[str] = []
+    for var in sorted(env):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in OTHER_ENV:
+            continue
+        name = upper[len(ENV_PREFIX) :].lower()
+        if "__" in name:
+            _check_nested(var, name.split("__"))
+        elif name not in Settings.model_fields:
+            warnings.append(
+                f"environment variable {var} is not an edge-face setting and is ignored; "
+                + _single_underscore_hint(name)
+            )
+    return warnings
+
+
+def _env_source(loc: tuple[Any, ...], environ: Mapping[str, str]) -> str | None:
+    """The EDGE_* variable that set the value at `loc`, if one did."""
+    present = {k.upper(): k for k in environ}
+    parts = [str(p) for p in loc]
+    for n in range(len(parts), 0, -1):
+        name = _env_name(parts[:n])
+        if name in present:
+            return present[name]
+    return None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A one-line YAML error: the problem and where (pyyaml's own text spans lines)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(problem)
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys of the section holding `loc`'s last key ([] if not a section)."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # a list item: same model as the list's element
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        annotation = field.annotation
+        if get_origin(annotation) is list:
+            annotation = get_args(annotation)[0]
+        inner = _section_model(annotation)
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
 def _format_validation(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid configuration ({origin}):"]
+    lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"  {key}: {msg}")
-    return "\n".join(lines)
+            keys = _keys_at(e["loc"])
+            guess = _closest(str(e["loc"][-1]), keys)
+            msg = "unknown key" + (f"; did you mean {guess!r}?" if guess else "")
+            if keys:
+                msg += f" (valid: {', '.join(keys)})"
+        var = _env_source(e["loc"], os.environ)
+        if var:
+            msg += f" (set by environment variable {var})"
+        lines.append(f"{key}: {msg}")
+    if len(lines) == 1:
+        return f"invalid configuration ({origin}): {lines[0]}"
+    return "\n  ".join([f"invalid configuration ({origin}):", *lines])
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -242,16 +429,24 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         origin = f"{p} + environment"
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise ConfigError(f"config file not found: {p}") from e
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config file not found: {p}; check the path given with -c/--config "
+                "(or EDGE_CONFIG)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+            raise ConfigError(f"cannot read config file {p}: {why}") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+            raise ConfigError(f"config file {p} is not valid YAML: {_yaml_problem(e)}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
         data.update(loaded)
     data.update(overrides)
+    for warning in check_environment():
+        log.warning("%s", warning)
     try:
         return Settings(**data)
     except ValidationError as e:

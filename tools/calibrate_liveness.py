@@ -37,11 +37,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+DEFAULT_DATA = REPO.parent / "shared" / "testdata" / "liveness"
 
 from edge.config import load_settings  # noqa: E402
 from edge.errors import EdgeError  # noqa: E402
 from edge.evaluation.liveness import (  # noqa: E402
-    DEFAULT_DATA,
     error_rates,
     find_face,
     load_samples,

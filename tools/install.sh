@@ -132,9 +132,14 @@ SVC_GROUP="$(id -gn "$SVC_USER")"
 
 # 3. A release venv, built from a copy of the sources (the clone is left untouched) --------
 VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$SRC/pyproject.toml" | head -n1)"
-HASH="$(cd "$SRC" && find pyproject.toml README.md edge models -type f \
-          ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z |
-          xargs -0 sha256sum | sha256sum | cut -c1-12)"
+# What `pip install .` reads: the tree without the venv, VCS, build outputs and tests.
+source_files() {
+  (cd "$SRC" && find . \( -name .git -o -name .venv -o -name build -o -name dist \
+      -o -name '*.egg-info' -o -name __pycache__ -o -name '.*_cache' -o -name .hypothesis \
+      -o -path ./tests -o -path ./docs \) -prune -o -type f ! -name '*.pyc' -print0 |
+    LC_ALL=C sort -z)
+}
+HASH="$(source_files | (cd "$SRC" && xargs -0 sha256sum) | sha256sum | cut -c1-12)"
 RELEASE="$VERSION-$HASH"
 REL_DIR="$PREFIX/releases/$RELEASE"
 mkdir -p "$PREFIX/releases"
@@ -146,19 +151,13 @@ else
   rm -rf "$REL_DIR"
   STAGE="$(mktemp -d)"
   trap 'rm -rf "$STAGE"' EXIT
-  (cd "$SRC" && tar --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
-      -cf - pyproject.toml README.md edge models) | tar -xf - -C "$STAGE"
+  source_files | (cd "$SRC" && tar --null -T - -cf -) | tar -xf - -C "$STAGE"
   "$PYTHON" -m venv "$REL_DIR"
   if ! "$REL_DIR/bin/python" -m pip install -q --disable-pip-version-check "$STAGE"; then
     rm -rf "$REL_DIR"
     die "pip install failed (see above); the installed release was not changed"
   fi
   "$REL_DIR/bin/edge-face" --version >/dev/null || { rm -rf "$REL_DIR"; die "the new release does not run"; }
-  # Sources that still read the model manifest from <clone>/models get it beside the package.
-  MANIFEST="$("$REL_DIR/bin/python" -I -c 'from edge.config import ModelsConfig; print(ModelsConfig().manifest)')"
-  if [ ! -f "$MANIFEST" ] && [ -f "$SRC/models/manifest.json" ]; then
-    install -D -m 0644 "$SRC/models/manifest.json" "$MANIFEST"
-  fi
   printf 'release=%s\nsource=%s\nbuilt=%s\n' "$RELEASE" "$SRC" "$(date -u +%FT%TZ)" \
     >"$REL_DIR/.edge-face-release"
 fi

@@ -14,6 +14,12 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ "$EXTRA" = "test" ] && ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   need_apt+=(mosquitto)
 fi
+# the /docs test drives Debian's chromium (Selenium); without root to install it, it skips
+if [ "$EXTRA" = "test" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then need_apt+=(chromium chromium-driver)
+  else echo "note: the /docs browser test skips: sudo apt-get install chromium chromium-driver" >&2
+  fi
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${need_apt[*]}"

@@ -53,13 +53,19 @@ class ApiKey:
 
 class KeyRing:
     def __init__(
-        self, keys: list[ApiKey], generated: str | None = None, source: Path | None = None
+        self,
+        keys: list[ApiKey],
+        generated: str | None = None,
+        where: str = "",
+        source: Path | None = None,
     ) -> None:
         if not keys:
             raise ValueError("at least one api-key is required")
         self.keys = keys
         #: the key created by this start, if any (printed once by `load_keyring`)
         self.generated = generated
+        #: where the operator finds the key, for the 401 message (never the key itself)
+        self.where = where or "the key configured in server.api_keys of the service's config"
         #: the key file watched for rotations (None: keys come from the config)
         self.source = source
         self._stamp = _file_stamp(source) if source else None
@@ -150,8 +156,12 @@ def load_keyring(settings: Settings, announce: Callable[[str], None] = print) ->
         announce(
             f"edge-face: generated api-key (kept in {path}, mode 0600; shown only now): {keys[0]}"
         )
-    ring = [ApiKey(k.encode(), "default") for k in keys]
-    return KeyRing(ring, generated=keys[0] if created else None, source=path)
+    return KeyRing(
+        [ApiKey(k.encode(), "default") for k in keys],
+        generated=keys[0] if created else None,
+        where=f"the key kept in {path} on the server",
+        source=path,
+    )
 
 
 def is_public(request: web.Request) -> bool:
@@ -172,11 +182,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         presented = request.headers.get(name)
         if presented:
             break
+    ring = request.app[KEYS]
     if not presented:
-        raise EdgeError(401, "missing api-key header (api-key or x-api-key)")
-    key = request.app[KEYS].lookup(presented.strip())
+        raise EdgeError(401, f"missing api-key header (api-key or x-api-key); send {ring.where}")
+    key = ring.lookup(presented.strip())
     if key is None:
-        raise EdgeError(401, "unknown api-key")
+        raise EdgeError(401, f"unknown api-key; send {ring.where}")
     request[INSTANCE] = key.instance
     request[API_KEY_ID] = key.key_id
     request.app[ADMISSION].check_rate(key.key_id)

@@ -132,9 +132,11 @@ def model_names(settings: Settings, entity: Literal["faces", "liveness"]) -> dic
 def resolve_model(
     name: str, settings: Settings, entity: Literal["faces", "liveness"], field_name: str = "model"
 ) -> ModelRef:
-    canonical = model_names(settings, entity).get(name)
+    names = model_names(settings, entity)
+    canonical = names.get(name)
     if canonical is None:
-        raise EdgeError(113, f"{field_name} {name!r} is not a known {entity} model")
+        valid = ", ".join(names)
+        raise EdgeError(113, f"{field_name} {name!r} is not a known {entity} model; use {valid}")
     return ModelRef(given=name, canonical=canonical)
 
 

@@ -3,6 +3,11 @@
 Builds the app (and, when configured, the camera/MQTT services), listens, and on SIGTERM
 or SIGINT drains: the listening socket closes at once, requests in flight get up to
 `server.drain_seconds` to finish, then components close and the process exits 0.
+
+Start-up checks what an operator can get wrong before anything slow runs: the port is
+bound first (a taken port is one line naming --port, not a traceback after the models
+loaded) and a missing model file stops the start with the exact fetch command, instead of
+a process that runs but never turns ready.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import re
 import signal
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,11 +30,14 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
+from edge.api.access_log import ACCESS_LOGGER, EdgeAccessLogger
 from edge.api.app import create_app
 from edge.api.state import LIVENESS, PIPELINE, READY, STORE
 from edge.config import Settings
 from edge.errors import EdgeError
+from edge.runtime.manifest import Manifest
 from edge.sdnotify import notify, watchdog_interval
+from edge.usererror import UserError
 
 log = logging.getLogger("edge.server")
 
@@ -102,7 +113,131 @@ RUNNER_SHUTDOWN_TIMEOUT = 2.0
 
 
 def make_runner(app: web.Application, settings: Settings) -> EdgeRunner:
-    return EdgeRunner(app, shutdown_timeout=RUNNER_SHUTDOWN_TIMEOUT, handle_signals=False)
+    return EdgeRunner(
+        app,
+        shutdown_timeout=RUNNER_SHUTDOWN_TIMEOUT,
+        handle_signals=False,
+        access_log_class=EdgeAccessLogger,
+        access_log=ACCESS_LOGGER,
+    )
+
+
+# Start-up checks -------------------------------------------------------------------------------
+#: backlog of the listening socket (the asyncio default)
+BACKLOG = 100
+
+
+def _bind_problem(err: OSError, host: str, port: int) -> str:
+    """What an operator reads when the listening socket cannot be bound."""
+    where = f"port {port} on {host}"
+    if err.errno == errno.EADDRINUSE:
+        return (
+            f"{where} is already in use: stop the other process or choose another with "
+            "--port N (server.port in the config)"
+        )
+    if err.errno == errno.EACCES:
+        return (
+            f"no permission to listen on {where} (ports below 1024 need root or "
+            "CAP_NET_BIND_SERVICE): choose another with --port N (server.port in the config)"
+        )
+    if err.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{host} is not an address of this machine: choose one with --host ADDR "
+            "(server.host in the config), e.g. 127.0.0.1 or 0.0.0.0"
+        )
+    return f"cannot listen on {where}: {err.strerror or err}; check --host/--port (server.*)"
+
+
+def bind_listeners(host: str, port: int) -> list[socket.socket]:
+    """Bind and listen on `host:port` now, before models or the store are opened.
+
+    Listening at once (not only binding) claims the port: no other process can take it
+    between this check and the server's start, and a taken port fails in milliseconds.
+    """
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port} is not a port: choose 1-65535 (0 = any free port)")
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as e:
+        raise UserError(
+            f"cannot listen on host {host!r}: {e.strerror}; choose a local address with "
+            "--host ADDR (server.host in the config), e.g. 127.0.0.1 or 0.0.0.0"
+        ) from None
+    socks: list[socket.socket] = []
+    seen: set[tuple[int, Any]] = set()
+    try:
+        for family, kind, proto, _, addr in infos:
+            if (family, addr) in seen:
+                continue
+            seen.add((family, addr))
+            sock = socket.socket(family, kind, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(addr)
+                sock.listen(BACKLOG)
+            except OSError as e:
+                raise UserError(_bind_problem(e, host, port)) from None
+            sock.setblocking(False)
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def fetch_command(settings: Settings, config_path: Path | None) -> str:
+    """The `models fetch` command line that installs what this configuration needs."""
+    cmd = "edge-face models fetch"
+    if config_path is not None:
+        cmd += f" -c {config_path}"
+    elif settings.models.pack != "default":
+        cmd += f" --pack {settings.models.pack}"
+    return f"{cmd} --dir {settings.model_dir}"
+
+
+def check_models(settings: Settings, config_path: Path | None) -> None:
+    """UserError naming the fetch command when a file of the pack is missing or truncated.
+
+    Checks presence and size only (a stat per file): the sha256 is `models verify`'s job
+    and would cost seconds on every start.
+    """
+    try:
+        manifest = Manifest.load(settings.models.manifest)
+        files = manifest.pack_files(settings.models.pack)
+    except KeyError as e:
+        raise UserError(f"{e.args[0]}; fix models.pack in the config") from None
+    except OSError as e:
+        raise UserError(
+            f"cannot read the model manifest {settings.models.manifest}: {e.strerror}; "
+            "fix models.manifest in the config"
+        ) from None
+    model_dir = settings.model_dir
+    bad = []
+    for spec in files:
+        path = model_dir / spec.file
+        if not path.is_file():
+            bad.append(f"{spec.file} (missing)")
+        elif path.stat().st_size != spec.bytes:
+            bad.append(f"{spec.file} (wrong size)")
+    if not bad:
+        return
+    cmd = fetch_command(settings, config_path)
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    offline = (
+        f"it copies from models.mirror {settings.models.mirror}"
+        if settings.models.mirror
+        else "offline sites add --from DIR, a folder holding the model files"
+    )
+    raise UserError(
+        f"{len(bad)} of {len(files)} model files of pack {settings.models.pack!r} are not "
+        f"installed in {model_dir}: {shown}; install them with `{cmd}` ({offline}), then "
+        "start again"
+    )
 
 
 async def drain(app: web.Application, runner: web.BaseRunner, seconds: float) -> int:
@@ -142,8 +277,22 @@ def _services_ctx(settings: Settings, config_path: Path | None) -> Any:
     return ctx
 
 
+def ready_line(settings: Settings, addresses: list[Any]) -> str:
+    """The last start-up line: where the service answers, its docs, where the key is."""
+    host, port = addresses[0][:2] if addresses else (settings.server.host, settings.server.port)
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1" if host != "::" else "::1"
+    shown = f"[{host}]" if ":" in str(host) else str(host)
+    url = f"http://{shown}:{port}"
+    if settings.server.api_keys:
+        key = "api-key: one of server.api_keys in the config"
+    else:
+        key = f"api-key in {settings.api_key_path}"
+    return f"ready: {url} - API docs {url}/docs - {key}"
+
+
 # systemd: READY=1 when /readyz turns true, WATCHDOG=1 while the event loop turns ----------
-async def _systemd_notifier(app: web.Application) -> None:
+async def _systemd_notifier(app: web.Application, on_ready: str = "") -> None:
     interval = watchdog_interval()
     step = min(0.25, interval) if interval else 0.25
     ready_sent = False
@@ -153,6 +302,8 @@ async def _systemd_notifier(app: web.Application) -> None:
         # The datagram send can block when the receiver's queue is full: never on the loop.
         if not ready_sent and app[READY].ready:
             ready_sent = True
+            if on_ready:
+                log.info("%s", on_ready)
             await asyncio.to_thread(notify, "READY=1")
         if interval and loop.time() >= next_ping:
             await asyncio.to_thread(notify, "WATCHDOG=1")
@@ -167,18 +318,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def serve(
-    settings: Settings, host: str, port: int, *, config_path: Path | None = None
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    config_path: Path | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> int:
+    """Run until SIGTERM/SIGINT; `sockets` are listeners bound by `bind_listeners`."""
+    if sockets is None:
+        sockets = bind_listeners(host, port)
     app = create_app(settings)
     app.cleanup_ctx.append(_services_ctx(settings, config_path))
     runner = make_runner(app, settings)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
     for addr in runner.addresses:
         log.info("listening on http://%s:%s", *addr[:2])
 
-    notifier = asyncio.create_task(_systemd_notifier(app))
+    on_ready = ready_line(settings, list(runner.addresses))
+    notifier = asyncio.create_task(_systemd_notifier(app, on_ready))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -207,29 +367,25 @@ async def serve(
 def run(settings: Settings, args: argparse.Namespace) -> int:
     host = getattr(args, "host", None) or settings.server.host
     port = getattr(args, "port", None)
-    config = getattr(args, "config", None)
-    return asyncio.run(
-        serve(
-            settings,
-            host,
-            settings.server.port if port is None else port,
-            config_path=Path(config) if config else None,
-        )
-    )
+    port = settings.server.port if port is None else port
+    config = getattr(args, "config", None) or os.environ.get("EDGE_CONFIG")
+    config_path = Path(config).expanduser().resolve() if config else None
+    sockets = bind_listeners(host, port)  # first: a taken port fails before anything loads
+    try:
+        check_models(settings, config_path)
+        return asyncio.run(serve(settings, host, port, config_path=config_path, sockets=sockets))
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m edge.api.server` (same as `edge-face serve`)."""
-    from edge.config import load_settings
+    import sys
 
-    parser = argparse.ArgumentParser(prog="edge-face serve")
-    parser.add_argument("-c", "--config")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return run(load_settings(args.config), args)
+    from edge.cli import main as cli_main
+
+    return cli_main(["serve", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -41,10 +41,9 @@ from edge.camera.events import RecognitionEvent
 from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_source
 from edge.camera.worker import CameraWorker
-from edge.config import DEFAULT_TESTDATA, CameraConfig, Settings
+from edge.config import CameraConfig, Settings, testdata_dir
 from edge.mqtt.bridge import MqttBridge
 
-DEFAULT_DATA = DEFAULT_TESTDATA
 W, H = 1280, 720
 # People with at least two photos: enrolled from the first file and shown with the second, in
 # name order ("1.png" then "10.png" where a folder has ten or more).
@@ -60,7 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--detect-fps", type=float, default=8.0)
     parser.add_argument("--outage", type=float, default=10.0, help="broker outage, seconds")
-    parser.add_argument("--testdata", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--data",
+        "--testdata",
+        dest="testdata",
+        type=Path,
+        default=None,
+        help="labelled test folder (default: $EDGE_TESTDATA)",
+    )
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
         "--cameras", type=int, nargs="+", default=[1, 4], help="cameras at once, per pass"
@@ -507,7 +513,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="edge-bench-camera-"))
     try:
         video = tmp / "people.avi"
-        appearances, enrol_photos = build_video(video, args.testdata, args.seconds, args.fps)
+        appearances, enrol_photos = build_video(
+            video, testdata_dir(args.testdata, "bench camera"), args.seconds, args.fps
+        )
         registry = ModelRegistry(settings)
         pipeline = FacePipeline(registry, settings)
         liveness = LivenessScorer(registry, settings) if registry.has("liveness_v2") else None

@@ -31,9 +31,8 @@ import numpy as np
 import yaml
 
 from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
-from edge.config import DEFAULT_TESTDATA, REPO_ROOT, Settings
+from edge.config import REPO_ROOT, Settings, testdata_dir
 
-DEFAULT_DATA = DEFAULT_TESTDATA
 SEARCH = "/api/v1/entities/faces/search"
 FACES = "/api/v1/entities/faces"
 #: targets from the task; printed as met/missed, never asserted
@@ -44,7 +43,9 @@ ROUNDS = 3  # c > 1: HTTP and direct blocks taken in turn
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled test folder")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="labelled test folder (default: $EDGE_TESTDATA)"
+    )
     parser.add_argument("--images", type=int, default=12, help="distinct probe photos")
     parser.add_argument("--gallery", type=int, default=200, help="entities enrolled first")
     parser.add_argument(
@@ -350,9 +351,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from edge.bench.pipeline import make_inputs
 
     levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
-    jpegs = make_inputs(settings, args.data, args.images)
+    data = testdata_dir(args.data, "bench http")
+    jpegs = make_inputs(settings, data, args.images)
     if not jpegs:
-        print("no usable one-face photos found under", args.data)
+        print("no usable one-face photos found under", data)
         return 1
     key = "bench-" + secrets.token_hex(16)
     print(

@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from edge.bench.stats import p, peak_rss_mb, table
-from edge.config import Settings
-from edge.evaluation.liveness import DEFAULT_DATA, find_face, load_samples
+from edge.config import Settings, testdata_dir
+from edge.evaluation.liveness import find_face, load_samples
 from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import LivenessScorer, minifas_crop
 from edge.vision.pipeline import FacePipeline
@@ -37,7 +37,12 @@ FULL = "full frame 640x480: decode+detect+liveness"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with live/ spoof/")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with live/ spoof/ (default: $EDGE_TESTDATA/liveness)",
+    )
     parser.add_argument("--runs", type=int, default=200, help="timed calls per measurement")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
 
@@ -121,9 +126,10 @@ def time_interleaved(
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    frames = _frames(args.data)
+    data = testdata_dir(args.data, "bench liveness", "liveness")
+    frames = _frames(data)
     if not frames:
-        print(f"no full-frame images (>= 480 px) under {args.data}")
+        print(f"no full-frame images (>= 480 px) under {data}")
         return 2
     base_registry = ModelRegistry(settings)
     pipeline = FacePipeline(base_registry, settings)

@@ -14,19 +14,25 @@ import cv2
 import psutil
 
 from edge.bench.stats import p, peak_rss_mb, table, time_calls
-from edge.config import DEFAULT_TESTDATA, Settings
+from edge.config import Settings, testdata_dir
 from edge.runtime.backends import BackendError, open_session
 from edge.runtime.probe import probe_inputs
 from edge.runtime.registry import ModelRegistry
 
-DEFAULT_IMAGE = DEFAULT_TESTDATA / "multi_face" / "fr_obama_and_biden.jpg"
+#: the input photo when --image is not given, inside $EDGE_TESTDATA
+DEFAULT_IMAGE = "multi_face/fr_obama_and_biden.jpg"
 #: reference files kept for provenance, never executed
 SKIP_ROLES = {"liveness_v2_reference", "liveness_v1se_reference", "emotion_reference"}
 
 
 def add_arguments(p_: argparse.ArgumentParser) -> None:
     p_.add_argument("--runs", type=int, default=50, help="timed runs per model (default 50)")
-    p_.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="real photo used as input")
+    p_.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help=f"real photo used as input (default: $EDGE_TESTDATA/{DEFAULT_IMAGE})",
+    )
     p_.add_argument("--pack", help="model pack (default from config)")
     p_.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = default)")
     p_.add_argument("--out", type=Path, help="write the results as JSON")
@@ -36,9 +42,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.pack:
         settings.models.pack = args.pack
     reg = ModelRegistry(settings)
-    bgr = cv2.imread(str(args.image))
+    image = testdata_dir(args.image, "bench models", DEFAULT_IMAGE, flag="--image FILE")
+    bgr = cv2.imread(str(image))
     if bgr is None:
-        print(f"cannot read {args.image}")
+        print(f"cannot read {image}")
         return 2
     proc = psutil.Process()
     rows, results = [], []
@@ -74,7 +81,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             ]
         )
         results.append({"role": role, "file": path.name, "openvino": ov, "onnxruntime": ort})
-    print(f"per-model latency, {args.runs} runs after warm-up, ms (input: {args.image.name})")
+    print(f"per-model latency, {args.runs} runs after warm-up, ms (input: {image.name})")
     print(
         table(
             ["role", "input", "OV p50", "OV p95", "ORT p50", "ORT p95", "OV/ORT p50"],

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
-from edge.config import DEFAULT_TESTDATA, Settings
+from edge.config import Settings, testdata_dir
 from edge.evaluation.verification import identity_items
 from edge.imaging.decode import decode_bytes
 from edge.runtime.backends import open_session
@@ -35,13 +35,14 @@ from edge.vision.detection import ScrfdDetector, build_detectors
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import DetailFlags
 
-DEFAULT_DATA = DEFAULT_TESTDATA
 W, H = 640, 480
 SCRFD_FILE = "scrfd_2.5g_bnkps.onnx"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled test folder")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="labelled test folder (default: $EDGE_TESTDATA)"
+    )
     parser.add_argument("--runs", type=int, default=60, help="timed runs per configuration")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first")
     parser.add_argument("--images", type=int, default=12, help="distinct photos cycled through")
@@ -212,7 +213,7 @@ def _insightface_child(
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    inputs = make_inputs(settings, args.data, args.images)
+    inputs = make_inputs(settings, testdata_dir(args.data, "bench pipeline"), args.images)
     if not inputs:
         print("edge-face bench pipeline: no usable one-face photos in --data", file=sys.stderr)
         return 2

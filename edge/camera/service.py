@@ -1,7 +1,10 @@
 """Composition of the background services: the MQTT bridge and the configured cameras.
 
 The server's composition root enters `edge_services(...)` once models and store are ready;
-leaving it stops cameras first (no new events), then flushes and closes the bridge.
+leaving it stops cameras first (no new events), then flushes and closes the bridge, whose
+final retained status still lists the stopped cameras with their last counters.
+The bridge re-publishes the retained status whenever a camera starts, stops or changes
+state, and every `mqtt.status_interval_s`, so it never shows the counters of the start.
 """
 
 from __future__ import annotations
@@ -62,10 +65,11 @@ def start_camera(
     sink: Callable[[RecognitionEvent], None],
     *,
     device_id: str,
+    on_state: Callable[[], None] | None = None,
 ) -> CameraRunner:
     spec = parse_source(cfg.source)
     realtime = cfg.realtime if cfg.realtime is not None else True
-    capture = Capture(spec, realtime=realtime, name=cfg.name).start()
+    capture = Capture(spec, realtime=realtime, name=cfg.name, on_state=on_state).start()
     worker = CameraWorker(cfg, capture, recognizer, sink, device_id=device_id).start()
     return CameraRunner(cfg, capture, worker)
 
@@ -118,23 +122,43 @@ class EdgeServices:
             self.bridge.publish_event("entity", entity_payload(change, self.settings.device_id))
 
     # Cameras ------------------------------------------------------------------------------
+    def _status_changed(self) -> None:
+        """Ask the bridge for a fresh retained status; only raises a flag there."""
+        if self.bridge is not None:
+            self.bridge.publish_status()
+
     def start_cameras(self, configs: list[CameraConfig]) -> None:
+        started = False
         for cfg in configs:
             if cfg.enabled and cfg.name not in self.cameras:
                 self.cameras[cfg.name] = start_camera(
-                    cfg, self.recognizer, self.emit, device_id=self.settings.device_id
+                    cfg,
+                    self.recognizer,
+                    self.emit,
+                    device_id=self.settings.device_id,
+                    on_state=self._status_changed,
                 )
+                started = True
         if self.bridge is not None:
             self.bridge.set_cameras(sorted(self.cameras))
+        if started:
+            self._status_changed()
 
-    def stop_cameras(self, names: list[str] | None = None) -> None:
+    def stop_cameras(self, names: list[str] | None = None, *, forget: bool = True) -> None:
+        """Stop cameras; `forget=False` keeps them listed (state `stopped`) for a final
+        status at shutdown."""
+        stopped = False
         for name in list(names if names is not None else self.cameras):
-            runner = self.cameras.pop(name, None)
+            runner = self.cameras.pop(name, None) if forget else self.cameras.get(name)
             if runner is not None:
                 runner.stop()
+                stopped = True
+        if stopped:
+            self._status_changed()
 
     def status(self) -> dict[str, Any]:
-        return {"cameras": [r.worker.stats() for r in self.cameras.values()]}
+        # A copy: reload may start or stop cameras while the bridge's thread reads this.
+        return {"cameras": [r.worker.stats() for r in list(self.cameras.values())]}
 
     # Commands -----------------------------------------------------------------------------
     def enroll(self, req: EnrollRequest) -> dict[str, Any]:
@@ -206,7 +230,9 @@ async def edge_services(
         yield services
     finally:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, services.stop_cameras)
+        # Kept listed until the bridge has published its final status ("stopped", counters).
+        await loop.run_in_executor(None, lambda: services.stop_cameras(forget=False))
         if services.bridge is not None:
             bridge, services.bridge = services.bridge, None  # store listener goes quiet
             await loop.run_in_executor(None, bridge.stop)
+        services.cameras.clear()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -146,6 +147,7 @@ class Capture:
         backoff_max_s: float = 30.0,
         folder_fps: float = 2.0,
         name: str = "camera",
+        on_state: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
         self.realtime = realtime or spec.live
@@ -153,6 +155,7 @@ class Capture:
         self.backoff_max_s = backoff_max_s
         self.folder_fps = folder_fps
         self.name = name
+        self.on_state = on_state  # called (capture thread, no lock held) when state changes
         self.stats = CaptureStats()
         self.source_fps: float = 0.0
         self.started_at: float | None = None  # monotonic time of the first frame of a stream
@@ -173,7 +176,7 @@ class Capture:
             self._cond.notify_all()
         self._thread.join(timeout)
         if self.stats.state != "ended":
-            self.stats.state = "stopped"
+            self._set_state("stopped")
 
     @property
     def alive(self) -> bool:
@@ -253,9 +256,11 @@ class Capture:
                 continue
             fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             self.source_fps = fps if 0 < fps < 1000 else 25.0
-            self.stats.state = "streaming"
+            self._set_state("streaming")
             read_any = self._pump(cap)
             cap.release()
+            if self._stop.is_set():
+                return  # stopped, not ended: stop() records that
             if not self.spec.live:
                 self._finish("ended")
                 return
@@ -286,7 +291,7 @@ class Capture:
         return n > 0
 
     def _backoff(self, delay: float) -> None:
-        self.stats.state = "reconnecting"
+        self._set_state("reconnecting")
         self.stats.reconnects += 1
         RECONNECTS.inc(camera=self.name)
         log.warning("camera %s: %s; retrying in %.1fs", self.name, self.stats.last_error, delay)
@@ -294,5 +299,21 @@ class Capture:
 
     def _finish(self, state: str) -> None:
         with self._cond:
+            changed = self.stats.state != state
             self.stats.state = state
             self._cond.notify_all()
+        if changed:
+            self._state_changed()
+
+    def _set_state(self, state: str) -> None:
+        if self.stats.state != state:
+            self.stats.state = state
+            self._state_changed()
+
+    def _state_changed(self) -> None:
+        """Tell the owner (e.g. to re-publish the MQTT status); it must not block."""
+        if self.on_state is not None:
+            try:
+                self.on_state()
+            except Exception:
+                log.exception("camera %s: state listener failed", self.name)

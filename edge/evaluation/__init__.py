@@ -1,1 +1,1 @@
-"""Accuracy evaluation on labelled folders (default ../shared/testdata)."""
+"""Accuracy evaluation on labelled folders (`--data DIR`, or $EDGE_TESTDATA)."""

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge.bench.stats import table
-from edge.config import DEFAULT_TESTDATA, Settings
+from edge.config import Settings, testdata_dir
 from edge.evaluation import attributes as attr_eval
 from edge.evaluation.verification import (
     Pairs,
@@ -34,13 +34,14 @@ from edge.vision.detection import build_detectors
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
-DEFAULT_DATA = DEFAULT_TESTDATA
 FARS = (1e-3, 1e-4)
 LABELLED_COUNTS = ("fr_two_people.jpg", "deepface_couple.jpg", "fr_obama_and_biden.jpg")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled test folder")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="labelled test folder (default: $EDGE_TESTDATA)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--no-attributes", action="store_true", help="skip age/gender/emotion")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -302,7 +303,7 @@ def format_report(res: dict[str, Any]) -> str:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    data: Path = args.data
+    data = testdata_dir(args.data, "eval")
     if not (data / "SOURCES.json").is_file():
         print(f"edge-face eval: {data} has no SOURCES.json (use --data)", file=sys.stderr)
         return 2

@@ -28,14 +28,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.config import DEFAULT_TESTDATA, Settings
+from edge.config import Settings, testdata_dir
 from edge.errors import EdgeError
 from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import LivenessScorer
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
-DEFAULT_DATA = DEFAULT_TESTDATA / "liveness"
 PAD_FRACTION = 0.35  # border added on every side for the second detection attempt
 TARGET_BPCER = 0.05
 
@@ -324,14 +323,19 @@ def format_table(report: dict[str, Any], measured: dict[str, Any] | None = None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with live/ spoof/")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with live/ spoof/ (default: $EDGE_TESTDATA/liveness)",
+    )
     parser.add_argument("--out", type=Path, help="write the full report (JSON) here")
     parser.add_argument("--threshold", type=float, help="override the recommended threshold")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        samples = load_samples(args.data)
+        samples = load_samples(testdata_dir(args.data, "eval liveness", "liveness"))
     except (FileNotFoundError, ValueError) as e:
         print(f"edge-face eval liveness: {e}", file=sys.stderr)
         return 2

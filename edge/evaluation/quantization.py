@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.bench.stats import p as percentile
 from edge.bench.stats import table
-from edge.config import REPO_ROOT, Settings
+from edge.config import Settings
 from edge.errors import EdgeError
 from edge.evaluation.faces import detection, verification
 from edge.evaluation.verification import (
@@ -61,8 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
-DEFAULT_CALIB = (DEFAULT_TESTDATA / "faces_by_identity", DEFAULT_TESTDATA / "multi_face")
+#: calibration folders inside the labelled test folder, used when --calib is not given
+CALIB_SUBDIRS = ("faces_by_identity", "multi_face")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 FACES_PER_CALIB_IMAGE = 4
 
@@ -131,7 +131,7 @@ class QuantContext:
     def __init__(
         self,
         settings: Settings,
-        testdata: Path = DEFAULT_TESTDATA,
+        testdata: Path,
         *,
         eval_limit: int | None = None,
         progress: bool = True,

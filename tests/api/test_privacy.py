@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from faces_helpers import FACES, FacesServer, assert_error, b64
 
-from edge.config import DEFAULT_TESTDATA
+from tests.conftest import TESTDATA
 
-PHOTO = DEFAULT_TESTDATA / "faces_by_identity" / "barack_obama" / "1.jpg"
+PHOTO = TESTDATA / "faces_by_identity" / "barack_obama" / "1.jpg"
 
 
 def _needles(raw: bytes) -> list[bytes]:

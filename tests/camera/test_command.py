@@ -1,4 +1,5 @@
-"""`edge-face camera` as a real process: JSON lines, enrolment, last will on SIGKILL."""
+"""`edge-face camera` as a real process: JSON lines, enrolment, a retained status that
+follows the camera, a final status on SIGTERM and the last will on SIGKILL."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from camera_helpers import KNOWN, Vision
@@ -20,12 +22,12 @@ from edge.store.entities import EntityStore
 from tests.conftest import read_bgr
 
 
-def write_config(vision: Vision, tmp_path: Path, broker: Broker | None) -> Path:
+def write_config(vision: Vision, tmp_path: Path, broker: Broker | None, **mqtt: Any) -> Path:
     cfg = {
         "data_dir": str(tmp_path / "data"),
         "device_id": "box",
         "models": {"dir": str(vision.settings.model_dir)},
-        "mqtt": {"enabled": broker is not None, "port": broker.port if broker else 1883},
+        "mqtt": {"enabled": broker is not None, "port": broker.port if broker else 1883, **mqtt},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -108,3 +110,58 @@ def test_killed_camera_process_leaves_a_retained_offline_status(
     _t, body, _p, retained = late.wait_for(lambda t, b: True)
     assert retained and body["state"] == "offline"
     late.close()
+
+
+def test_retained_status_follows_a_running_camera_and_ends_stopped_on_sigterm(
+    vision: Vision,
+    tmp_path: Path,
+    broker: Broker,
+    people_video: tuple[Path, list[tuple[str, int]]],
+) -> None:
+    video, _ = people_video
+    config = write_config(vision, tmp_path, broker, status_interval_s=0.5)
+    status = "edge-face/box-cam/status"
+    sub = Subscriber(broker.port, [status]).connect()
+    # Paced at its own fps, the video plays for about 13 s: time for several statuses.
+    proc = subprocess.Popen(
+        camera_cmd(config, "--source", str(video), "--realtime", "yes"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+
+    def cam(body: dict[str, Any]) -> dict[str, Any] | None:
+        return next((c for c in body.get("cameras", []) if c["name"] == "cam"), None)
+
+    def reading(_t: str, body: Any) -> bool:
+        c = cam(body)
+        return body["state"] == "online" and c is not None and c["framesRead"] > 0
+
+    try:
+        _t, first, _p, _r = sub.wait_for(reading, 120)
+        n0 = cam(first)["framesRead"]  # type: ignore[index]
+        _t, later, _p, _r = sub.wait_for(
+            lambda t, b: reading(t, b) and cam(b)["framesRead"] > n0,  # type: ignore[index]
+            10,
+        )
+        assert cam(later)["source"] == "file"  # type: ignore[index]
+        # A subscriber arriving now gets a retained status listing the running camera.
+        late = Subscriber(broker.port, [status]).connect()
+        _t, body, _p, retained = late.wait_for(lambda t, b: True)
+        late.close()
+        assert retained and body["state"] == "online" and cam(body) is not None
+        assert cam(body)["framesRead"] >= n0  # type: ignore[index]
+        assert proc.poll() is None, "the video ended before SIGTERM; the test needs it running"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close()
+    late = Subscriber(broker.port, [status]).connect()
+    _t, body, _p, retained = late.wait_for(lambda t, b: True)
+    late.close()
+    assert retained and body["state"] == "offline" and body["reason"] == "shutdown"
+    final = cam(body)
+    assert final is not None and final["state"] == "stopped", body
+    assert final["framesRead"] >= cam(later)["framesRead"]  # type: ignore[index]

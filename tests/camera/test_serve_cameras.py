@@ -80,7 +80,13 @@ def test_serve_with_mqtt_and_a_file_camera(
         "data_dir": str(tmp_path / "data"),
         "models": {"dir": str(model_dir)},
         "server": {"host": "127.0.0.1", "api_keys": [{"key": KEY, "instance": "default"}]},
-        "mqtt": {"enabled": True, "port": broker.port, "reconnect_min_s": 0.2},
+        # Interval 0: every status after the connect must come from a camera change.
+        "mqtt": {
+            "enabled": True,
+            "port": broker.port,
+            "reconnect_min_s": 0.2,
+            "status_interval_s": 0,
+        },
         "cameras": [{**camera, "enabled": False}],
     }
     cfg_path = tmp_path / "edge.yaml"
@@ -154,13 +160,22 @@ def test_serve_with_mqtt_and_a_file_camera(
         assert sample(text, "edge_camera_frames_dropped_total", camera="door") is None  # lock-step
         assert sample(text, "edge_mqtt_events_published_total", kind="entity", camera="") == 1
 
+        # The file's end is a camera state change: the retained status follows it.
+        def door(body: dict[str, Any]) -> dict[str, Any]:
+            return next((c for c in body["cameras"] if c["name"] == "door"), {})
+
+        _t, st, _p, _r = sub.wait_for(
+            lambda t, b: t == f"{BASE}/status" and door(b).get("state") == "ended", 30
+        )
+        assert st["state"] == "online" and door(st)["framesRead"] == frames
+
         # SIGTERM: clean exit, and the retained status turns offline.
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()
         _t, off, _p, _r = sub.wait_for(
             lambda t, b: t == f"{BASE}/status" and b["state"] == "offline", 10
         )
-        assert off["reason"] == "shutdown"
+        assert off["reason"] == "shutdown" and door(off)["framesRead"] == frames
         late = Subscriber(broker.port, [f"{BASE}/status"]).connect()
         _t, status, _p, retained = late.wait_for(lambda t, b: True, 10)
         late.close()

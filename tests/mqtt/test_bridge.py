@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mosquitto_broker import Broker, Subscriber, V311OnlyFront
 from paho.mqtt.packettypes import PacketTypes
@@ -231,3 +233,75 @@ def test_falls_back_to_v311_when_the_broker_refuses_v5(
     finally:
         bridge.stop()
         front.close()
+
+
+class Counter:
+    """A status_extra callback whose camera counter grows with every status built."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> dict[str, Any]:
+        self.n += 1
+        return {"cameras": [{"name": "door", "framesRead": self.n}]}
+
+
+def test_status_is_republished_on_its_interval_with_fresh_counters(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    sub = Subscriber(broker.port, [STATUS]).connect()
+    bridge = MqttBridge(mqtt_settings(status_interval_s=0.2), status_extra=Counter())
+    bridge.start()
+    try:
+        bodies = sub.collect(STATUS, 4, timeout=20)
+        assert all(b["state"] == "online" for b in bodies)
+        frames = [b["cameras"][0]["framesRead"] for b in bodies]
+        assert frames == sorted(frames) and len(set(frames)) == 4, frames
+        # The retained copy is a recent one, not the one of the connect.
+        late = Subscriber(broker.port, [STATUS]).connect()
+        _t, body, _p, retained = late.wait_for(lambda t, b: True)
+        assert retained and body["cameras"][0]["framesRead"] > frames[0]
+        late.close()
+    finally:
+        bridge.stop()
+        sub.close()
+
+
+def test_interval_zero_publishes_only_on_request_and_final_status_lists_cameras(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    sub = Subscriber(broker.port, [STATUS]).connect()
+    bridge = MqttBridge(mqtt_settings(status_interval_s=0), status_extra=Counter())
+    bridge.start()
+    first = sub.collect(STATUS, 1, timeout=20)[0]
+    for _ in range(3):  # requests coalesce: one fresh status, not three queued copies
+        bridge.publish_status()
+    second = sub.collect(STATUS, 1)[0]
+    assert second["cameras"][0]["framesRead"] > first["cameras"][0]["framesRead"]
+    assert bridge.flush(5)
+    time.sleep(1.0)  # nothing periodic may follow with interval 0
+    assert len([t for t, *_ in sub.history if t == STATUS]) in (2, 3)  # connect + requests
+    bridge.stop()
+    _t, body, _p, _r = sub.wait_for(lambda t, b: t == STATUS and b["state"] == "offline")
+    assert body["reason"] == "shutdown" and body["cameras"][0]["name"] == "door"
+    assert body["queue"] is not None
+    sub.close()
+
+
+def test_status_requests_while_offline_never_displace_queued_events(
+    broker: Broker, mqtt_settings: Callable[..., Settings]
+) -> None:
+    sub = Subscriber(broker.port, [EVENTS], client_id="keeper", persistent=True).connect()
+    broker.stop()
+    bridge = MqttBridge(mqtt_settings(queue_limit=2))
+    bridge.start()  # broker down: retried with backoff
+    for n in range(2):
+        bridge.publish_event("recognition", {"n": n})
+    for _ in range(5):
+        bridge.publish_status()  # e.g. a camera reconnecting while the broker is away
+    assert bridge.queue_stats().dropped == 0
+    broker.start()
+    got = sub.collect(EVENTS, 2, timeout=20)
+    assert [g["n"] for g in got] == [0, 1]
+    bridge.stop()
+    sub.close()

@@ -26,9 +26,7 @@ def face_photo(testdata: Path) -> np.ndarray:
     return read_bgr(testdata / "multi_face" / "fr_obama_and_biden.jpg")
 
 
-@pytest.mark.parametrize(
-    "role,file", _default_roles(Manifest.load(Path(__file__).parents[2] / "models/manifest.json"))
-)
+@pytest.mark.parametrize("role,file", _default_roles(Manifest.load()))
 def test_backends_agree_on_real_photo(
     role: str, file: str, model_dir: Path, face_photo: np.ndarray
 ) -> None:

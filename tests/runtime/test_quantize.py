@@ -160,14 +160,15 @@ def test_output_layers_are_the_heads(private_models: Path) -> None:
 
 
 def test_command_rejects_missing_calibration_folder(
-    private_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    private_models: Path, tmp_path: Path, testdata: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from edge.cli import main
 
     before = sorted(p.name for p in (private_models / "int8").glob("*"))
     rc = main(
-        ["models", "quantize", "--dir", str(private_models), "--calib", str(tmp_path / "nope")]
-    )
+        ["models", "quantize", "--dir", str(private_models), "--calib", str(tmp_path / "nope"),
+         "--data", str(testdata)]
+    )  # fmt: skip
     assert rc == 2
     assert "--calib" in capsys.readouterr().err
     assert sorted(p.name for p in (private_models / "int8").glob("*")) == before

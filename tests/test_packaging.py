@@ -1,0 +1,114 @@
+"""A non-editable install stands on its own: the wheel carries the model manifest and the
+calibration data, and the installed copy fetches its models and analyses a real photo."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import edge
+from tests.conftest import MODEL_MIRROR, TESTDATA
+
+SOURCE = Path(edge.__file__).resolve().parents[1]
+
+#: Run inside the installed copy: the parts `serve` needs (manifest, registry, calibrations).
+PROBE = """
+import json, sys
+import cv2
+import edge
+from edge.config import load_settings
+from edge.runtime.registry import ModelRegistry
+from edge.vision.liveness import LivenessScorer
+from edge.vision.pipeline import FacePipeline
+s = load_settings(None, data_dir=sys.argv[1] + "/data", models={"dir": sys.argv[1] + "/models"})
+reg = ModelRegistry(s)
+pipe = FacePipeline(reg, s)
+live = LivenessScorer(reg, s)
+face = pipe.analyze_largest(cv2.imread(sys.argv[2]))
+print(json.dumps({"edge": edge.__file__, "score_at_1": pipe.cosine_to_score(1.0),
+                  "liveness_threshold": live.params.threshold, "dim": int(face.embedding.size)}))
+"""
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """No index and no config: building and installing must not need the network."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "EDGE_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, **kw)
+    assert proc.returncode == 0, f"{cmd}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip wheel` of a copy of the source (the checkout itself stays free of build output)."""
+    work = tmp_path_factory.mktemp("build")
+    src = work / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(SOURCE / name, src / name)
+    shutil.copytree(SOURCE / "edge", src / "edge", ignore=shutil.ignore_patterns("__pycache__"))
+    out = work / "dist"
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(src)],
+        env=_clean_env(),
+    )  # fmt: skip
+    (whl,) = out.glob("edge_face-*.whl")
+    return whl
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_manifest_and_every_data_file(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        packaged = json.loads(zf.read("edge/data/manifest.json"))
+    data_files = {f"edge/data/{p.name}" for p in (SOURCE / "edge" / "data").glob("*.json")}
+    assert "edge/data/manifest.json" in data_files
+    assert {"edge/data/liveness_default.json", "edge/data/similarity_default.json"} <= data_files
+    assert data_files <= names, sorted(data_files - names)
+    assert "edge/py.typed" in names
+    source = json.loads((SOURCE / "edge" / "data" / "manifest.json").read_text(encoding="utf-8"))
+    assert packaged == source
+
+
+@pytest.mark.slow
+def test_installed_copy_fetches_models_and_analyses_a_photo(
+    wheel: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    target = tmp_path / "site"
+    _run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+         str(wheel)],
+        env=_clean_env(),
+    )  # fmt: skip
+    home = tmp_path / "home"
+    # Run from a folder holding nothing of the checkout; only the installed copy is importable
+    # as `edge` (PYTHONPATH comes before the editable install of the checkout).
+    env = _clean_env(PYTHONPATH=str(target), HOME=str(home), XDG_DATA_HOME=str(home / "share"))
+    fetch = _run(
+        [sys.executable, "-m", "edge.cli", "models", "fetch", "--from", str(MODEL_MIRROR),
+         "--dir", str(tmp_path / "models")],
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "all files installed and verified" in fetch.stdout
+    photo = TESTDATA / "faces_by_identity" / "barack_obama" / "1.jpg"
+    if not photo.is_file():
+        photo = sorted((TESTDATA / "faces_by_identity").rglob("*.jpg"))[0]
+    probe = _run([sys.executable, "-c", PROBE, str(tmp_path), str(photo)], env=env, cwd=tmp_path)
+    out = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert Path(out["edge"]).resolve().is_relative_to(target.resolve())
+    assert out["dim"] == 128
+    assert 0 < out["score_at_1"] <= 1 and 0 < out["liveness_threshold"] < 1
