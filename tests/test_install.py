@@ -306,8 +306,16 @@ def test_service_runs_from_its_unit_then_upgrade_and_uninstall_keep_the_gallery(
     for p in inst.data.rglob("*"):  # nothing root-owned the service could not open
         assert p.stat().st_uid == user.pw_uid, p
 
-    # Upgrade: install.sh again keeps the edited config and the gallery.
+    # Upgrade: install.sh again keeps the edited config and the gallery; a config with a
+    # typo stops it before anything is switched or restarted, naming the key.
     config = inst.etc / "config.yaml"
+    good = config.read_text()
+    config.write_text(good + "server_typo: 1\n")
+    broken = inst.run()
+    assert broken.returncode != 0
+    assert "server_typo" in broken.stdout + broken.stderr
+    assert config.read_text() == good + "server_typo: 1\n"
+    config.write_text(good)
     config.write_text(config.read_text() + "# edited on this box\n")
     edited = config.read_text()
     again = inst.run()

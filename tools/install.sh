@@ -162,15 +162,8 @@ else
     >"$REL_DIR/.edge-face-release"
 fi
 chmod -R a+rX,go-w "$REL_DIR"
-PREVIOUS="$(readlink "$PREFIX/venv" 2>/dev/null || true)"
-ln -sfn "releases/$RELEASE" "$PREFIX/venv.new"
-mv -Tf "$PREFIX/venv.new" "$PREFIX/venv"
-install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
-# Keep the current and the previous release (a rollback is: ln -sfn releases/OLD venv).
-for r in "$PREFIX"/releases/*; do
-  case "releases/$(basename "$r")" in "releases/$RELEASE"|"$PREVIOUS") ;; *) rm -rf "$r" ;; esac
-done
-EF="$PREFIX/venv/bin/edge-face"
+# Config, models and key are prepared with the new release before it replaces the old one.
+EF_NEW="$REL_DIR/bin/edge-face"
 
 # 4. Config: created from the template when absent, never overwritten ---------------------
 mkdir -p "$ETC"
@@ -184,10 +177,10 @@ else
   say "keeping $ETC/config.yaml (the new template is $ETC/config.yaml.example)"
 fi
 # The config decides where the data is; reading it also validates it before any restart.
-EFFECTIVE="$(EDGE_CONFIG="$ETC/config.yaml" "$EF" config show --json)" ||
+EFFECTIVE="$(EDGE_CONFIG="$ETC/config.yaml" "$EF_NEW" config show --json)" ||
   die "$ETC/config.yaml is not valid (see above); fix it and run install.sh again"
 ASKED_DATA="$DATA"
-read -r DATA MODEL_DIR KEY_FILE < <(printf '%s' "$EFFECTIVE" | "$PREFIX/venv/bin/python" -I -c '
+read -r DATA MODEL_DIR KEY_FILE < <(printf '%s' "$EFFECTIVE" | "$REL_DIR/bin/python" -I -c '
 import json, sys
 c = json.load(sys.stdin)
 d = c["data_dir"]
@@ -199,17 +192,30 @@ print(d, c["models"]["dir"] or d + "/models", key_file)')
   say "NOTE: $ETC/config.yaml sets data_dir: $DATA, which wins over --data $ASKED_DATA"
 mkdir -p "$DATA"
 say "installing the models into $MODEL_DIR${MIRROR:+ from $MIRROR}"
-EDGE_CONFIG="$ETC/config.yaml" "$EF" models fetch --dir "$MODEL_DIR" ${MIRROR:+--from "$MIRROR"}
+EDGE_CONFIG="$ETC/config.yaml" "$EF_NEW" models fetch --dir "$MODEL_DIR" ${MIRROR:+--from "$MIRROR"}
 # The api-key is made here rather than at the first start, which would print it into the
 # journal; keys configured in the config (server.api_keys) need none.
 if [ "$KEY_FILE" != - ] && [ ! -s "$KEY_FILE" ]; then
-  EDGE_CONFIG="$ETC/config.yaml" "$EF" keys rotate >/dev/null
+  EDGE_CONFIG="$ETC/config.yaml" "$EF_NEW" keys rotate >/dev/null
   say "generated an api-key in $KEY_FILE (mode 0600)"
 fi
 chown -R "$SVC_USER:$SVC_GROUP" "$DATA"
 chmod 0700 "$DATA"
 
-# 6. The command, and the units ------------------------------------------------------------
+# 6. Switch to the new release --------------------------------------------------------------
+PREVIOUS="$(readlink "$PREFIX/venv" 2>/dev/null || true)"
+ln -sfn "releases/$RELEASE" "$PREFIX/venv.new"
+mv -Tf "$PREFIX/venv.new" "$PREFIX/venv"
+install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
+# Keep the current and the previous release (rollback: ln -sfn releases/OLD PREFIX/venv).
+if [ "$PREVIOUS" != "releases/$RELEASE" ]; then
+  for r in "$PREFIX"/releases/*; do
+    case "releases/$(basename "$r")" in "releases/$RELEASE"|"$PREVIOUS") ;; *) rm -rf "$r" ;; esac
+  done
+fi
+EF="$PREFIX/venv/bin/edge-face"
+
+# 7. The command, and the units ------------------------------------------------------------
 mkdir -p "$BIN_DIR" "$UNIT_DIR"
 cat >"$BIN_DIR/edge-face.new" <<EOF
 #!/bin/sh
