@@ -80,9 +80,9 @@ class Install:
             "--user", SERVICE_USER, "--from", str(self.mirror), "--no-systemd",
         ]  # fmt: skip
 
-    def run(self, *extra: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *extra: str, script: Path = INSTALL) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(INSTALL), *self.args, *extra], capture_output=True, text=True, timeout=900
+            [str(script), *self.args, *extra], capture_output=True, text=True, timeout=900
         )
 
     def edge_face(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -95,9 +95,16 @@ class Install:
 
 
 def _purge(inst: Install) -> None:
-    if INSTALL.exists():
-        inst.run("--uninstall", "--purge")
+    inst.run("--uninstall", "--purge")
     shutil.rmtree(inst.base, ignore_errors=True)
+
+
+def _copy_checkout(dest: Path) -> None:
+    def ignore(_d: str, names: list[str]) -> set[str]:
+        junk = {".venv", ".git", "build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache"}
+        return {n for n in names if n in junk or n.endswith(".egg-info")}
+
+    shutil.copytree(REPO, dest, ignore=ignore)
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +120,16 @@ def installed(shared_dir: Path) -> Iterator[tuple[Install, subprocess.CompletedP
         base, base / "opt", base / "etc", base / "var", base / "units", base / "bin",
         shared_dir / "models",
     )  # fmt: skip
-    _purge(inst)  # a previous run killed half-way
-    base.mkdir(mode=0o755, exist_ok=True)
-    base.chmod(0o755)
-    had_build = (REPO / "build").exists()
-    proc = inst.run()
+    with contextlib.suppress(KeyError):  # left by a run that was killed half-way
+        pwd.getpwnam(SERVICE_USER)
+        subprocess.run(["userdel", SERVICE_USER], check=True, timeout=60)
+    # Installed from a copy of the clone that is deleted at once: nothing may need it.
+    clone = base / "clone"
+    _copy_checkout(clone)
     try:
+        proc = inst.run(script=clone / "tools" / "install.sh")
+        shutil.rmtree(clone)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert had_build or not (REPO / "build").exists()  # the clone is not built in
         yield inst, proc
     finally:
         _purge(inst)
@@ -346,14 +355,6 @@ def test_service_runs_from_its_unit_then_upgrade_and_uninstall_keep_the_gallery(
 
 
 # tools/setup.sh: a second run needs no package index -----------------------------------------
-def _copy_checkout(dest: Path) -> None:
-    def ignore(_d: str, names: list[str]) -> set[str]:
-        junk = {".venv", ".git", "build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache"}
-        return {n for n in names if n in junk or n.endswith(".egg-info")}
-
-    shutil.copytree(REPO, dest, ignore=ignore)
-
-
 @pytest.mark.slow
 def test_setup_twice_second_run_is_offline(tmp_path: Path, shared_dir: Path) -> None:
     repo = tmp_path / "clone"
