@@ -61,6 +61,22 @@ def test_install_help_and_bad_options() -> None:
     assert purge.returncode != 0 and "--uninstall" in purge.stderr
 
 
+def test_purge_refuses_system_directories(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("install.sh runs as root only")
+    proc = subprocess.run(
+        [
+            str(INSTALL), "--uninstall", "--purge", "--etc", "/etc", "--no-systemd",
+            "--prefix", str(tmp_path / "opt"), "--unit-dir", str(tmp_path / "units"),
+            "--bin-dir", str(tmp_path / "bin"), "--data", str(tmp_path / "data"),
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "refusing to delete '/etc'" in proc.stderr
+    assert Path("/etc/passwd").is_file()
+
+
 # The service install -------------------------------------------------------------------------
 @dataclass
 class Install:

@@ -82,7 +82,22 @@ cd /  # from here on, nothing may import the clone's sources by accident
 systemd_up() { [ "$SYSTEMD" = 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 WRAPPER_MARK="# edge-face command installed by tools/install.sh"
 
+# Paths that --uninstall --purge must never delete, whatever the options said.
+refuse_system_dir() {
+  case "${1%/}" in
+    ""|/etc|/var|/var/lib|/opt|/usr|/usr/local|/usr/local/bin|/home|/root|/tmp|/srv)
+      die "refusing to delete '$1': give the edge-face directory itself" ;;
+  esac
+}
+
 uninstall() {
+  # The data dir the service really used is the one its config names.
+  if [ -x "$PREFIX/venv/bin/edge-face" ] && [ -f "$ETC/config.yaml" ]; then
+    DATA="$(EDGE_CONFIG="$ETC/config.yaml" "$PREFIX/venv/bin/python" -I -c \
+      'from edge.config import load_settings; print(load_settings().data_dir)' 2>/dev/null ||
+      echo "$DATA")"
+  fi
+  if [ "$PURGE" = 1 ]; then refuse_system_dir "$ETC"; refuse_system_dir "$DATA"; fi
   if systemd_up; then
     systemctl disable --now edge-face.service >/dev/null 2>&1 || true
     for link in "$UNIT_DIR"/*.wants/edge-face-camera@*.service; do
@@ -96,7 +111,8 @@ uninstall() {
   if [ -f "$BIN_DIR/edge-face" ] && grep -qF "$WRAPPER_MARK" "$BIN_DIR/edge-face"; then
     rm -f "$BIN_DIR/edge-face"
   fi
-  rm -rf "$PREFIX"
+  rm -rf "$PREFIX/releases" "$PREFIX/venv" "$PREFIX/venv.new" "$PREFIX/README.md"
+  rmdir "$PREFIX" 2>/dev/null || true  # only what install.sh put there
   say "removed the units, $PREFIX and $BIN_DIR/edge-face"
   if [ "$PURGE" = 1 ]; then
     rm -rf "$ETC" "$DATA"
