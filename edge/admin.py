@@ -221,7 +221,7 @@ def restore_gallery(store: Path, source: Path, *, force: bool = False) -> tuple[
             "(the service?). Stop it first (systemctl stop edge-face), or pass --force and "
             "restart it right after"
         )
-    store.parent.mkdir(parents=True, exist_ok=True)
+    store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     previous = store.with_name(f"{store.name}.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
     if store.exists():
         try:

@@ -137,6 +137,29 @@ class ServerConfig(Section):
     liveness_path: str = "/api/v1/liveness"
     metrics_need_key: bool = False
     drain_seconds: float = Field(10, ge=0)
+    header_timeout_s: float = Field(
+        10,
+        gt=0,
+        description="seconds a client has, from connecting (or from the first byte of a next"
+        " request on a kept-alive connection), to send the complete request line and headers;"
+        " then 408 and the connection closes (a silent client is just disconnected)",
+    )
+    body_timeout_s: float = Field(
+        60,
+        gt=0,
+        description="seconds a client has to send the whole request body once its headers"
+        " arrived; then 408 and the connection closes (60 s leaves 85 KB/s for a 5 MB body)",
+    )
+    keepalive_s: float = Field(
+        30, gt=0, description="an idle kept-alive connection is closed after this many seconds"
+    )
+    max_connections: int = Field(
+        512,
+        ge=2,
+        description="open client connections at most; past it the connection idlest in its"
+        " request headers is dropped for the new one, or the new one gets 503 when every"
+        " connection is busy with a request (keep it well under the process's fd limit)",
+    )
 
 
 class ModelNamesConfig(Section):
@@ -150,6 +173,12 @@ class ModelNamesConfig(Section):
 class StoreConfig(Section):
     path: Path | None = Field(None, description="SQLite file; default <data_dir>/edge.sqlite3")
     purge_interval_s: float = Field(60, gt=0)
+    change_log_keep_s: float = Field(
+        300, ge=0, description="without sync: drop change-log rows older than this at a write"
+    )
+    change_log_keep_rows: int = Field(
+        10000, ge=0, description="without sync: keep at most this many change-log rows"
+    )
 
 
 class MqttConfig(Section):

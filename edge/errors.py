@@ -25,13 +25,16 @@ ERROR_CATALOGUE: dict[int, tuple[int, str]] = {
     401: (401, "unauthorized"),
     404: (404, "entity_not_found"),
     405: (405, "method_not_allowed"),
+    408: (408, "request_timeout"),
     413: (413, "payload_too_large"),
     414: (414, "uri_too_long"),
     415: (415, "unsupported_media_type"),
+    417: (417, "expectation_failed"),
     429: (429, "too_many_requests"),
     431: (431, "headers_too_large"),
     500: (500, "internal_error"),
     503: (503, "service_unavailable"),
+    505: (505, "http_version_not_supported"),
 }
 
 

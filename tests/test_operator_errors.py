@@ -231,7 +231,7 @@ def dead_source() -> Iterator[str]:
 
 
 def _one_file_manifest(tmp_path: Path, url: str, sha256: str, size: int) -> Path:
-    manifest = json.loads((REPO_ROOT / "models" / "manifest.json").read_text())
+    manifest = json.loads((REPO_ROOT / "edge" / "data" / "manifest.json").read_text())
     spec = dict(manifest["files"][0])
     spec["sha256"], spec["bytes"] = sha256, size
     spec["source"] = {**spec["source"], "urls": [f"{url}/{spec['file']}"]}
@@ -259,7 +259,8 @@ def test_fetch_from_a_dead_source_suggests_the_offline_mirror(
 def test_fetch_of_a_tampered_file_is_refused_and_points_at_the_mirror(
     tmp_path: Path, shared_dir: Path
 ) -> None:
-    name = json.loads((REPO_ROOT / "models" / "manifest.json").read_text())["files"][0]["file"]
+    manifest = json.loads((REPO_ROOT / "edge" / "data" / "manifest.json").read_text())
+    name = manifest["files"][0]["file"]
     good = (shared_dir / "models" / name).read_bytes()
     mirror = tmp_path / "mirror"
     mirror.mkdir()

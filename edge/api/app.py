@@ -49,12 +49,24 @@ log = logging.getLogger("edge.api")
 PARSER_SLACK = 4
 
 
-def parser_limits(settings: Settings) -> dict[str, int]:
+def parser_limits(settings: Settings) -> dict[str, Any]:
+    """aiohttp connection-handler arguments.
+
+    `auto_decompress` is off: a compressed body is refused with 415 by the middleware,
+    never inflated. `keepalive_timeout` is aiohttp's idle timer between requests (its
+    default is an hour). Left at aiohttp's defaults: `read_bufsize` (64 KiB: reading pauses
+    when a connection buffers more, which bounds the memory of a slow reader) and
+    `lingering_time` (10 s spent discarding an unread body after an early answer such as
+    408/413). `client_max_size` (set on the Application) gives the 413. aiohttp has no
+    timeout for a request head or body: `edge.api.server` and `middleware.read_body` add them.
+    """
     s = settings.server
     return {
         "max_line_size": s.max_uri_bytes * PARSER_SLACK,
         "max_field_size": s.max_header_bytes * PARSER_SLACK,
         "max_headers": 1024,
+        "auto_decompress": False,
+        "keepalive_timeout": s.keepalive_s,
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import uuid as uuid_mod
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,8 +40,35 @@ LIVENESS_IMAGE_TYPES = ("RGB",)
 
 _DIGITS_RE = re.compile(r"^[0-9]{1,9}$")
 _UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)  # used with fullmatch: `$` would also match before a trailing newline
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+#: how much of a client's own text an error message quotes back
+ECHO_CHARS = 64
+
+
+def excerpt(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text` as an error message may quote it: at most `limit` characters plus "…", with
+    control, format and surrogate characters written as escapes.
+
+    A message must help the client find its mistake, not reflect an 8 KB path or a
+    terminal escape sequence back at whoever reads the log or the answer.
+    """
+    cut = text[:limit]
+    out = "".join(
+        ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+        else ch
+        for ch in cut
+    )
+    return out + ("…" if len(text) > limit else "")
+
+
+def has_surrogate(text: str) -> bool:
+    """A lone UTF-16 surrogate (JSON `"\\ud800"`) parses into a str that is not valid
+    Unicode: it cannot be stored or encoded as UTF-8, so it is refused as a bad value."""
+    return _SURROGATE_RE.search(text) is not None
 
 
 # Small typed readers -------------------------------------------------------------------------
@@ -63,6 +91,15 @@ def wrong_type(name: str, expected: str) -> EdgeError:
 
 def bad_value(name: str, why: str) -> EdgeError:
     return EdgeError(112, f"{name} {why}")
+
+
+def check_text(v: str, name: str) -> str:
+    """112 when `v` holds a lone surrogate (a bad value, like any other unusable string)."""
+    if has_surrogate(v):
+        raise bad_value(
+            name, "must be valid Unicode text (it holds a lone UTF-16 surrogate); send UTF-8"
+        )
+    return v
 
 
 def is_int(v: object) -> bool:
@@ -106,7 +143,7 @@ def _text(obj: dict[str, Any], key: str, prefix: str = "") -> str | None:
     v = _get(obj, key, name, str, required=False)
     if v is not None and len(v) > MAX_TEXT:
         raise bad_value(name, f"must be at most {MAX_TEXT} characters")
-    return v
+    return None if v is None else check_text(v, name)
 
 
 # Model names ---------------------------------------------------------------------------------
@@ -136,7 +173,9 @@ def resolve_model(
     canonical = names.get(name)
     if canonical is None:
         valid = ", ".join(names)
-        raise EdgeError(113, f"{field_name} {name!r} is not a known {entity} model; use {valid}")
+        raise EdgeError(
+            113, f"{field_name} '{excerpt(name)}' is not a known {entity} model; use {valid}"
+        )
     return ModelRef(given=name, canonical=canonical)
 
 
@@ -207,6 +246,7 @@ def parse_metadata(body: dict[str, Any]) -> list[dict[str, Any]] | None:
         name = _get(item, "name", f"{p}.name", str, required=True)
         if not name:
             raise bad_value(f"{p}.name", "must not be empty")
+        check_text(name, f"{p}.name")
         if name in RESERVED_METADATA:
             raise bad_value(f"{p}.name", f"{name!r} is reserved")
         typ = _get(item, "type", f"{p}.type", str, required=True)
@@ -216,7 +256,7 @@ def parse_metadata(body: dict[str, Any]) -> list[dict[str, Any]] | None:
             raise missing(f"{p}.value")
         value = _metadata_value(item["value"], typ, f"{p}.value")
         if name in seen:
-            raise EdgeError(116, f"{p}.name {name!r} is duplicated")
+            raise EdgeError(116, f"{p}.name '{excerpt(name)}' is duplicated")
         seen.add(name)
         out.append({"name": name, "type": typ, "value": value})
     return out
@@ -227,7 +267,7 @@ def _metadata_value(v: object, typ: str, name: str) -> str | int | bool | float:
     if typ == "string":
         if not isinstance(v, str):
             raise bad_value(name, "must be a string")
-        return v
+        return check_text(v, name)
     if typ == "boolean":
         if not isinstance(v, bool):
             raise bad_value(name, "must be a boolean")
@@ -283,7 +323,7 @@ def parse_threshold(body: dict[str, Any]) -> float:
 # Query parameters and path ids ---------------------------------------------------------------
 def parse_uuid(text: str) -> str | None:
     """The canonical lower-case form, or None when `text` is not a uuid."""
-    if not _UUID_RE.match(text):
+    if not _UUID_RE.fullmatch(text):
         return None
     return str(uuid_mod.UUID(text))
 
@@ -292,7 +332,7 @@ def parse_limit(query: dict[str, str] | Any) -> int:
     raw = query.get("limit")
     if raw is None:
         return LIMIT_DEFAULT
-    if not _DIGITS_RE.match(raw):
+    if not _DIGITS_RE.fullmatch(raw):
         raise bad_value("limit", f"must be an integer between 1 and {LIMIT_MAX}")
     v = int(raw)
     if not 1 <= v <= LIMIT_MAX:
@@ -315,7 +355,7 @@ def parse_query_text(query: dict[str, str] | Any, key: str) -> str | None:
     v = query.get(key)
     if v is not None and len(v) > MAX_TEXT:
         raise bad_value(key, f"must be at most {MAX_TEXT} characters")
-    return v or None
+    return check_text(v, key) if v else None
 
 
 # Whole requests ------------------------------------------------------------------------------

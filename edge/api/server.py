@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import re
@@ -23,29 +24,139 @@ import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
+
+try:
+    from aiohttp.http_exceptions import BadHttpMethod
+except ImportError:  # aiohttp < 3.10 reports an unknown method as a bad status line
+    from aiohttp.http_exceptions import BadStatusLine as BadHttpMethod  # type: ignore[assignment]
 from aiohttp.web_protocol import RequestHandler
 
 from edge.api.access_log import ACCESS_LOGGER, EdgeAccessLogger
 from edge.api.app import create_app
+from edge.api.middleware import error_response, http_exception_error
+from edge.api.schemas import excerpt
 from edge.api.state import LIVENESS, PIPELINE, READY, STORE
 from edge.config import Settings
 from edge.errors import EdgeError
+from edge.metrics import REGISTRY
 from edge.runtime.manifest import Manifest
 from edge.sdnotify import notify, watchdog_interval
 from edge.usererror import UserError
 
 log = logging.getLogger("edge.server")
 
+DROPPED = REGISTRY.counter(
+    "edge_http_connections_dropped_total",
+    "connections the server closed before a request: header_timeout, evicted (at the"
+    " connection cap) or refused (cap reached, every connection busy)",
+)
 
-# JSON answers for errors raised by aiohttp's HTTP parser (before any middleware) ----------
-class _JsonErrorHandler(RequestHandler):
-    """Renders parser failures (absurd request line or headers) as the contract's JSON."""
 
+# The connection layer: JSON for protocol errors, read timeouts, a connection cap ----------
+class _EdgeHandler(RequestHandler):
+    """One client connection. On top of aiohttp's handler it
+
+    - renders parser failures (absurd request line or headers, unknown method, bad
+      version) as the contract's JSON;
+    - enforces `server.header_timeout_s`: aiohttp waits for a complete request line and
+      headers for as long as its keep-alive timer (an hour by default), so a client sending
+      half a line, or one byte now and then, would hold the connection. The timer starts
+      when the connection opens, or with the first byte of a next request on a kept-alive
+      one, and is not restarted by further bytes;
+    - takes part in the connection cap (see `_EdgeServer.admit`).
+    """
+
+    def __init__(self, manager: _EdgeServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._edge = manager
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._partial = False  # bytes of a request whose headers are not complete yet
+        self.last_request_at = 0.0  # loop time: connection opened / last request parsed
+
+    # header timeout ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.last_request_at = self._loop.time()
+        self._arm()
+        self._edge.admit(self)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        self._edge.forget(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        before = self._request_count
+        super().data_received(data)
+        if self._request_count != before:  # a request line + headers are complete
+            self._disarm()
+            self._partial = False
+            self.last_request_at = self._loop.time()
+        elif data and not self._request_in_progress and not self._messages:
+            self._partial = True
+            self._arm()
+
+    async def _handle_request(self, request: Any, start_time: Any, handler: Any) -> Any:
+        try:
+            return await super()._handle_request(request, start_time, handler)
+        finally:
+            self._disarm()  # bytes that arrived during the request were its body
+            self._partial = False
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self._loop.call_later(
+                self._edge.limits.header_timeout_s, self._header_timeout
+            )
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def waiting_for_headers(self) -> bool:
+        """Idle between requests or inside a request's head: safe to answer and close."""
+        waiter = self._waiter
+        return (
+            waiter is not None
+            and not waiter.done()
+            and not self._messages
+            and not self._request_in_progress
+        )
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if not self.waiting_for_headers():
+            return  # a request is being handled; its body has its own timeout
+        limit = self._edge.limits.header_timeout_s
+        DROPPED.inc(reason="header_timeout")
+        self.drop(
+            EdgeError(
+                408,
+                f"request headers did not arrive within {limit:g} s; send the"
+                " request line and headers at once",
+            )
+        )
+
+    def drop(self, err: EdgeError | None) -> None:
+        """Close now; with `err`, first write it as a complete response (408 / 503).
+
+        An idle connection is closed silently: a kept-alive client that sees an
+        unsolicited 408 may take it for the answer to its next request.
+        """
+        transport = self.transport
+        if transport is not None and err is not None and (self._partial or err.code == 503):
+            transport.write(raw_error_response(err))
+        self.force_close()  # flushes what was written, then closes
+
+    # parser errors ------------------------------------------------------------------------
     def handle_error(
         self,
         request: Any,
@@ -58,19 +169,33 @@ class _JsonErrorHandler(RequestHandler):
         if err.code == 500:
             self.log_exception("internal error [request_id=%s]", rid, exc_info=exc)
             err.message = f"internal error; request id {rid}"
-        resp = web.json_response(err.body(), status=err.http_status)
-        resp.headers["x-request-id"] = rid
+        resp = error_response(err, rid)
         resp.force_close()
         return resp
 
 
+def raw_error_response(err: EdgeError) -> bytes:
+    """A complete HTTP/1.1 error response for the connection layer (no request object)."""
+    rid = uuid.uuid4().hex
+    body = json.dumps(err.body()).encode()
+    reason = HTTPStatus(err.http_status).phrase
+    head = (
+        f"HTTP/1.1 {err.http_status} {reason}\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\nx-request-id: {rid}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
 _GOT_MORE = re.compile(r"Got more than (\d+) bytes")
+_BAD_METHOD = re.compile(r"b'([^ ']+) ")  # llhttp quotes the start of the request line
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")  # RFC 9110 token (method syntax)
 
 
 def parser_error(
     status: int, exc: BaseException | None, message: str | None, max_line_size: int
 ) -> EdgeError:
-    """Map an aiohttp protocol-level failure onto the contract (414/431/400/500).
+    """Map an aiohttp protocol-level failure onto the contract (400/405/414/431/505/500).
 
     aiohttp reports an over-long line with the limit it hit: the request-line limit means
     the URI was too long, the field limit means a header was.
@@ -83,27 +208,110 @@ def parser_error(
         return EdgeError(431, "a request header line is too long")
     if "too many headers" in text.lower():
         return EdgeError(431, "too many request headers")
+    method = _BAD_METHOD.search(text) if isinstance(exc, BadHttpMethod) else None
+    if method and _TOKEN.fullmatch(method.group(1)):  # a method, just not one HTTP knows
+        return EdgeError(
+            405,
+            f"HTTP method {excerpt(method.group(1), 16)} is not supported;"
+            " this API answers GET, POST, PATCH and DELETE",
+        )
+    if "http version" in text.lower():
+        return EdgeError(505, "unsupported HTTP version; send HTTP/1.1")
     if status >= 500:
         return EdgeError(500, "internal error")
     # [decision] a request that is not valid HTTP at all: 400 with the generic type code.
-    return EdgeError(111, f"malformed HTTP request: {text[:200]}")
+    return EdgeError(111, f"malformed HTTP request: {excerpt(text, 120)}")
 
 
-class _JsonErrorServer(web.Server):
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout_s: float
+    max_connections: int
+
+
+class _EdgeServer(web.Server):
+    """aiohttp's connection manager plus the connection cap.
+
+    Policy at the cap [decision]: the new connection is accepted, and the connection that
+    has waited longest for its next request's headers (a slow-loris client trickling a
+    header, or an idle kept-alive one) is dropped to make room; only when every
+    connection is busy with a request does the new one get a 503 and close. Why not
+    refuse (or queue in the listen backlog) the excess: hundreds of clients holding
+    half-sent headers would then shut out the kiosk until their header timeout, which is
+    exactly the attack; dropping the idlest head costs an honest client at most a
+    reconnect (HTTP clients retry a kept-alive connection closed while idle), and work in
+    flight is never cut.
+    """
+
+    def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self.open: dict[_EdgeHandler, None] = {}  # insertion order = connection age
+
     def __call__(self) -> RequestHandler:
-        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+        return _EdgeHandler(self, loop=self._loop, **self._kwargs)
+
+    def admit(self, handler: _EdgeHandler) -> None:
+        self.open[handler] = None
+        if len(self.open) <= self.limits.max_connections:
+            return
+        idle = [h for h in self.open if h is not handler and h.waiting_for_headers()]
+        if idle:
+            victim = min(idle, key=lambda h: h.last_request_at)
+            DROPPED.inc(reason="evicted")
+            victim.drop(
+                EdgeError(
+                    408, "request headers too slow while the server is at its connection limit"
+                )
+            )
+            self.forget(victim)
+            return
+        self.forget(handler)
+        DROPPED.inc(reason="refused")
+        handler.drop(
+            EdgeError(
+                503,
+                f"the server has {self.limits.max_connections} connections busy; retry in a moment",
+            )
+        )
+
+    def forget(self, handler: _EdgeHandler) -> None:
+        self.open.pop(handler, None)
+
+
+def _json_http_errors(handle: Any) -> Any:
+    """aiohttp raises some HTTP errors before any middleware runs (an unknown `Expect`
+    gives 417 while the route is resolved): render those as the contract body too."""
+
+    async def wrapped(request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            return cast(web.StreamResponse, await handle(request))
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            resp = http_exception_error(request, exc)
+            resp.headers["x-request-id"] = uuid.uuid4().hex
+            return resp
+
+    return wrapped
 
 
 class EdgeRunner(web.AppRunner):
-    """AppRunner whose connections answer even parser errors with the JSON error body."""
+    """AppRunner whose connections answer even protocol errors with the JSON error body,
+    time out slow request heads and respect the connection cap."""
+
+    def __init__(self, app: web.Application, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.limits = limits
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()
-        return _JsonErrorServer(
-            base.request_handler,
+        return _EdgeServer(
+            _json_http_errors(base.request_handler),
             request_factory=base.request_factory,
             handler_cancellation=base.handler_cancellation,
             loop=base._loop,
+            limits=self.limits,
             **base._kwargs,
         )
 
@@ -112,9 +320,47 @@ class EdgeRunner(web.AppRunner):
 RUNNER_SHUTDOWN_TIMEOUT = 2.0
 
 
+#: the listen backlog: asyncio accepts up to this many queued connections in one go,
+#: before any of them (or a connection dropped for them) is seen by the cap
+ACCEPT_BACKLOG = 64
+#: file descriptors kept out of the cap: the process's own (models, SQLite, logs, MQTT,
+#: cameras; about 15 when idle) plus one accept burst
+FD_RESERVE = 64 + ACCEPT_BACKLOG
+
+
+def connection_cap(configured: int) -> int:
+    """`server.max_connections`, lowered to fit the process's open-file limit.
+
+    Past that limit accept() fails with EMFILE and the server answers nobody, the kiosk
+    included, so the cap must trip first.
+    """
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # not POSIX: trust the setting
+        return configured
+    if soft == resource.RLIM_INFINITY or soft - FD_RESERVE >= configured:
+        return configured
+    cap = max(2, soft - FD_RESERVE)
+    log.warning(
+        "server.max_connections %d lowered to %d: the open-file limit is %d (raise it with"
+        " LimitNOFILE= in the systemd unit, or ulimit -n)",
+        configured,
+        cap,
+        soft,
+    )
+    return cap
+
+
 def make_runner(app: web.Application, settings: Settings) -> EdgeRunner:
+    limits = ConnectionLimits(
+        header_timeout_s=settings.server.header_timeout_s,
+        max_connections=connection_cap(settings.server.max_connections),
+    )
     return EdgeRunner(
         app,
+        limits=limits,
         shutdown_timeout=RUNNER_SHUTDOWN_TIMEOUT,
         handle_signals=False,
         access_log_class=EdgeAccessLogger,
@@ -123,10 +369,6 @@ def make_runner(app: web.Application, settings: Settings) -> EdgeRunner:
 
 
 # Start-up checks -------------------------------------------------------------------------------
-#: backlog of the listening socket (the asyncio default)
-BACKLOG = 100
-
-
 def _bind_problem(err: OSError, host: str, port: int) -> str:
     """What an operator reads when the listening socket cannot be bound."""
     where = f"port {port} on {host}"
@@ -179,7 +421,7 @@ def bind_listeners(host: str, port: int) -> list[socket.socket]:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 sock.bind(addr)
-                sock.listen(BACKLOG)
+                sock.listen(ACCEPT_BACKLOG)
             except OSError as e:
                 raise UserError(_bind_problem(e, host, port)) from None
             sock.setblocking(False)

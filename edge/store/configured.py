@@ -16,5 +16,15 @@ if TYPE_CHECKING:
 
 
 def open_store(settings: Settings, registry: ModelRegistry) -> EntityStore:
-    """The store at `settings.store_path`, stamping vectors with the pack's fingerprint."""
-    return EntityStore(settings.store_path, pack_fingerprint=registry.fingerprint)
+    """The store at `settings.store_path`, stamping vectors with the pack's fingerprint.
+
+    With fleet sync the sync worker prunes the change log once the hub has acknowledged;
+    without it nothing reads the log back, so the store keeps only a short window of it.
+    """
+    sync = settings.sync.enabled
+    return EntityStore(
+        settings.store_path,
+        pack_fingerprint=registry.fingerprint,
+        change_log_keep_s=None if sync else settings.store.change_log_keep_s,
+        change_log_keep_rows=None if sync else settings.store.change_log_keep_rows,
+    )

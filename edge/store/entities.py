@@ -5,6 +5,13 @@ only after a write has committed, so a crash can never leave the index ahead of 
 Every create/update/delete/expire writes its change-log (outbox) row in the same
 transaction as the entity row: the sync worker and the MQTT bridge can trust that a change
 they see happened, and that nothing happened without a change row.
+
+Erase means erased: a delete or expiry removes the entity's earlier change rows (the only
+other copies of its vector and metadata) in the same transaction, SQLite overwrites the
+freed pages (`secure_delete`), and a WAL checkpoint then truncates the old frames, so the
+face cannot be recovered from the files either. The log is compacted (an entity's latest
+row, a full state or a tombstone, supersedes its earlier ones) and, without fleet sync,
+pruned by age and count at each write, so the file stays proportional to the live gallery.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any, Final
 import numpy as np
 
 from edge.metrics import REGISTRY
+from edge.store.files import private_database, private_dir
 from edge.store.ids import UuidV7Generator
 from edge.store.index import ExactIndex, IndexEntry, VectorIndex
 from edge.store.schema import NEVER_EXPIRES, migrate
@@ -41,6 +49,13 @@ _VECTOR_DTYPE: Final = np.dtype("<f4")  # little-endian float32 on disk, whateve
 _PURGE_BATCH: Final = 1000
 _LOAD_CHUNK: Final = 4096
 _FETCH_CHUNK: Final = 500  # stays under SQLite's host-parameter limit on old builds
+_BUSY_MS: Final = 30_000
+# A checkpoint waits at most this long for readers of old snapshots, then retries later
+# (the periodic purge) instead of stalling the erasing request.
+_CHECKPOINT_WAIT_MS: Final = 200
+_CHECKPOINT_TRIES: Final = 3
+_WAL_SIZE_LIMIT: Final = 1 << 20  # a reset WAL is cut back to this many bytes
+_AUTO_VACUUM_INCREMENTAL: Final = 2
 
 
 class _Unset:
@@ -168,6 +183,10 @@ class EntityStore:
     was upgraded to new weights) are kept and listed but not searched, because their
     vectors are not comparable with the new model's; `stale_count` says how many, and
     re-enrolling (an update with a new vector) re-stamps a row.
+
+    Change-log retention: `change_log_keep_s` / `change_log_keep_rows` (None = unbounded)
+    drop change rows older / beyond that at every write. Leave both None when a sync worker
+    owns the log and prunes what the hub acknowledged (`prune_changes`).
     """
 
     def __init__(
@@ -177,8 +196,17 @@ class EntityStore:
         pack_fingerprint: str,
         clock: Callable[[], datetime] | None = None,
         index: VectorIndex | None = None,
+        change_log_keep_s: float | None = None,
+        change_log_keep_rows: int | None = None,
     ) -> None:
+        if change_log_keep_s is not None and change_log_keep_s < 0:
+            raise ValueError("change_log_keep_s must be >= 0 or None")
+        if change_log_keep_rows is not None and change_log_keep_rows < 0:
+            raise ValueError("change_log_keep_rows must be >= 0 or None")
         self.path = Path(path)
+        self._keep_ms = None if change_log_keep_s is None else int(change_log_keep_s * 1000)
+        self._keep_rows = change_log_keep_rows
+        self._scrub_pending = False
         self.pack_fingerprint = pack_fingerprint
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._ids = UuidV7Generator()
@@ -191,15 +219,15 @@ class EntityStore:
         self._listeners: list[Callable[[Change], None]] = []
         self._closed = False
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        private_database(self.path)
         self._writer = self._connect()
         self.stale_count = 0
         try:
-            mode = self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise RuntimeError(f"SQLite refused WAL mode for {self.path} (got {mode!r})")
-            self._writer.execute("PRAGMA synchronous=FULL")
+            self._configure_writer()
             migrate(self._writer)
+            self._convert_to_incremental_vacuum()
+            self._reclaim(scrub=True)  # a file from an older release may hold erased rows
             self._load_index()
         except BaseException:
             self.close()
@@ -210,8 +238,82 @@ class EntityStore:
         conn = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
         )
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         return conn
+
+    def _configure_writer(self) -> None:
+        w = self._writer
+        # Zero what a delete frees, so an erased face is not left in free space.
+        if int(w.execute("PRAGMA secure_delete=ON").fetchone()[0]) != 1:
+            raise RuntimeError(
+                "this SQLite build cannot overwrite deleted data (PRAGMA secure_delete); "
+                "install a Python whose sqlite3 supports it"
+            )
+        w.execute("PRAGMA temp_store=MEMORY")  # VACUUM's copy never touches a temp file
+        # Only takes effect on a new, empty file; older files are converted once below.
+        w.execute(f"PRAGMA auto_vacuum={_AUTO_VACUUM_INCREMENTAL}")
+        mode = w.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"SQLite refused WAL mode for {self.path} (got {mode!r})")
+        w.execute("PRAGMA synchronous=FULL")
+        w.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+
+    def _convert_to_incremental_vacuum(self) -> None:
+        """Let a file written by an older release give freed pages back to the filesystem."""
+        w = self._writer
+        if int(w.execute("PRAGMA auto_vacuum").fetchone()[0]) == _AUTO_VACUUM_INCREMENTAL:
+            return
+        log.info("compacting %s once so that erased data also shrinks the file", self.path)
+        w.execute(f"PRAGMA auto_vacuum={_AUTO_VACUUM_INCREMENTAL}")
+        w.execute("VACUUM")
+
+    def _checkpoint(self, tries: int) -> bool:
+        """Copy the WAL into the file and truncate it; False if a reader kept it busy."""
+        w = self._writer
+        w.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
+        try:
+            for attempt in range(tries):
+                if attempt:
+                    time.sleep(_CHECKPOINT_WAIT_MS / 1000)
+                try:
+                    busy = int(w.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+                except sqlite3.OperationalError as e:  # locked by another process' writer
+                    log.debug("checkpoint of %s: %s", self.path, e)
+                    busy = 1
+                if not busy:
+                    return True
+        finally:
+            w.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+        return False
+
+    def _reclaim(self, *, scrub: bool, truncate_wal: bool = False) -> None:
+        """After a write: give free pages back; after an erase also empty the WAL.
+
+        The caller holds `_write_lock` (or is the constructor). A checkpoint that readers of
+        an old snapshot block is retried at the next erase or `purge_expired`.
+        """
+        w = self._writer
+        if int(w.execute("PRAGMA freelist_count").fetchone()[0]):
+            # executescript steps the pragma to the end; execute() would free one page.
+            w.executescript("PRAGMA incremental_vacuum")
+        must = scrub or self._scrub_pending
+        if not (must or truncate_wal):
+            return
+        done = self._checkpoint(_CHECKPOINT_TRIES if must else 1)
+        if not must:
+            return
+        self._scrub_pending = not done
+        if self._scrub_pending:
+            log.warning(
+                "erased rows of %s are still in its WAL: a reader holds an old snapshot; "
+                "the next purge retries the checkpoint",
+                self.path,
+            )
+
+    @property
+    def erase_pending(self) -> bool:
+        """True while erased data may still sit in the WAL (a checkpoint was blocked)."""
+        return self._scrub_pending
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
@@ -385,6 +487,24 @@ class EntityStore:
         at = _utc(at_ms / 1000)
         return Change(change_id, int(cur.lastrowid or 0), op, uuid, instance, at, payload)
 
+    @staticmethod
+    def _forget(conn: sqlite3.Connection, uuid: str) -> None:
+        """Drop the entity's earlier change rows: the new row supersedes them, and an
+        erased entity's vector and metadata must not survive in the log."""
+        conn.execute("DELETE FROM changes WHERE entity_uuid = ?", (uuid,))
+
+    def _prune_log(self, conn: sqlite3.Connection, now: datetime) -> None:
+        """Apply the retention limits (none when a sync worker owns the log)."""
+        if self._keep_ms is not None:
+            cutoff = int(now.timestamp() * 1000) - self._keep_ms
+            conn.execute("DELETE FROM changes WHERE at_ms < ?", (cutoff,))
+        if self._keep_rows is not None:
+            row = conn.execute(
+                "SELECT seq FROM changes ORDER BY seq DESC LIMIT 1 OFFSET ?", (self._keep_rows,)
+            ).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM changes WHERE seq <= ?", (row[0],))
+
     def _notify(self, changes: Sequence[Change]) -> None:
         for change in changes:
             for fn in list(self._listeners):
@@ -473,6 +593,8 @@ class EntityStore:
                         )
                     )
                     created.append((ent, vec))
+                self._prune_log(conn, now)
+            self._reclaim(scrub=False)
             # Committed: now (and only now) the index may show the rows.
             entries = []
             for ent, vec in created:
@@ -562,9 +684,12 @@ class EntityStore:
                         uuid,
                     ),
                 )
+                self._forget(conn, uuid)
                 change = self._log_change(
                     conn, "update", uuid, instance, now, self._state(ent, new_vec)
                 )
+                self._prune_log(conn, now)
+            self._reclaim(scrub=False)
             expires_s = int(ent.expires_at.timestamp())
             in_index = self._index.update(
                 uuid,
@@ -597,17 +722,21 @@ class EntityStore:
                 if row is None:
                     return False
                 conn.execute("DELETE FROM entities WHERE uuid = ?", (uuid,))
+                self._forget(conn, uuid)
                 change = self._log_change(
                     conn, "delete", uuid, instance, now, {"uuid": uuid, "model": row[0]}
                 )
+                self._prune_log(conn, now)
             self._index.remove(uuid)
+            self._reclaim(scrub=True)
         self._notify([change])
         return True
 
     def purge_expired(self) -> int:
         """Physically delete expired rows (each with an 'expire' change); returns how many.
 
-        Works in batches so that a large purge never holds the write lock for long.
+        Works in batches so that a large purge never holds the write lock for long. Also
+        empties the WAL, retrying an erase checkpoint that readers blocked (`erase_pending`).
         """
         total = 0
         while True:
@@ -623,13 +752,18 @@ class EntityStore:
                     ).fetchall()
                     for uuid, instance, model, expires_at in rows:
                         conn.execute("DELETE FROM entities WHERE uuid = ?", (uuid,))
+                        self._forget(conn, uuid)
                         expires = iso_utc(_utc(expires_at))
                         payload = {"uuid": uuid, "model": model, "expires_at": expires}
                         changes.append(
                             self._log_change(conn, "expire", uuid, instance, now, payload)
                         )
+                    if rows:
+                        self._prune_log(conn, now)
                 for uuid, *_ in rows:
                     self._index.remove(uuid)
+                # The periodic purge also leaves the WAL empty at rest (file size, privacy).
+                self._reclaim(scrub=bool(rows), truncate_wal=len(rows) < _PURGE_BATCH)
             self._notify(changes)
             total += len(rows)
             if len(rows) < _PURGE_BATCH:
@@ -720,7 +854,12 @@ class EntityStore:
         return result
 
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
-        """Outbox rows with seq > `seq`, oldest first (the sync worker's cursor)."""
+        """Outbox rows with seq > `seq`, oldest first (the sync worker's cursor).
+
+        The log is compacted: only an entity's latest change is kept (a full state, or a
+        delete/expire tombstone without vector or metadata), so a consumer that fell behind
+        sees the newest state directly. Listeners (`add_listener`) still get every change.
+        """
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT change_id, seq, op, entity_uuid, instance, at_ms, payload FROM changes "
@@ -746,8 +885,11 @@ class EntityStore:
         seq comes from AUTOINCREMENT, so pruned numbers are never handed out again and a
         sync cursor stays valid across prunes and restarts.
         """
-        with self._write_lock, self._transaction() as conn:
-            return conn.execute("DELETE FROM changes WHERE seq <= ?", (through_seq,)).rowcount
+        with self._write_lock:
+            with self._transaction() as conn:
+                n = conn.execute("DELETE FROM changes WHERE seq <= ?", (through_seq,)).rowcount
+            self._reclaim(scrub=False)
+            return n
 
     def add_listener(self, fn: Callable[[Change], None]) -> None:
         """`fn(change)` runs after each commit, on the writing thread; keep it quick."""

@@ -70,8 +70,19 @@ _V1 = _statements(
     "CREATE INDEX changes_entity ON changes (entity_uuid)",
 )
 
+# The change log becomes compacted (an entity's latest row supersedes its earlier ones) and
+# pruned by age: drop the superseded rows, which still hold old vectors and metadata, and
+# the states of entities already gone; index the age.
+_V2 = _statements(
+    "DELETE FROM changes WHERE seq NOT IN (SELECT max(seq) FROM changes GROUP BY entity_uuid)",
+    "DELETE FROM changes WHERE op IN ('create', 'update') "
+    "AND entity_uuid NOT IN (SELECT uuid FROM entities)",
+    "CREATE INDEX changes_at ON changes (at_ms)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entities, vector blobs and the change log (outbox)", _V1),
+    Migration(2, "compacted change log: superseded and erased states dropped", _V2),
 )
 
 

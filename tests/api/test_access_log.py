@@ -94,6 +94,9 @@ def json_served(
                 pass
             time.sleep(0.2)
         assert proc.poll() is None, log.read_text()
+        # The ready line is written by the notifier, which polls readiness every 0.25 s.
+        while time.monotonic() < deadline and '"ready: http' not in log.read_text():
+            time.sleep(0.1)
         _call(port, "GET", "/healthz")
         _call(port, "GET", "/metrics")
         calls["401"] = _call(

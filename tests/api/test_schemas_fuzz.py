@@ -3,12 +3,16 @@ error naming a field, never another exception (api.md §1)."""
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from typing import Any
 
+from hostile_helpers import RawResp, assert_contract, exchange, request_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.api import schemas
+from edge.api.middleware import MAX_MESSAGE, safe_message
 from edge.config import Settings, load_settings
 from edge.errors import EdgeError
 
@@ -28,6 +32,7 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([*MODELS, "RGB", "string", "integer", "float", "boolean", "", "x" * 300]),
     st.text(max_size=12),
+    st.text(st.characters(blacklist_categories=()), max_size=6),  # lone surrogates too
 )
 json_values = st.recursive(
     scalars,
@@ -141,3 +146,110 @@ def test_server_answers_random_bodies_with_contract_errors(
         assert r.json["code"] in BODY_ERRORS | {214, 404}
     assert srv.count() == before
     assert srv.call("GET", "/healthz").status == 200
+
+
+# Hostile bodies over real HTTP: deep nesting, compressed bodies, lone surrogates ----------------
+def _raw(srv: Any, method: str, path: str, body: bytes, headers: dict[str, str]) -> RawResp:
+    return exchange(srv.port, request_bytes(method, path, body, headers=headers))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    depth=st.one_of(st.integers(33, 1200), st.integers(1200, 60_000)),
+    opener=st.sampled_from(["[", '{"a":', '{"":', "[1,"]),
+    inside=st.sampled_from([None, "image", "metadata", "images", "model"]),
+    route=st.sampled_from(ROUTES),
+)
+def test_deeply_nested_json_is_always_111(
+    srv: Any, depth: int, opener: str, inside: str | None, route: tuple[str, str]
+) -> None:
+    """Any nesting past the limit, whole body or one field, is 111: never a RecursionError."""
+    closer = "]" if opener.startswith("[") else "}"
+    deep = (opener * depth + "0" + closer * depth).encode()
+    body = deep if inside is None else b'{"model": "M", "%s": %s}' % (inside.encode(), deep)
+    before = srv.count()
+    assert_contract(_raw(srv, *route, body, {}), 400, 111)
+    assert srv.count() == before
+    assert srv.call("GET", "/healthz").status == 200
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    coding=st.one_of(
+        st.sampled_from(["gzip", "deflate", "br", "compress", "zstd", "x-gzip", "GZip"]),
+        st.from_regex(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,24}", fullmatch=True).filter(
+            lambda c: c.lower() != "identity"
+        ),
+    ),
+    identity_first=st.booleans(),
+    body=bodies,
+    route=st.sampled_from(ROUTES),
+)
+def test_any_content_encoding_is_415(
+    srv: Any, coding: str, identity_first: bool, body: object, route: tuple[str, str]
+) -> None:
+    """A body with any coding but identity is refused before it is read, never decoded."""
+    value = f"identity, {coding}" if identity_first else coding
+    raw = json.dumps(body).encode()
+    before = srv.count()
+    assert_contract(_raw(srv, *route, raw, {"Content-Encoding": value}), 415, 415)
+    assert srv.count() == before
+    assert srv.call("GET", "/healthz").status == 200
+
+
+surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+TEXT_FIELDS = [
+    ({"collection": "{}"}, "collection"),
+    ({"key": "{}"}, "key"),
+    ({"metadata": [{"name": "{}", "type": "string", "value": "v"}]}, "metadata[0].name"),
+    ({"metadata": [{"name": "n", "type": "string", "value": "{}"}]}, "metadata[0].value"),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prefix=st.text(max_size=5),
+    bad=surrogates,
+    suffix=st.text(max_size=5),
+    where=st.sampled_from(TEXT_FIELDS),
+    parser=st.sampled_from([schemas.parse_create, schemas.parse_patch]),
+)
+def test_a_lone_surrogate_is_112_naming_its_field(
+    prefix: str, bad: str, suffix: str, where: tuple[dict[str, Any], str], parser: Any
+) -> None:
+    text = prefix + bad + suffix
+    fields = json.loads(json.dumps(where[0]).replace("{}", json.dumps(text)[1:-1]))
+    body = {"model": "EDGE_FACE_V1", "image": {"data": "x"}, **fields}
+    try:
+        parser(body, SETTINGS)
+    except EdgeError as e:
+        assert e.code == 112, (e.code, e.message)
+        assert e.message.startswith(where[1] + " "), e.message
+        return
+    raise AssertionError(f"{where[1]}={text!r} was accepted")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.characters(blacklist_categories=()), max_size=400))
+def test_echoes_are_short_and_free_of_control_characters(text: str) -> None:
+    """What a message quotes of client text: bounded, no raw control/format/surrogate
+    characters (they come out as escapes), and a short clean text unchanged."""
+    out = schemas.excerpt(text)
+    assert len(out) <= schemas.ECHO_CHARS * 10 + 1
+    bad = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+    assert not [c for c in out if unicodedata.category(c) in bad], out
+    clean = not [c for c in text if unicodedata.category(c) in bad]
+    if clean and len(text) <= schemas.ECHO_CHARS:
+        assert out == text
+    msg = safe_message("x " + text * 3)
+    assert len(msg) <= MAX_MESSAGE
+    assert not [c for c in msg if unicodedata.category(c) in {"Cc", "Cs", "Zl", "Zp"}], msg
+    msg.encode("utf-8")  # always encodable in the JSON answer

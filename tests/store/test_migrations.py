@@ -41,22 +41,24 @@ def test_new_file_gets_latest_version_and_reopen_is_idempotent(
 def test_later_migration_applies_once_in_order(tmp_path: Path) -> None:
     calls: list[int] = []
 
+    base = MIGRATIONS[-1].version
+
     def v2(conn: sqlite3.Connection) -> None:
-        calls.append(2)
+        calls.append(base + 1)
         conn.execute("ALTER TABLE entities ADD COLUMN note TEXT NOT NULL DEFAULT ''")
 
     def v3(conn: sqlite3.Connection) -> None:
-        calls.append(3)
+        calls.append(base + 2)
         conn.execute("CREATE INDEX entities_note ON entities (note)")
 
     path = tmp_path / "m.sqlite3"
     conn = _conn(path)
     assert migrate(conn) == len(MIGRATIONS)
-    plan = (*MIGRATIONS, Migration(2, "note", v2), Migration(3, "note index", v3))
+    plan = (*MIGRATIONS, Migration(base + 1, "note", v2), Migration(base + 2, "note index", v3))
     assert migrate(conn, plan) == 2
     assert migrate(conn, plan) == 0
-    assert calls == [2, 3]
-    assert schema_version(conn) == 3
+    assert calls == [base + 1, base + 2]
+    assert schema_version(conn) == base + 2
     cols = [r[1] for r in conn.execute("PRAGMA table_info(entities)")]
     assert "note" in cols
     conn.close()
@@ -70,9 +72,10 @@ def test_failing_migration_leaves_previous_version_intact(tmp_path: Path) -> Non
     path = tmp_path / "m.sqlite3"
     conn = _conn(path)
     migrate(conn)
+    base = MIGRATIONS[-1].version
     with pytest.raises(RuntimeError, match="migration bug"):
-        migrate(conn, (*MIGRATIONS, Migration(2, "bad", bad)))
-    assert schema_version(conn) == 1
+        migrate(conn, (*MIGRATIONS, Migration(base + 1, "bad", bad)))
+    assert schema_version(conn) == base
     assert "half" not in [r[1] for r in conn.execute("PRAGMA table_info(entities)")]
     conn.close()
 

@@ -23,6 +23,8 @@ def _count(db_path: Path, table: str) -> int:
 def test_one_change_per_write_with_state_payload(store: EntityStore, clock: ManualClock) -> None:
     vec = unit_vectors(1, seed=21)[0]
     t0 = clock.now
+    heard: list[Change] = []
+    store.add_listener(heard.append)
     e = make(
         store,
         vec,
@@ -30,19 +32,24 @@ def test_one_change_per_write_with_state_payload(store: EntityStore, clock: Manu
         key="k",
         metadata=[{"name": "a", "type": "string", "value": "b"}],
     )
+    logged_create = store.changes_since(0)
     clock.advance(2)
     store.update("inst-a", e.uuid, key="k2")
+    logged_update = store.changes_since(0)
     store.delete("inst-a", e.uuid)
     store.delete("inst-a", e.uuid)  # no-op: no change row
     store.update("inst-a", e.uuid, key="k3")  # no-op
 
+    # Listeners hear every change; the log keeps each entity's latest row only.
+    assert [c.op for c in heard] == ["create", "update", "delete"]
+    assert logged_create == heard[:1] and logged_update == heard[1:2]
     changes = store.changes_since(0)
-    assert [c.op for c in changes] == ["create", "update", "delete"]
-    assert [c.seq for c in changes] == sorted(c.seq for c in changes)
-    assert len({c.change_id for c in changes}) == 3
-    assert all(uuid.UUID(c.change_id).version == 4 for c in changes)
-    assert all(c.entity_uuid == e.uuid and c.instance == "inst-a" for c in changes)
-    create, update, delete = changes
+    assert changes == heard[2:]
+    assert [c.seq for c in heard] == sorted(c.seq for c in heard)
+    assert len({c.change_id for c in heard}) == 3
+    assert all(uuid.UUID(c.change_id).version == 4 for c in heard)
+    assert all(c.entity_uuid == e.uuid and c.instance == "inst-a" for c in heard)
+    create, update, delete = heard
     assert create.at == t0  # millisecond precision; the test clock sits on a whole ms
     assert create.payload["key"] == "k" and update.payload["key"] == "k2"
     assert create.payload["metadata"] == [{"name": "a", "type": "string", "value": "b"}]
@@ -50,11 +57,13 @@ def test_one_change_per_write_with_state_payload(store: EntityStore, clock: Manu
     assert create.payload["pack_fingerprint"] == store.pack_fingerprint
     restored = np.frombuffer(base64.b64decode(update.payload["vector"]), dtype="<f4")
     np.testing.assert_allclose(restored, vec, atol=1e-6)
+    # The tombstone is all that is left of the entity: no vector, no metadata.
     assert delete.payload == {"uuid": e.uuid, "model": "EDGE_FACE_V1"}
     # Cursor semantics.
-    assert [c.op for c in store.changes_since(create.seq)] == ["update", "delete"]
-    assert [c.op for c in store.changes_since(0, limit=1)] == ["create"]
-    assert store.changes_since(delete.seq) == []
+    other = make(store)
+    assert [c.op for c in store.changes_since(create.seq)] == ["delete", "create"]
+    assert [c.op for c in store.changes_since(0, limit=1)] == ["delete"]
+    assert [c.entity_uuid for c in store.changes_since(delete.seq)] == [other.uuid]
 
 
 def test_listeners_run_after_commit_and_a_failing_one_is_contained(
@@ -119,7 +128,11 @@ def test_failed_outbox_insert_rolls_back_the_entity_write(
     _drop_failing_trigger(db_path)  # the store keeps working afterwards
     e = make(store, vec, key="new")
     assert store.update("inst-a", kept.uuid, key="after").key == "after"
-    assert [c.op for c in store.changes_since(0)] == ["create", "create", "update"]
+    # kept's update supersedes its create row (the log keeps each entity's latest change).
+    assert [(c.op, c.entity_uuid) for c in store.changes_since(0)] == [
+        ("create", e.uuid),
+        ("update", kept.uuid),
+    ]
     assert {x.uuid for x, _ in store.search("inst-a", "EDGE_FACE_V1", vec)} == {kept.uuid, e.uuid}
 
 
@@ -130,9 +143,10 @@ def test_failed_purge_rolls_back(store: EntityStore, clock: ManualClock, db_path
     with pytest.raises(sqlite3.IntegrityError):
         store.purge_expired()
     assert _count(db_path, "entities") == 1
+    assert [c.op for c in store.changes_since(0)] == ["create"]  # not erased from the log
     _drop_failing_trigger(db_path)
     assert store.purge_expired() == 1
-    assert [c.op for c in store.changes_since(0)] == ["create", "expire"]
+    assert [c.op for c in store.changes_since(0)] == ["expire"]  # the tombstone supersedes
 
 
 def test_prune_keeps_seq_monotonic_across_restart(

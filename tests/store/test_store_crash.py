@@ -72,8 +72,12 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
                 u: (k, dim, vec)
                 for u, k, dim, vec in conn.execute("SELECT uuid, key, dim, vector FROM entities")
             }
+            # The compacted log keeps each entity's latest change: its create or update.
             created = {
-                u for (u,) in conn.execute("SELECT entity_uuid FROM changes WHERE op='create'")
+                u
+                for (u,) in conn.execute(
+                    "SELECT entity_uuid FROM changes WHERE op IN ('create', 'update')"
+                )
             }
             deleted_logged = {
                 u for (u,) in conn.execute("SELECT entity_uuid FROM changes WHERE op='delete'")
@@ -95,7 +99,7 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
             if key is not None:
                 stored = rows[u][0]
                 assert stored == key or int(stored[1:]) > int(key[1:])
-        # Nothing half-written: every row whole, and logged in the outbox with it.
+        # Nothing half-written: every row whole, and its latest state logged in the outbox.
         for _, dim, vec in rows.values():
             assert dim == 128 and len(vec) == 4 * 128
             v = np.frombuffer(vec, "<f4")

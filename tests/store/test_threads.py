@@ -20,6 +20,8 @@ def test_concurrent_writers_and_readers_stay_consistent(
     kept: list[list[str]] = [[] for _ in range(n_threads)]
     errors: list[BaseException] = []
     barrier = threading.Barrier(n_threads)
+    heard: list[str] = []
+    store.add_listener(lambda c: heard.append(c.op))
 
     def work(t: int) -> None:
         try:
@@ -64,7 +66,12 @@ def test_concurrent_writers_and_readers_stay_consistent(
     assert listed == expected
     assert len(store.index) == len(expected)
     changes = store.changes_since(0, limit=10_000)
-    assert len(changes) == n_threads * per_thread + n_threads * per_thread // 4
+    assert len(heard) == n_threads * per_thread + n_threads * per_thread // 4
+    assert heard.count("delete") == n_threads * per_thread // 4
+    # The log keeps each entity's latest change: a create if kept, else its tombstone.
+    assert len(changes) == n_threads * per_thread
+    assert {c.entity_uuid for c in changes if c.op == "create"} == expected
+    assert sum(c.op == "delete" for c in changes) == n_threads * per_thread // 4
     assert [c.seq for c in changes] == sorted(c.seq for c in changes)
     # Per-thread creation order survives in the uuid order.
     for t, part in enumerate(kept):
