@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -519,13 +520,39 @@ def _services_ctx(settings: Settings, config_path: Path | None) -> Any:
     return ctx
 
 
+def scheme(settings: Settings) -> str:
+    return "https" if settings.server.tls_cert_file is not None else "http"
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The HTTPS context of `server.tls_cert_file`/`tls_key_file`, or None for plain HTTP.
+
+    Loaded before the models, so a wrong path or a key that does not match the certificate
+    fails the start in one line instead of after a minute of warm-up.
+    """
+    s = settings.server
+    if s.tls_cert_file is None or s.tls_key_file is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(s.tls_cert_file.expanduser(), s.tls_key_file.expanduser())
+    except (OSError, ssl.SSLError) as e:
+        why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
+        raise UserError(
+            f"server.tls_cert_file / server.tls_key_file: cannot load {s.tls_cert_file} with "
+            f"{s.tls_key_file} ({why}); give a PEM certificate and its matching private key"
+        ) from None
+    return ctx
+
+
 def ready_line(settings: Settings, addresses: list[Any]) -> str:
     """The last start-up line: where the service answers, its docs, where the key is."""
     host, port = addresses[0][:2] if addresses else (settings.server.host, settings.server.port)
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1" if host != "::" else "::1"
     shown = f"[{host}]" if ":" in str(host) else str(host)
-    url = f"http://{shown}:{port}"
+    url = f"{scheme(settings)}://{shown}:{port}"
     if settings.server.api_keys:
         key = "api-key: one of server.api_keys in the config"
     else:
@@ -568,6 +595,7 @@ async def serve(
     sockets: list[socket.socket] | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT; `sockets` are listeners bound by `bind_listeners`."""
+    ssl_context = tls_context(settings)
     if sockets is None:
         sockets = bind_listeners(host, port)
     app = create_app(settings)
@@ -575,9 +603,11 @@ async def serve(
     runner = make_runner(app, settings)
     await runner.setup()
     for sock in sockets:
-        await web.SockSite(runner, sock, backlog=ACCEPT_BACKLOG).start()
+        await web.SockSite(
+            runner, sock, backlog=ACCEPT_BACKLOG, ssl_context=ssl_context
+        ).start()
     for addr in runner.addresses:
-        log.info("listening on http://%s:%s", *addr[:2])
+        log.info("listening on %s://%s:%s", scheme(settings), *addr[:2])
 
     on_ready = ready_line(settings, list(runner.addresses))
     notifier = asyncio.create_task(_systemd_notifier(app, on_ready))
@@ -614,6 +644,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     config_path = Path(config).expanduser().resolve() if config else None
     sockets = bind_listeners(host, port)  # first: a taken port fails before anything loads
     try:
+        tls_context(settings)  # a bad certificate, too
         check_models(settings, config_path)
         return asyncio.run(serve(settings, host, port, config_path=config_path, sockets=sockets))
     finally:
