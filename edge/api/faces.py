@@ -19,11 +19,13 @@ from edge.api.admission import run_inference
 from edge.api.middleware import json_body
 from edge.api.openapi import operation
 from edge.api.state import PIPELINE, SETTINGS, STORE, instance_of
+from edge.api.wire import face_error, uploaded_json
 from edge.errors import EdgeError
 from edge.imaging.area import parse_area
 from edge.imaging.decode import DecodedImage, decode_image
 from edge.store import UNSET
 from edge.timefmt import iso_utc
+from edge.vision.errors import FaceError
 from edge.vision.types import Area, FaceAnalysis
 
 FACES = "/api/v1/entities/faces"
@@ -78,13 +80,6 @@ def decode_request_image(
     return decoded, area
 
 
-def name_field(err: EdgeError, field: str) -> EdgeError:
-    """The pipeline says `image: ...`; name the request's own field (`imageTwo`, `images[0]`)."""
-    if field != "image" and err.message.startswith("image:"):
-        err.message = field + err.message[len("image") :]
-    return err
-
-
 def analyze_image(
     app: web.Application, img: s.ImageRequest, *, embed: bool = True
 ) -> tuple[FaceAnalysis, DecodedImage]:
@@ -94,13 +89,9 @@ def analyze_image(
         fa = app[PIPELINE].analyze_largest(
             decoded, area=area, flags=img.flags, embed=embed, auto_rotate=img.auto_rotate
         )
-    except EdgeError as e:
-        raise name_field(e, img.field) from None
+    except FaceError as e:
+        raise face_error(e, img.field) from None
     return fa, decoded
-
-
-def uploaded(fa: FaceAnalysis) -> dict[str, Any]:
-    return {"details": fa.details}
 
 
 async def in_thread(fn: Any, *args: Any) -> Any:
@@ -150,7 +141,7 @@ async def create_face(request: web.Request) -> web.Response:
     ent, fa = await run_inference(request, work)
     out = entity_out(ent)
     if req.image.flags.any:
-        out["entityUploaded"] = uploaded(fa)
+        out["entityUploaded"] = uploaded_json(fa)
     return web.json_response(out, status=201)
 
 
@@ -319,7 +310,7 @@ async def search_faces(request: web.Request) -> web.Response:
             "maxEntities": req.max_entities,
             "threshold": req.threshold,
             "entitiesFound": found,
-            "entityUploaded": uploaded(fa),
+            "entityUploaded": uploaded_json(fa),
         }
     )
 
@@ -350,7 +341,7 @@ async def detect_faces(request: web.Request) -> web.Response:
     faces = await run_inference(request, work)
     entities = []
     for fa in faces:
-        item = uploaded(fa)
+        item = uploaded_json(fa)
         if img.auto_rotate:
             item["rotated"] = fa.rotated
         entities.append(item)
@@ -384,7 +375,7 @@ async def compare_faces(request: web.Request) -> web.Response:
         {
             "model": req.model.given,
             "similarityScore": pipeline.similarity(one.embedding, two.embedding),
-            "entities": {"imageOne": uploaded(one), "imageTwo": uploaded(two)},
+            "entities": {"imageOne": uploaded_json(one), "imageTwo": uploaded_json(two)},
         }
     )
 
@@ -423,7 +414,7 @@ async def compare_entity(request: web.Request) -> web.Response:
             "model": req.model.given,
             "similarityScore": pipeline.similarity(ent.vector, fa.embedding),
             "entity": entity_out(ent),
-            "entityUploaded": uploaded(fa),
+            "entityUploaded": uploaded_json(fa),
         }
     )
 

@@ -130,8 +130,3 @@ class LandmarkModel:
 def _wrap(a: float) -> float:
     """Angle difference folded into (-pi, pi]."""
     return math.atan2(math.sin(a), math.cos(a))
-
-
-def to_json(points: np.ndarray) -> list[dict[str, int]]:
-    """API shape: exactly 106 `{x, y}` ints."""
-    return [{"x": round(float(x)), "y": round(float(y))} for x, y in points]
