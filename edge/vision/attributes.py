@@ -201,7 +201,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[2] - b[0]) * (b[3] - b[1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+    out: np.ndarray = inter / np.maximum(area_a + area_b - inter, 1e-9)
+    return out
 
 
 class MaskDetector:

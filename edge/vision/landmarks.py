@@ -124,7 +124,8 @@ class LandmarkModel:
         outs = sess.run({sess.info.inputs[0].name: np.ascontiguousarray(blob)})
         flat = next(o for o in outs if o.size == 212)
         pts = flat.reshape(106, 2).astype(np.float64) * INPUT_SIZE
-        return to_image(pts, m)[api_from_model()].astype(np.float32)
+        out: np.ndarray = to_image(pts, m)[api_from_model()].astype(np.float32)
+        return out
 
 
 def _wrap(a: float) -> float:

@@ -310,13 +310,15 @@ def live_logodds(logits: np.ndarray, live_index: int) -> np.ndarray:
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
     pl = np.clip(p[:, live_index], 1e-12, 1 - 1e-12)
-    return np.clip(np.log(pl) - np.log1p(-pl), -LOGIT_CLIP, LOGIT_CLIP)
+    out: np.ndarray = np.clip(np.log(pl) - np.log1p(-pl), -LOGIT_CLIP, LOGIT_CLIP)
+    return out
 
 
 def fuse(features: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
     """P(spoof) from per-model live log-odds (N, M): logistic regression, fitted offline."""
     z = bias + features @ weights
-    return 1.0 / (1.0 + np.exp(-z))
+    p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return p
 
 
 # ------------------------------------------------------------------------------------------

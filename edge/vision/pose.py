@@ -59,7 +59,8 @@ class HeadPose:
         for role in ROLES:
             sess = self.registry.session(role)
             outs.append(sess.run({sess.info.inputs[0].name: blob})[0].reshape(-1)[:3])
-        return np.mean(outs, axis=0)
+        mean: np.ndarray = np.mean(outs, axis=0)
+        return mean
 
     def estimate(self, bgr: np.ndarray, face: Face, points: np.ndarray) -> HeadAngle:
         """Pitch, yaw, roll in API signs, degrees, clamped to -90..90; the centre of the

@@ -13,9 +13,9 @@ from edge.config import Settings
 from edge.imaging.decode import decode_bytes
 from edge.runtime.registry import ModelRegistry
 from edge.vision.detection import build_detectors
+from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.pipeline import FacePipeline, rotate_area_cw
 from edge.vision.similarity import load_calibration
-from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.types import Area, DetailFlags, FaceDetails
 from tests.conftest import read_bgr
 from tests.vision.vision_helpers import iou
