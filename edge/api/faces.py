@@ -19,10 +19,11 @@ from edge.api.admission import run_inference
 from edge.api.middleware import json_body
 from edge.api.openapi import operation
 from edge.api.state import PIPELINE, SETTINGS, STORE, instance_of
-from edge.api.wire import face_error, uploaded_json
+from edge.api.wire import request_error, uploaded_json
 from edge.errors import EdgeError
 from edge.imaging.area import parse_area
 from edge.imaging.decode import DecodedImage, decode_image
+from edge.imaging.errors import ImageInputError
 from edge.store import UNSET
 from edge.timefmt import iso_utc
 from edge.vision.errors import FaceError
@@ -69,14 +70,16 @@ def decode_request_image(
     app: web.Application, img: s.ImageRequest
 ) -> tuple[DecodedImage, Area | None]:
     """The decoded pixels (214-217) and `area` checked against them (112)."""
-    decoded = decode_image(
-        img.data,
-        field=f"{img.field}.data",
-        auto_rotate=img.auto_rotate,
-        max_pixels=app[SETTINGS].server.max_pixels,
-        require_color=True,
-    )
-    area = parse_area(img.area, decoded.width, decoded.height, field=f"{img.field}.area")
+    try:
+        decoded = decode_image(
+            img.data,
+            auto_rotate=img.auto_rotate,
+            max_pixels=app[SETTINGS].server.max_pixels,
+            require_color=True,
+        )
+        area = parse_area(img.area, decoded.width, decoded.height)
+    except ImageInputError as e:
+        raise request_error(e, img.field) from None
     return decoded, area
 
 
@@ -90,7 +93,7 @@ def analyze_image(
             decoded, area=area, flags=img.flags, embed=embed, auto_rotate=img.auto_rotate
         )
     except FaceError as e:
-        raise face_error(e, img.field) from None
+        raise request_error(e, img.field) from None
     return fa, decoded
 
 

@@ -3,8 +3,8 @@
 Vision measures; this module names. Every camelCase key a client sees for a face's details,
 a served model's description or a face error is written here and nowhere below the API, so
 a wire change is one edit and a vision change cannot leak into the contract by accident.
-`face_error` is the one place a vision error becomes a contract code, named after the
-request's own field (`image`, `imageTwo`, `images[0]`).
+`request_error` is the one place an imaging or vision error becomes a contract code, its
+message naming the request's own field (`image`, `imageTwo`, `images[0]`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,16 @@ from typing import Any
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.imaging.errors import (
+    ImageInputError,
+    InvalidValue,
+    MissingValue,
+    NotAnImage,
+    NotColour,
+    TooManyPixels,
+    UnsupportedFormat,
+    WrongType,
+)
 from edge.vision.errors import FaceError, FaceTooSmall, NoFaceFound
 from edge.vision.geometry import PixelBox
 from edge.vision.liveness import LivenessModelInfo
@@ -32,13 +42,43 @@ __all__ = [
     "details_json",
     "face_error",
     "face_model_json",
+    "image_error",
     "liveness_model_json",
     "position_json",
+    "request_error",
     "uploaded_json",
 ]
 
 
 # Errors ------------------------------------------------------------------------------------
+#: api.md §1: the code of each image input problem.
+IMAGE_CODES: dict[type[ImageInputError], int] = {
+    MissingValue: 110,
+    WrongType: 111,
+    InvalidValue: 112,
+    NotAnImage: 214,
+    UnsupportedFormat: 215,
+    NotColour: 216,
+    TooManyPixels: 217,
+}
+
+
+def image_error(err: ImageInputError, field: str) -> EdgeError:
+    """The contract code of an image input problem; the message names `field.part`."""
+    code = IMAGE_CODES.get(type(err))
+    if code is None:
+        raise TypeError(f"no contract code for {type(err).__name__}") from err
+    return EdgeError(code, f"{field}.{err.part} {err.problem}")
+
+
+def request_error(err: ImageInputError | FaceError, field: str) -> EdgeError:
+    """Any imaging or vision error about the image in request field `field`, as the
+    contract's error (code, name, message): the mapping every handler goes through."""
+    if isinstance(err, ImageInputError):
+        return image_error(err, field)
+    return face_error(err, field)
+
+
 def face_error(err: FaceError, field: str) -> EdgeError:
     """223 (no face) or 224 (face too small), the message naming the request's `field`."""
     if isinstance(err, NoFaceFound):

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.api.wire import details_json, face_error
+from edge.api.wire import details_json, face_error, request_error
+from edge.imaging.errors import (
+    ImageInputError,
+    InvalidValue,
+    MissingValue,
+    NotAnImage,
+    NotColour,
+    TooManyPixels,
+    UnsupportedFormat,
+    WrongType,
+)
 from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.geometry import PixelBox
 from edge.vision.types import (
@@ -73,3 +83,22 @@ def test_details_render_with_the_contracts_names() -> None:
     }
     assert details_json(FaceDetails()) == {}
     assert details_json(FaceDetails(attributes=FaceAttributes())) == {"attributes": {}}
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(MissingValue, 110), (WrongType, 111), (InvalidValue, 112), (NotAnImage, 214),
+     (UnsupportedFormat, 215), (NotColour, 216), (TooManyPixels, 217)],
+)  # fmt: skip
+def test_each_image_problem_has_its_contract_code(error: type[ImageInputError], code: int) -> None:
+    err = request_error(error("area.top", "is wrong"), "imageTwo")
+    assert (err.code, err.message) == (code, "imageTwo.area.top is wrong")
+    assert err.body() == {"code": code, "name": err.name, "message": err.message}
+
+
+def test_an_unmapped_error_type_is_a_bug_not_a_client_error() -> None:
+    class Unknown(ImageInputError):
+        pass
+
+    with pytest.raises(TypeError):
+        request_error(Unknown("data", "is odd"), "image")
