@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from edge.config import Settings
+from edge.imaging.decode import DecodedImage
 from edge.imaging.orientation import rotate_cw
 from edge.runtime.registry import ModelRegistry
 from edge.vision.align import align_face
@@ -40,6 +41,7 @@ __all__ = ["FacePipeline", "rotate_area_cw"]
 log = logging.getLogger(__name__)
 
 _ROTATIONS = (90, 180, 270)
+Image = np.ndarray | DecodedImage  # BGR pixels, or decoded ones with the turn already applied
 NO_DETAILS = DetailFlags()
 
 
@@ -194,10 +196,10 @@ class FacePipeline:
             )
 
     @staticmethod
-    def _unpack(image: Any) -> tuple[np.ndarray, int]:
+    def _unpack(image: Image) -> tuple[np.ndarray, int]:
         if isinstance(image, np.ndarray):
             return image, 0
-        return image.bgr, int(getattr(image, "rotated", 0) or 0)
+        return image.bgr, image.rotated
 
     def _analysis(
         self, bgr: np.ndarray, face: Face, rotated: int, flags: DetailFlags, embed: bool
@@ -209,7 +211,7 @@ class FacePipeline:
 
     def analyze_largest(
         self,
-        image: Any,
+        image: Image,
         *,
         area: Area | None = None,
         flags: DetailFlags = NO_DETAILS,
@@ -232,7 +234,7 @@ class FacePipeline:
 
     def detect_all(
         self,
-        image: Any,
+        image: Image,
         *,
         area: Area | None = None,
         flags: DetailFlags = NO_DETAILS,
