@@ -169,11 +169,6 @@ class FaceAnalysis:
     embedding: np.ndarray | None = None  # float32 (D,), L2-normalised
     details: FaceDetails = field(default_factory=FaceDetails)  # only the requested blocks
 
-    @property
-    def position(self) -> PixelBox:
-        """The face's pixel box in the analysed image."""
-        return self.face.position(*self.image_size)
-
 
 @dataclass(frozen=True)
 class Capabilities:
