@@ -43,6 +43,7 @@ from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_
 from edge.camera.worker import CameraWorker
 from edge.config import CameraConfig, Settings, testdata_dir
 from edge.mqtt.bridge import MqttBridge
+from edge.mqtt.recognition import recognition_payload
 
 W, H = 1280, 720
 # People with at least two photos: enrolled from the first file and shown with the second, in
@@ -353,7 +354,7 @@ def _run(
     def sink(e: RecognitionEvent) -> None:
         with lock:
             sink_events.append(e)
-        bridge.publish_event("recognition", e.payload())
+        bridge.publish_event("recognition", recognition_payload(e))
 
     rss = _RssSampler()
     proc = psutil.Process()

@@ -22,6 +22,7 @@ from edge.camera.service import EnrollRequest, edge_services
 from edge.camera.sources import parse_source
 from edge.config import CameraConfig, Settings
 from edge.errors import EdgeError
+from edge.mqtt.recognition import recognition_payload
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ async def _main(settings: Settings, args: argparse.Namespace, config_path: Path 
         loop.add_signal_handler(sig, stop.set)
 
     def print_event(event: RecognitionEvent) -> None:
-        print(json.dumps(event.payload()), flush=True)
+        print(json.dumps(recognition_payload(event)), flush=True)
 
     code = 0
     try:

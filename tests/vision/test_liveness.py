@@ -230,7 +230,7 @@ def test_sharp_frontal_full_frame_face_is_reliable(
 ) -> None:
     bgr = _img(testdata, "doubango_genuine.jpg")
     r = scorer.score(bgr, largest_face(bgr))
-    assert r.reliable and r.conditions == []
+    assert r.reliable and r.conditions == ()
 
 
 def test_small_face_is_marked_unreliable(
@@ -254,7 +254,7 @@ def test_blurred_face_is_marked_unreliable_with_an_unchanged_face(
     r = scorer.score(blurred, face)
     assert not r.reliable
     assert any("blurred" in c for c in r.conditions)
-    assert r.quality["sharpness"] < face_quality(bgr, face)["sharpness"]
+    assert r.quality.sharpness < face_quality(bgr, face).sharpness
 
 
 def test_turned_face_is_marked_unreliable(
@@ -267,7 +267,7 @@ def test_turned_face_is_marked_unreliable(
     kps[2, 0] += kps[1, 0] - kps[0, 0]
     turned = Face(box=face.box, score=face.score, kps=kps)
     q = face_quality(bgr, turned)
-    assert abs(q["yaw"]) > scorer.params.gates["max_abs_yaw"]
+    assert abs(q.yaw) > scorer.params.gates["max_abs_yaw"]
     assert any("turned" in c for c in face_conditions(q, scorer.params.gates))
     assert not any(
         "turned" in c for c in face_conditions(face_quality(bgr, face), scorer.params.gates)
@@ -285,16 +285,18 @@ def test_tight_crop_is_marked_as_lacking_context(
 # --- info, packs, warm-up ------------------------------------------------------------------
 def test_model_info_publishes_threshold_measurements_and_rules(scorer: LivenessScorer) -> None:
     info = scorer.model_info()
-    assert info["recommendedThreshold"] == 0.5
-    m = info["measured"]
+    assert info.recommended_threshold == 0.5
+    m = info.measured
     for k in ("apcer", "bpcer", "acer", "auc"):
         assert 0.0 <= m[k] <= 1.0
     assert m["acer"] == pytest.approx((m["apcer"] + m["bpcer"]) / 2, abs=1e-3)
     assert m["samples"]["live"] > 0 and m["samples"]["spoof"] > 0
-    assert len(info["reliability"]["conditions"]) >= 4
-    roles = {c["role"] for c in info["components"]}
-    assert roles == {"liveness_v2", "liveness_v1se"}
-    assert not any(c["nonCommercial"] for c in info["components"])
+    assert len(info.gate_conditions) >= 4
+    assert set(info.gate_thresholds) == set(scorer.params.gates)
+    assert info.roles == {"liveness_v2", "liveness_v1se"}
+    own = [c for c in scorer.registry.components() if c["role"] in info.roles]
+    assert {c["role"] for c in own} == info.roles
+    assert not any(c["nonCommercial"] for c in own)
 
 
 def test_default_pack_never_uses_the_celeba_model() -> None:
