@@ -99,13 +99,18 @@ def test_openvino_and_onnxruntime_agree(
     s_ort = LivenessScorer(ModelRegistry(ort), ort)
     assert s_ort.registry.session("liveness_v2").info.backend == "onnxruntime"
     assert s_ov.registry.session("liveness_v2").info.backend == "openvino"
+    # Both compute in f32 but with different kernels (oneDNN vs MLAS): measured differences
+    # reach 1.2e-3 of probability on some crops, and the crop itself depends on the face box
+    # of the session's detector (bf16 or f32). A preprocessing or wiring mistake differs by
+    # orders of magnitude more.
+    tol = 3e-3
     for name in SPOOF_FILES + LIVE_FILES + ["doubango_spoof.jpg"]:
         bgr = _img(testdata, name)
         face = largest_face(bgr)
         a, b = s_ov.score(bgr, face), s_ort.score(bgr, face)
-        assert abs(a.spoof_score - b.spoof_score) < 1e-3, name
+        assert abs(a.spoof_score - b.spoof_score) < tol, name
         for role in a.per_model:
-            assert abs(a.per_model[role] - b.per_model[role]) < 1e-3, (name, role)
+            assert abs(a.per_model[role] - b.per_model[role]) < tol, (name, role)
 
 
 # --- crop geometry -----------------------------------------------------------------------
