@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import edge
-from tests.conftest import MODEL_MIRROR, TESTDATA
+from tests.support.paths import MODEL_MIRROR, TESTDATA
 
 SOURCE = Path(edge.__file__).resolve().parents[1]
 

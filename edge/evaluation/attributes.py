@@ -17,8 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import p
 from edge.errors import EdgeError
+from edge.evaluation.report import p
 from edge.vision.types import DetailFlags
 
 AGE_VALID = (18, 75)  # age-gender-recognition-retail-0013 model card

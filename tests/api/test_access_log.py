@@ -19,19 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from skeleton_helpers import (
+
+from edge.api.app import create_app
+from edge.config import load_settings
+from edge.logsetup import TEXT_FORMAT
+from tests.support.net import free_port
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import (
     KEY_A,
     Gate,
     add_test_routes,
-    free_port,
     start_server,
     stop_server,
     write_serve_config,
 )
-
-from edge.api.app import create_app
-from edge.config import REPO_ROOT, load_settings
-from edge.logsetup import TEXT_FORMAT
 
 SECRET_QUERY = "q-value-that-must-not-be-logged"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from faces_helpers import ALL_DETAILS, FACES, FacesServer, assert_error, img, pic
 
 from edge.api import schemas as s
+from tests.support.faces import ALL_DETAILS, FACES, FacesServer, assert_error
+from tests.support.images import img, pic
 
 COMPARE = FACES + "/compare"
 

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import FACES, KEY_A, b64
-from skeleton_helpers import free_port, write_serve_config
 
-from edge.config import REPO_ROOT
+from tests.support.faces import FACES
+from tests.support.images import b64
+from tests.support.net import free_port
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import KEY_A, write_serve_config
 
 WRITERS = 4
 KILL_AFTER_ACKS = 24

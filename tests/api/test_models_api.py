@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from faces_helpers import FacesServer, assert_error
 
 from edge.api import schemas as s
 from edge.vision.similarity import load_calibration
+from tests.support.faces import FacesServer, assert_error
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import (
-    ALL_DETAILS,
-    FACES,
-    KEY_A,
-    FacesServer,
-    assert_error,
-    img,
-    pic,
-)
 
 from edge.api import schemas as s
+from tests.support.faces import ALL_DETAILS, FACES, FacesServer, assert_error
+from tests.support.images import img, pic
+from tests.support.servers import KEY_A
 
 SEARCH = FACES + "/search"
 

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from skeleton_helpers import KEY_A, free_port, write_serve_config
 
-from edge.config import REPO_ROOT
+from tests.support.net import free_port
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import KEY_A, write_serve_config
 
 
 def _get(port: int, path: str) -> int | None:

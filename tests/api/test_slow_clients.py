@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import FACES, FacesServer, face_server, img, pic
 from hostile_helpers import assert_contract, parse_response, read_response, request_bytes
-from skeleton_helpers import KEY_A, free_port, write_serve_config
 
-from edge.config import REPO_ROOT
+from tests.support.faces import FACES, FacesServer, face_server
+from tests.support.images import img, pic
+from tests.support.net import free_port
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import KEY_A, write_serve_config
 
 MODELS = "/api/v1/models"
 #: bounds every wait below; the server's own timeouts are 1 s

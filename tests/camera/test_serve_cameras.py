@@ -25,11 +25,12 @@ import cv2
 import yaml
 from camera_helpers import KNOWN
 from camera_video import Segment, write_video
-from mosquitto_broker import Broker, Subscriber, free_port
 from prom_text import sample
 
-from edge.config import REPO_ROOT
-from tests.conftest import read_bgr
+from tests.support.broker import Broker, Subscriber
+from tests.support.images import read_bgr
+from tests.support.net import free_port
+from tests.support.paths import REPO_ROOT
 
 KEY = "serve-camera-key-0123456789"
 DEVICE = "serve-dev"

@@ -11,7 +11,7 @@ import pytest
 
 from edge.runtime.registry import ModelRegistry
 from edge.vision.landmarks import GROUPS, LandmarkModel, api_from_model, to_json
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 FRONTAL = [
     "faces_by_identity/barack_obama/1.jpg",

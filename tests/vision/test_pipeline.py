@@ -17,7 +17,7 @@ from edge.vision.detection import build_detectors
 from edge.vision.pipeline import FacePipeline, rotate_area_cw
 from edge.vision.similarity import load_calibration
 from edge.vision.types import Area, DetailFlags
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 from tests.vision.vision_helpers import iou
 
 OBAMA = "faces_by_identity/barack_obama"

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import psutil
 
-from edge.bench.stats import p, table
+from benchmarks.stats import p, table
 from edge.camera.events import RecognitionEvent
 from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_source

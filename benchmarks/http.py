@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
-from edge.config import REPO_ROOT, Settings, testdata_dir
+from benchmarks import CHECKOUT
+from benchmarks.stats import p, peak_rss_mb, table, vm_hwm_mb
+from edge.config import Settings, testdata_dir
 
 SEARCH = "/api/v1/entities/faces/search"
 FACES = "/api/v1/entities/faces"
@@ -120,7 +121,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edge.cli", "serve", "--config", str(path),
                  "--port", str(self.port)],
-                cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
 
@@ -348,7 +349,7 @@ def _paired(
 
 # The command -----------------------------------------------------------------------------------
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from edge.bench.pipeline import make_inputs
+    from benchmarks.pipeline import make_inputs
 
     levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     data = testdata_dir(args.data, "bench http")
