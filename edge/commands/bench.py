@@ -57,9 +57,9 @@ def load(name: str) -> ModuleType:
         package = None
     if package is None or not _is_ours(package):
         raise UserError(
-            f"edge-face bench {name}: the benchmarks are not part of the installed package; "
-            f"run them from a source checkout of edge-face: python -m benchmarks {name} "
-            "(or edge-face bench there)",
+            f"bench {name}: the benchmarks are not part of an installed edge-face; run them "
+            f"from a source checkout: python -m benchmarks {name} (or edge-face bench {name} "
+            "there)",
             exit_code=2,
         )
     return importlib.import_module(f"benchmarks.{name}")
