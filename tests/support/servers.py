@@ -106,9 +106,7 @@ S = TypeVar("S", bound=Server)
 def start_server(app: web.Application, settings: Settings) -> Server: ...
 @overload
 def start_server(app: web.Application, settings: Settings, kind: type[S]) -> S: ...
-def start_server(
-    app: web.Application, settings: Settings, kind: type[Server] = Server
-) -> Server:
+def start_server(app: web.Application, settings: Settings, kind: type[Server] = Server) -> Server:
     """`app` served on a free loopback port in its own thread; `kind` adds handy calls."""
     srv = kind(app, settings)
     started = threading.Event()
@@ -249,19 +247,21 @@ def serve_process(
     config: Path,
     port: int,
     log: Path,
-    *,
+    *args: str,
     env: Mapping[str, str] | None = None,
     append: bool = False,
-) -> subprocess.Popen[bytes]:
-    """A real `edge-face serve --config CONFIG --port PORT` process, output into `log`.
+    **popen: Any,
+) -> subprocess.Popen[Any]:
+    """A real `edge-face serve -c CONFIG --port PORT [ARGS]` process, its output in `log`.
 
-    Run as `python -m edge.cli` from the checkout so it serves this tree's code; `env` is
-    the whole environment (default: this one), unbuffered so the log is readable live.
+    Run as `python -m edge.cli` from the checkout so it serves this tree's code; `env` is the
+    whole environment (default: this one), unbuffered so the log can be read while it runs;
+    `popen` passes through (`text=True`, `preexec_fn=...`).
     """
     with log.open("a" if append else "w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "serve", "--config", str(config),
-             "--port", str(port)],
+            [sys.executable, "-m", "edge.cli", "serve", "-c", str(config), "--port", str(port),
+             *args],
             cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}, **popen,
         )  # fmt: skip
