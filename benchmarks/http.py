@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import yaml
 from benchmarks import CHECKOUT
 from benchmarks.stats import p, peak_rss_mb, table, vm_hwm_mb
 from edge.config import Settings, testdata_dir
+from tests.support.net import free_port
 
 SEARCH = "/api/v1/entities/faces/search"
 FACES = "/api/v1/entities/faces"
@@ -65,12 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # The server under test -----------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_config(settings: Settings, data_dir: Path, key: str) -> dict[str, Any]:
     """The caller's settings (models, backends, threads) with a private data dir and key."""
     cfg = settings.model_dump(mode="json")
@@ -113,7 +107,7 @@ def prefill_synthetic(server: Settings, n: int, seed: int = 7) -> None:
 
 class ServerProcess:
     def __init__(self, cfg: dict[str, Any], workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         path = workdir / "edge.yaml"
         path.write_text(yaml.safe_dump(cfg))
         self.log = workdir / "serve.log"

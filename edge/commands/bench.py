@@ -48,7 +48,9 @@ def load(name: str) -> ModuleType:
     if package is None and importlib.util.find_spec("benchmarks") is None:
         root = _checkout_root()
         if root is not None:
-            sys.path.append(str(root))
+            # First, as a path-based editable install would put it: the benchmarks also use
+            # the checkout's tests/support, which an unrelated `tests` must not shadow.
+            sys.path.insert(0, str(root))
     try:
         package = importlib.import_module("benchmarks")
     except ModuleNotFoundError as e:
