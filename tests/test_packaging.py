@@ -14,6 +14,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -51,7 +52,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, **kw)
     assert proc.returncode == 0, f"{cmd}\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -196,11 +197,11 @@ def test_installed_edge_face_serves_a_detect_request_outside_the_checkout(
             time.sleep(0.2)
         photo = testdata / "multi_face" / "deepface_selfie_many_people.jpg"
         image = {"data": base64.b64encode(photo.read_bytes()).decode("ascii")}
-        status, out = _call(
+        status, found = _call(
             port, "POST", "/api/v1/entities/faces/detect", {"model": "EDGE_FACE_V1", "image": image}
         )
-        assert status == 200, out
-        assert isinstance(out, dict) and out["count"] >= 4
+        assert status == 200, found
+        assert isinstance(found, dict) and found["count"] >= 4
     finally:
         proc.terminate()
         proc.wait(60)

@@ -235,17 +235,17 @@ def violations(root: Path = ROOT) -> list[str]:
         out.append(f"{e.source}:{e.line} imports {e.target}: {src} may not import {dst} (upward)")
     for a, b in KNOWN_VIOLATIONS.keys() - seen_known:
         out.append(f"KNOWN_VIOLATIONS lists {a} -> {b}, which no longer occurs: delete the line")
-    for cycle in find_cycles(unit_graph(edges)):
-        out.append(f"import cycle between units: {' <-> '.join(cycle)}")
+    for unit_cycle in find_cycles(unit_graph(edges)):
+        out.append(f"import cycle between units: {' <-> '.join(unit_cycle)}")
     modules = {name for name, _ in iter_modules(root)}
     cycles = [frozenset(c) for c in find_cycles(module_graph(edges, modules))]
     for cycle in cycles:
         if cycle not in KNOWN_MODULE_CYCLES:
             out.append(f"import cycle between modules: {' <-> '.join(sorted(cycle))}")
-    for cycle in KNOWN_MODULE_CYCLES:
-        if cycle not in cycles:
+    for known in KNOWN_MODULE_CYCLES:
+        if known not in cycles:
             out.append(
-                f"KNOWN_MODULE_CYCLES lists {' <-> '.join(sorted(cycle))}, "
+                f"KNOWN_MODULE_CYCLES lists {' <-> '.join(sorted(known))}, "
                 "which no longer occurs as such: delete or update the entry"
             )
     return sorted(set(out))

@@ -138,7 +138,7 @@ class Subscriber:
                 return topic, body, props, retained
 
     def collect(self, topic: str, count: int, timeout: float = 10.0) -> list[Any]:
-        out = []
+        out: list[Any] = []
         while len(out) < count:
             _t, body, _p, _r = self.wait_for(lambda t, _b: t == topic, timeout)
             out.append(body)
