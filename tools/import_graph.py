@@ -242,10 +242,10 @@ def violations(root: Path = ROOT) -> list[str]:
     for cycle in cycles:
         if cycle not in KNOWN_MODULE_CYCLES:
             out.append(f"import cycle between modules: {' <-> '.join(sorted(cycle))}")
-    for known in KNOWN_MODULE_CYCLES:
-        if known not in cycles:
+    for listed in KNOWN_MODULE_CYCLES:
+        if listed not in cycles:
             out.append(
-                f"KNOWN_MODULE_CYCLES lists {' <-> '.join(sorted(known))}, "
+                f"KNOWN_MODULE_CYCLES lists {' <-> '.join(sorted(listed))}, "
                 "which no longer occurs as such: delete or update the entry"
             )
     return sorted(set(out))
