@@ -176,7 +176,7 @@ def test_the_key_comes_from_the_generated_key_file(
     srv: FacesServer, testdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No --api-key, no env, no configured key: the box's generated key file is used."""
-    from edge.enroll import run
+    from edge.commands.enroll import run
 
     data = tmp_path / "data"
     data.mkdir()

@@ -29,7 +29,7 @@ PACKAGES = ("edge", "edge_face")
 #: Top layer first. A unit may import units of its own layer or of any layer below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("entry points", ("edge.cli", "edge.commands", "edge_face")),
-    ("front ends", ("edge.api", "edge.evaluation", "edge.enroll", "edge.people", "edge.client")),
+    ("front ends", ("edge.api", "edge.evaluation", "edge.client")),
     ("devices", ("edge.camera", "edge.mqtt", "edge.sync")),
     ("services", ("edge.engine", "edge.recognition")),
     ("domain", ("edge.vision", "edge.store")),
