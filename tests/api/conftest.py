@@ -1,4 +1,4 @@
-"""API fixtures: real servers on loopback (see skeleton_helpers), shared per module."""
+"""API fixtures: real servers on loopback (see tests/support/servers.py), shared per module."""
 
 from __future__ import annotations
 

@@ -126,6 +126,6 @@ def test_entity_compare_errors(srv: FacesServer, fbi: Path, testdata: Path) -> N
     )
     dogs = {"model": "EDGE_FACE_V1", "image": img(testdata / "awkward" / "no_face_dogs.jpg")}
     assert_error(srv.call("POST", f"{FACES}/{u}/compare", dogs), 400, 223, "image")
-    from faces_helpers import KEY_B
+    from tests.support.servers import KEY_B
 
     assert_error(srv.call("POST", f"{FACES}/{u}/compare", good, key=KEY_B), 404, 404)

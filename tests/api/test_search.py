@@ -129,7 +129,7 @@ def test_search_image_errors(srv: FacesServer, people: dict, testdata: Path) -> 
 
 
 def test_search_sees_only_its_instance(srv: FacesServer, people: dict) -> None:
-    from faces_helpers import KEY_B
+    from tests.support.servers import KEY_B
 
     r = srv.call(
         "POST",
