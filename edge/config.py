@@ -38,9 +38,6 @@ from edge.usererror import UserError
 
 log = logging.getLogger("edge.config")
 
-#: The folder holding the `edge` package: the checkout in development, site-packages once
-#: installed. Subprocesses started by benchmarks run from here; nothing is read beside it.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Environment variable naming the labelled test photos that `eval` and `bench` read when no
 #: `--data` is given; the product ships no such folder and assumes none beside it.
 TESTDATA_ENV = "EDGE_TESTDATA"

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import p
+from edge.evaluation.report import p
 from edge.vision.errors import FaceError
 from edge.vision.types import DetailFlags, FaceAttributes
 

@@ -18,10 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import p as percentile
-from edge.bench.stats import table
 from edge.config import Settings
 from edge.evaluation.faces import detection, verification
+from edge.evaluation.report import p as percentile
+from edge.evaluation.report import table
 from edge.evaluation.verification import (
     Pairs,
     Progress,

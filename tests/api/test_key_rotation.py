@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from skeleton_helpers import Gate, Server, add_test_routes, start_server, stop_server
 
 from edge.api.app import create_app
 from edge.api.auth import read_key_file
 from edge.config import load_settings
+from tests.support.servers import Gate, Server, add_test_routes, start_server, stop_server
 
 
 def keys_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from skeleton_helpers import KEY_A, free_port, write_serve_config
 
-from edge.config import REPO_ROOT
+from tests.support.net import free_port
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import KEY_A, write_serve_config
 
 
 def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:

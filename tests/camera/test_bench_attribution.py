@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from camera_helpers import Vision
 
-from edge.bench.camera import Outcome, RunResult, _appearance_of, build_video, explain_wrong
+from benchmarks.camera import Outcome, RunResult, _appearance_of, build_video, explain_wrong
 from edge.camera.recognizer import Recognizer
 
 

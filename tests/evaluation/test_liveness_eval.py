@@ -128,7 +128,7 @@ def test_tight_crop_face_is_found_and_mapped_to_the_original_pixels(
 ) -> None:
     from edge.runtime.registry import ModelRegistry
     from edge.vision.pipeline import FacePipeline
-    from tests.conftest import read_bgr
+    from tests.support.images import read_bgr
 
     s = make_settings()
     pipeline = FacePipeline(ModelRegistry(s), s)
@@ -145,7 +145,7 @@ def test_face_missed_on_a_tight_crop_is_found_on_a_padded_copy(
     """With the research pack's detectors this replay crop needs the black border."""
     from edge.runtime.registry import ModelRegistry
     from edge.vision.pipeline import FacePipeline
-    from tests.conftest import read_bgr
+    from tests.support.images import read_bgr
 
     s = make_settings(models={"pack": "research-nc"})
     pipeline = FacePipeline(ModelRegistry(s), s)

@@ -18,7 +18,7 @@ from edge.runtime.registry import ModelRegistry
 from edge.vision.attributes import EMOTIONS, FER_INDEX, fuse_emotions
 from edge.vision.details import DetailAnalyzer
 from edge.vision.types import DetailFlags
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 ATTRS = DetailFlags(attributes=True)
 MASKED = ["awkward/masked_face_1.jpg", "awkward/masked_face_2.jpeg", "awkward/masked_face_3.jpg"]

@@ -16,7 +16,7 @@ from edge.vision.details import DetailAnalyzer
 from edge.vision.landmarks import CROP_SCALE, INPUT_SIZE, LandmarkModel, similarity_crop
 from edge.vision.pose import HeadPose
 from edge.vision.types import DetailFlags, FaceDetails
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 PORTRAIT = "faces_by_identity/barack_obama/1.jpg"
 BLOCKS = ("position", "angle", "landmarks", "quality", "attributes")

@@ -13,7 +13,7 @@ from edge.api.wire import details_json
 from edge.runtime.registry import ModelRegistry
 from edge.vision.landmarks import GROUPS, LandmarkModel, api_from_model
 from edge.vision.types import FaceDetails
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 FRONTAL = [
     "faces_by_identity/barack_obama/1.jpg",

@@ -27,7 +27,7 @@ from edge.vision.liveness import (
     padded_crop_box,
 )
 from edge.vision.types import Face
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 # Chosen from `edge-face eval liveness` output: far from the threshold on both sides.
 SPOOF_FILES = ["apfol_fake_510.png", "apfol_fake_400.png"]

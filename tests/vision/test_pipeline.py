@@ -17,7 +17,7 @@ from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.pipeline import FacePipeline, rotate_area_cw
 from edge.vision.similarity import load_calibration
 from edge.vision.types import Area, DetailFlags, FaceDetails
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 from tests.vision.vision_helpers import iou
 
 OBAMA = "faces_by_identity/barack_obama"

@@ -12,7 +12,7 @@ import pytest
 from edge.api.wire import details_json
 from edge.vision.details import DetailAnalyzer
 from edge.vision.types import DetailFlags
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 ANGLE = DetailFlags(angle=True, position=True)
 FRONTAL = [

@@ -15,7 +15,7 @@ from edge.api.wire import details_json
 from edge.vision import quality as q
 from edge.vision.details import DetailAnalyzer
 from edge.vision.types import DetailFlags, Face
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 QUALITY = DetailFlags(quality=True)
 PORTRAITS = [
