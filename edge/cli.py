@@ -64,7 +64,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("backup",), "edge.commands.admin", "copy the gallery to a file while the service runs"),
     (("restore",), "edge.commands.admin", "replace the gallery with a backup (service stopped)"),
     (("keys", "list"), "edge.commands.admin", "ids of the valid generated api-keys"),
-    (("keys", "rotate"), "edge.commands.admin", "add a new api-key; older keys stay valid until pruned"),
+    (("keys", "rotate"), "edge.commands.admin", "add an api-key; old ones stay valid till pruned"),
     (("keys", "prune"), "edge.commands.admin", "revoke all but the newest api-key(s)"),
     (("eval", "faces"), "edge.evaluation.faces", "verification / 1:N / detection / attributes"),
     (("eval", "liveness"), "edge.evaluation.liveness", "liveness APCER / BPCER / ACER / AUC"),
