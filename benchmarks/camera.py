@@ -35,12 +35,12 @@ import psutil
 
 from benchmarks.stats import p, table
 from edge.camera.events import RecognitionEvent
+from edge.camera.payload import recognition_payload
 from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_source
 from edge.camera.worker import CameraWorker
 from edge.config import CameraConfig, Settings, testdata_dir
 from edge.mqtt.bridge import MqttBridge
-from edge.mqtt.recognition import recognition_payload
 from tests.support.broker import Broker
 
 W, H = 1280, 720

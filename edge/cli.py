@@ -34,7 +34,7 @@ BENCH_PREFIX = "benchmarks."
 #: (command words, module, help). Modules are imported only when the command runs, so
 #: `--help` stays fast and a broken optional extra cannot break unrelated commands.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("serve",), "edge.api.server", "run the REST service (and configured cameras/MQTT)"),
+    (("serve",), "edge.commands.serve", "run the REST service (and configured cameras/MQTT)"),
     (("camera",), "edge.commands.camera", "watch one camera and publish recognitions"),
     (
         ("enroll",),

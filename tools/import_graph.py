@@ -58,9 +58,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
     # The package root turns vendor telemetry off before any vendor library can load; it
     # must run first, so it is the one upward import allowed from the foundation.
     ("edge", "edge.runtime"): "edge/__init__.py disables vendor telemetry at import",
-    # `python -m edge.api.server` hands over to the CLI; goes once `serve`'s arguments and
-    # run() move to edge/commands/serve.py (api/server.py is being reworked in issue 14).
-    ("edge.api.server", "edge.cli"): "python -m edge.api.server delegates to edge.cli",
 }
 
 #: Module import cycles still being removed (issue 14, item 5: the type-only circle in

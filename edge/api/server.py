@@ -12,13 +12,11 @@ a process that runs but never turns ready.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
 import json
 import logging
-import os
 import re
 import signal
 import socket
@@ -580,12 +578,7 @@ async def _systemd_notifier(app: web.Application, on_ready: str = "") -> None:
         await asyncio.sleep(step)
 
 
-# The command ---------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="listen address (default: server.host)")
-    parser.add_argument("--port", type=int, help="listen port (default: server.port; 0 = any)")
-
-
+# Serving ---------------------------------------------------------------------------------------
 async def serve(
     settings: Settings,
     host: str,
@@ -603,9 +596,7 @@ async def serve(
     runner = make_runner(app, settings)
     await runner.setup()
     for sock in sockets:
-        await web.SockSite(
-            runner, sock, backlog=ACCEPT_BACKLOG, ssl_context=ssl_context
-        ).start()
+        await web.SockSite(runner, sock, backlog=ACCEPT_BACKLOG, ssl_context=ssl_context).start()
     for addr in runner.addresses:
         log.info("listening on %s://%s:%s", scheme(settings), *addr[:2])
 
@@ -634,32 +625,3 @@ async def serve(
             await notifier
     log.info("stopped")
     return 0
-
-
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    host = getattr(args, "host", None) or settings.server.host
-    port = getattr(args, "port", None)
-    port = settings.server.port if port is None else port
-    config = getattr(args, "config", None) or os.environ.get("EDGE_CONFIG")
-    config_path = Path(config).expanduser().resolve() if config else None
-    sockets = bind_listeners(host, port)  # first: a taken port fails before anything loads
-    try:
-        tls_context(settings)  # a bad certificate, too
-        check_models(settings, config_path)
-        return asyncio.run(serve(settings, host, port, config_path=config_path, sockets=sockets))
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m edge.api.server` (same as `edge-face serve`)."""
-    import sys
-
-    from edge.cli import main as cli_main
-
-    return cli_main(["serve", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

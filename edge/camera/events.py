@@ -2,7 +2,7 @@
 
 The camera says who (or that nobody known) stood in front of it, how sure the liveness
 votes were, and on which frame; how that travels (the versioned MQTT JSON of
-`events/recognition`, or a line on stdout) is rendered by `edge.mqtt.recognition`.
+`events/recognition`, or a line on stdout) is rendered by `edge.camera.payload`.
 """
 
 from __future__ import annotations

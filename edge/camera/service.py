@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from edge.camera.events import RecognitionEvent
+from edge.camera.payload import recognition_payload
 from edge.camera.recognizer import LivenessLike, Recognizer
 from edge.camera.sources import Capture, parse_source
 from edge.camera.worker import CameraWorker
@@ -28,7 +29,6 @@ from edge.config import CameraConfig, ConfigError, Settings, load_settings
 from edge.errors import EdgeError
 from edge.mqtt.bridge import MqttBridge
 from edge.mqtt.commands import CommandRequest
-from edge.mqtt.recognition import recognition_payload
 from edge.mqtt.schemas import entity_payload
 
 log = logging.getLogger(__name__)

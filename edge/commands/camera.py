@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 from edge.camera.events import RecognitionEvent
+from edge.camera.payload import recognition_payload
 from edge.camera.service import EnrollRequest, edge_services
 from edge.camera.sources import parse_source
 from edge.config import CameraConfig, Settings
 from edge.errors import EdgeError
-from edge.mqtt.recognition import recognition_payload
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every payload carries `schema` = "<name>/<major>" so that subscribers can reject a format
 they do not understand instead of misreading it. Recognition events are produced by the
-camera package as typed values and rendered in `edge.mqtt.recognition`.
+camera package as typed values and rendered in `edge.camera.payload`.
 """
 
 from __future__ import annotations

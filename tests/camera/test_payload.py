@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge.camera.events import LivenessVerdict, Match, RecognitionEvent
-from edge.mqtt.recognition import RECOGNITION_SCHEMA, RecognitionPayload, recognition_payload
+from edge.camera.payload import RECOGNITION_SCHEMA, RecognitionPayload, recognition_payload
 from edge.vision.geometry import PixelBox
 
 
