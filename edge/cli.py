@@ -1,7 +1,9 @@
 """`edge-face` command line: one entry point, one module per command.
 
-Each command module exposes `add_arguments(parser)` and `run(settings, args) -> int`, so a
-command's code lives next to what it drives and this file only wires names to modules.
+The parser only: commands live in `edge.commands` (and the feature modules they name), the
+benchmarks in a source checkout's `benchmarks/` package. Each command module exposes
+`add_arguments(parser)` and `run(settings, args) -> int`, so a command's code lives next to
+what it drives and this file only wires names to modules.
 
 Errors: a mistake the operator can fix (`UserError`, a missing file, a missing optional
 package) prints one line saying what to do and exits non-zero; anything else is a bug,
@@ -18,42 +20,56 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from edge import __version__
+from edge.commands import bench
+from edge.commands.bench import BENCHMARKS
 from edge.config import Settings, load_settings
 from edge.logsetup import configure_logging
 from edge.usererror import UserError
 
 log = logging.getLogger("edge.cli")
 
+#: Module names under this prefix are benchmarks, loaded through `edge.commands.bench`.
+BENCH_PREFIX = "benchmarks."
+
 #: (command words, module, help). Modules are imported only when the command runs, so
 #: `--help` stays fast and a broken optional extra cannot break unrelated commands.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("serve",), "edge.api.server", "run the REST service (and configured cameras/MQTT)"),
-    (("camera",), "edge.camera.command", "watch one camera and publish recognitions"),
+    (("serve",), "edge.commands.serve", "run the REST service (and configured cameras/MQTT)"),
+    (("camera",), "edge.commands.camera", "watch one camera and publish recognitions"),
     (
         ("enroll",),
-        "edge.enroll",
+        "edge.commands.enroll",
         "enrol photos (a file, or a folder of per-person folders) through the API",
     ),
-    (("people", "list"), "edge.people", "enrolled people: keys, enrolment counts, collections"),
-    (("people", "show"), "edge.people", "one person's enrolments (uuid, collection, expiry)"),
-    (("people", "delete"), "edge.people", "delete every enrolment of one key"),
-    (("models", "fetch"), "edge.runtime.command", "install the model pack (verified)"),
-    (("models", "list"), "edge.runtime.command", "list the pack's files, roles, licences"),
-    (("models", "verify"), "edge.runtime.command", "check installed files against sha256"),
+    (
+        ("people", "list"),
+        "edge.commands.people",
+        "enrolled people: keys, enrolment counts, collections",
+    ),
+    (
+        ("people", "show"),
+        "edge.commands.people",
+        "one person's enrolments (uuid, collection, expiry)",
+    ),
+    (("people", "delete"), "edge.commands.people", "delete every enrolment of one key"),
+    (("models", "fetch"), "edge.commands.models", "install the model pack (verified)"),
+    (("models", "list"), "edge.commands.models", "list the pack's files, roles, licences"),
+    (("models", "verify"), "edge.commands.models", "check installed files against sha256"),
     (
         ("models", "quantize"),
-        "edge.runtime.command",
+        "edge.commands.models",
         "INT8 variants of the heavy models, accuracy-gated",
     ),
-    (("config", "show"), "edge.config_command", "print the effective config (secrets masked)"),
+    (("config", "show"), "edge.commands.config", "print the effective config (secrets masked)"),
+    (("backup",), "edge.commands.admin", "copy the gallery to a file while the service runs"),
+    (("restore",), "edge.commands.admin", "replace the gallery with a backup (service stopped)"),
+    (("keys", "list"), "edge.commands.admin", "ids of the valid generated api-keys"),
+    (("keys", "rotate"), "edge.commands.admin", "add an api-key; old ones stay valid till pruned"),
+    (("keys", "prune"), "edge.commands.admin", "revoke all but the newest api-key(s)"),
     (("eval", "faces"), "edge.evaluation.faces", "verification / 1:N / detection / attributes"),
     (("eval", "liveness"), "edge.evaluation.liveness", "liveness APCER / BPCER / ACER / AUC"),
-    (("bench", "models"), "edge.bench.models", "per-model latency, OpenVINO vs onnxruntime"),
-    (("bench", "pipeline"), "edge.bench.pipeline", "end-to-end analysis path vs InsightFace"),
-    (("bench", "http"), "edge.bench.http", "HTTP load on loopback"),
-    (("bench", "gallery"), "edge.bench.gallery", "search cost vs gallery size"),
-    (("bench", "liveness"), "edge.bench.liveness", "liveness stage and endpoint latency"),
-    (("bench", "camera"), "edge.bench.camera", "720p25 video: fps, decision latency"),
+    # Benchmarks live outside the package (a source checkout's `benchmarks/`).
+    *((("bench", name), f"{BENCH_PREFIX}{name}", help_) for name, help_ in BENCHMARKS),
 ]
 
 
@@ -67,7 +83,10 @@ class _LazyCommand:
     @property
     def module(self) -> ModuleType:
         if self._module is None:
-            self._module = importlib.import_module(self.module_name)
+            if self.module_name.startswith(BENCH_PREFIX):
+                self._module = bench.load(self.module_name.removeprefix(BENCH_PREFIX))
+            else:
+                self._module = importlib.import_module(self.module_name)
         return self._module
 
 

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,9 +38,6 @@ from edge.usererror import UserError
 
 log = logging.getLogger("edge.config")
 
-#: The folder holding the `edge` package: the checkout in development, site-packages once
-#: installed. Subprocesses started by benchmarks run from here; nothing is read beside it.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Environment variable naming the labelled test photos that `eval` and `bench` read when no
 #: `--data` is given; the product ships no such folder and assumes none beside it.
 TESTDATA_ENV = "EDGE_TESTDATA"
@@ -127,6 +132,13 @@ class ServerConfig(Section):
     api_key_file: Path | None = Field(
         None, description="where a generated key is kept; default <data_dir>/api-key"
     )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (with its chain) to serve HTTPS directly; needs "
+        "tls_key_file. Without it the service speaks plain HTTP (put a TLS proxy in front "
+        "when it listens beyond loopback)",
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file")
     max_body_bytes: int = Field(5 * 2**20, ge=1024)
     max_uri_bytes: int = Field(8 * 2**10, ge=256)
     max_header_bytes: int = Field(25 * 2**10, ge=1024)
@@ -160,6 +172,12 @@ class ServerConfig(Section):
         " request headers is dropped for the new one, or the new one gets 503 when every"
         " connection is busy with a request (keep it well under the process's fd limit)",
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        return self
 
 
 class ModelNamesConfig(Section):

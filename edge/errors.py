@@ -1,7 +1,10 @@
-"""The one error type every layer raises for a client mistake.
+"""The contract's error: code, name, HTTP status and a message that names the field.
 
-It lives at the bottom of the dependency graph so that imaging, vision and store can
-raise the exact contract error (code, name, HTTP status) without importing the API layer.
+Raised where a client is answered (the API, the MQTT command router, camera commands).
+Imaging and vision raise their own domain errors instead (`edge.imaging.errors`,
+`edge.vision.errors`) and `edge.api.wire.request_error` maps them here, once, with the
+request's field name. It stays at the bottom of the dependency graph so that every
+answering layer shares one catalogue.
 """
 
 from __future__ import annotations

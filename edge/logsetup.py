@@ -13,6 +13,8 @@ import logging
 import sys
 from typing import Any, Literal
 
+from edge.timefmt import iso_utc_ms
+
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: attribute of a LogRecord holding structured fields (set with `extra={FIELDS: {...}}`)
@@ -25,7 +27,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
         out: dict[str, Any] = {
-            "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": iso_utc_ms(ts),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 
-from edge.config import REPO_ROOT, Settings, load_settings
+from edge.config import Settings, load_settings
 from edge.runtime.fetch import install_files
 from edge.runtime.manifest import Manifest
+from tests.support.broker import Broker
+from tests.support.paths import MODEL_MIRROR, SHARED, TESTDATA
 
 # OpenVINO's "auto" precision is bf16 on CPUs with AMX/AVX512-bf16 and f32 elsewhere, so
 # the same suite would compute different numbers on different machines. Tests run in f32
 # everywhere (subprocesses inherit it); set EDGE_MODELS__OPENVINO_PRECISION=bf16 (or auto)
 # to run the whole suite in another precision, which it must also pass.
 os.environ.setdefault("EDGE_MODELS__OPENVINO_PRECISION", "f32")
-
-SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
-TESTDATA = SHARED / "testdata"
-MODEL_MIRROR = SHARED / "models"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -79,7 +75,10 @@ def session_settings(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) 
     return load_settings(None, data_dir=tmp_path_factory.mktemp("data"), models={"dir": model_dir})
 
 
-def read_bgr(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert img is not None, f"cannot read {path}"
-    return img
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A real mosquitto on a free loopback port, for this test only."""
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()

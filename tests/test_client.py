@@ -6,17 +6,11 @@ results, and contract errors checked to arrive as `ApiError` with their code and
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "api"))
-
-from faces_helpers import KEY_A, KEY_B, FacesServer, face_server
-from skeleton_helpers import free_port
 
 from edge_face.client import (
     ApiError,
@@ -27,6 +21,9 @@ from edge_face.client import (
     Image,
     ServiceUnreachable,
 )
+from tests.support.faces import FacesServer, face_server
+from tests.support.net import free_port
+from tests.support.servers import KEY_A, KEY_B
 
 
 @pytest.fixture(scope="module")

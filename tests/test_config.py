@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from edge.cli import main
-from edge.config import REPO_ROOT, ConfigError, load_settings, masked_dump
+from edge.config import ConfigError, load_settings, masked_dump
+from tests.support.paths import REPO_ROOT
 
 
 def test_embedded_defaults_are_safe() -> None:

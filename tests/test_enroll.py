@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "api"))
-
-from faces_helpers import FACES, KEY_A, FacesServer, face_server, img
-from skeleton_helpers import free_port
-
 from edge.cli import main
 from edge.config import load_settings
+from tests.support.faces import FACES, FacesServer, face_server
+from tests.support.images import img
+from tests.support.net import free_port
+from tests.support.servers import KEY_A
 
 PEOPLE = ("elon_musk", "guido_van_rossum", "mark_zuckerberg")
 
@@ -177,7 +176,7 @@ def test_the_key_comes_from_the_generated_key_file(
     srv: FacesServer, testdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No --api-key, no env, no configured key: the box's generated key file is used."""
-    from edge.enroll import run
+    from edge.commands.enroll import run
 
     data = tmp_path / "data"
     data.mkdir()

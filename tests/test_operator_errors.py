@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge.config import REPO_ROOT, check_environment
+from edge.config import check_environment
 from edge.usererror import UserError
+from tests.support.paths import REPO_ROOT
 
 MIRROR_HINT = "--from DIR"
 

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,8 +33,9 @@ import psutil
 import pytest
 import yaml
 
-from edge.config import REPO_ROOT
-from tests.mqtt.mosquitto_broker import Broker
+from tests.support.broker import Broker
+from tests.support.net import free_port
+from tests.support.paths import REPO_ROOT
 
 KEY = "outbound-audit-key-0123456789"
 
@@ -154,7 +154,7 @@ def test_service_round_trip_makes_no_outbound_connection(
     try:
         home = tmp_path / "home"
         home.mkdir()
-        port = _free_port()
+        port = free_port()
         cfg = tmp_path / "edge.yaml"
         cfg.write_text(
             yaml.safe_dump(
@@ -223,12 +223,6 @@ def test_service_round_trip_makes_no_outbound_connection(
         assert inet_calls > 0  # the broker connection showed up here too
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
     assert written == [], f"the service wrote into the user's home: {written}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_importing_openvino_and_nncf_through_edge_sends_nothing(tmp_path: Path) -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "api"))
-
-from faces_helpers import KEY_A, FacesServer, face_server
-
 from edge.client import Client
+from tests.support.faces import FacesServer, face_server
+from tests.support.servers import KEY_A
 
 
 @pytest.fixture(scope="module")

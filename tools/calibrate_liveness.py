@@ -28,7 +28,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ sys.path.insert(0, str(REPO))
 DEFAULT_DATA = REPO.parent / "shared" / "testdata" / "liveness"
 
 from edge.config import load_settings  # noqa: E402
-from edge.errors import EdgeError  # noqa: E402
 from edge.evaluation.liveness import (  # noqa: E402
     error_rates,
     find_face,
@@ -49,6 +48,7 @@ from edge.evaluation.liveness import (  # noqa: E402
 )
 from edge.runtime.registry import ModelRegistry  # noqa: E402
 from edge.vision.detection import build_detectors  # noqa: E402
+from edge.vision.errors import FaceError  # noqa: E402
 from edge.vision.liveness import (  # noqa: E402
     DATA_DIR,
     LivenessModelSpec,
@@ -257,7 +257,7 @@ def collect(data: Path, model_dir: Path, box_data: Path) -> dict[str, Any]:
             row["logoddsSizeControl"] = _logodds(
                 scorer.logits(*_resized(bgr, face, CONTROL_FACE_PX))
             )
-            row["quality"] = face_quality(bgr, face)
+            row["quality"] = asdict(face_quality(bgr, face))
         rows.append(row)
     # Bona fide control: colour photos of the identity set (no attack among them), scored as
     # the endpoint would; grayscale scans are left out (every variant calls them prints).
@@ -268,9 +268,9 @@ def collect(data: Path, model_dir: Path, box_data: Path) -> dict[str, Any]:
             continue
         try:
             face = pipeline.analyze_largest(bgr, embed=False).face
-        except EdgeError:
+        except FaceError:
             continue
-        rec = {"context": face_quality(bgr, face)["context"]}
+        rec = {"context": face_quality(bgr, face).context}
         rec["logodds"] = _logodds(scorer.logits(bgr, face))
         for key, sc in variants.items():
             rec[key] = _logodds(sc.logits(bgr, face))
@@ -419,7 +419,7 @@ def main() -> int:
         + ", ".join(f"{k} {v:.3f}" for k, v in raw_auc.items())
     )
     q = np.array(
-        [[r["quality"][k] for k in ("minSide", "sharpness", "yaw", "pitch")] for r in scored]
+        [[r["quality"][k] for k in ("min_side", "sharpness", "yaw", "pitch")] for r in scored]
     )
     for lab, m in (("live", y == 0), ("spoof", y == 1)):
         print(

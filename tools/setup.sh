@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up edge-face in ./.venv on a fresh Debian/Ubuntu machine (Python >= 3.10) and install
-# the default model pack. Sourced by run.sh and test.sh; safe to run again (idempotent).
+# the default model pack. Called by run.sh and test.sh; safe to run again (idempotent): a
+# second run calls neither pip nor the network, and models already verified are kept.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -30,11 +31,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-if [ "$EXTRA" = "test" ]; then
-  .venv/bin/python -m pip install -q -e ".[test]"
+# pip runs only when pyproject.toml (dependencies, entry points) or the interpreter changed
+# since the last successful setup, so a restart of run.sh needs no package index (offline
+# boxes). The package itself is installed editable: code changes need no reinstall.
+STAMP=.venv/.edge-face-setup
+WANT="$( (cat pyproject.toml; .venv/bin/python -VV) | sha256sum | cut -c1-64)"
+HAVE="$(cat "$STAMP" 2>/dev/null || true)"
+if [ -x .venv/bin/edge-face ] && { [ "$HAVE" = "$WANT ${EXTRA:-base}" ] || [ "$HAVE" = "$WANT test" ]; }; then
+  :  # already set up for these dependencies
 else
-  .venv/bin/python -m pip install -q -e .
+  rm -f "$STAMP"
+  if [ "$EXTRA" = "test" ]; then
+    .venv/bin/python -m pip install -q -e ".[test]"
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
+  echo "$WANT ${EXTRA:-base}" >"$STAMP"
 fi
 
 # Models: from the local mirror when there is one (offline sites, CI), else the public sources.

@@ -5,5 +5,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/tools/setup.sh" test
 cd "$ROOT"
-.venv/bin/ruff check edge tests tools
+.venv/bin/ruff check edge benchmarks tests tools
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

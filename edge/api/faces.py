@@ -18,11 +18,14 @@ from edge.api.inference import run_inference
 from edge.api.middleware import json_body
 from edge.api.routes import RouteTable
 from edge.api.state import PIPELINE, SETTINGS, STORE, instance_of
+from edge.api.wire import request_error, uploaded_json
 from edge.errors import EdgeError
 from edge.imaging.area import parse_area
 from edge.imaging.decode import DecodedImage, decode_image
+from edge.imaging.errors import ImageInputError
 from edge.store import UNSET
 from edge.timefmt import iso_utc
+from edge.vision.errors import FaceError
 from edge.vision.types import Area, FaceAnalysis
 
 FACES = "/api/v1/entities/faces"
@@ -68,22 +71,17 @@ def decode_request_image(
     app: web.Application, img: s.ImageRequest
 ) -> tuple[DecodedImage, Area | None]:
     """The decoded pixels (214-217) and `area` checked against them (112)."""
-    decoded = decode_image(
-        img.data,
-        field=f"{img.field}.data",
-        auto_rotate=img.auto_rotate,
-        max_pixels=app[SETTINGS].server.max_pixels,
-        require_color=True,
-    )
-    area = parse_area(img.area, decoded.width, decoded.height, field=f"{img.field}.area")
+    try:
+        decoded = decode_image(
+            img.data,
+            auto_rotate=img.auto_rotate,
+            max_pixels=app[SETTINGS].server.max_pixels,
+            require_color=True,
+        )
+        area = parse_area(img.area, decoded.width, decoded.height)
+    except ImageInputError as e:
+        raise request_error(e, img.field) from None
     return decoded, area
-
-
-def name_field(err: EdgeError, field: str) -> EdgeError:
-    """The pipeline says `image: ...`; name the request's own field (`imageTwo`, `images[0]`)."""
-    if field != "image" and err.message.startswith("image:"):
-        err.message = field + err.message[len("image") :]
-    return err
 
 
 def analyze_image(
@@ -95,13 +93,9 @@ def analyze_image(
         fa = app[PIPELINE].analyze_largest(
             decoded, area=area, flags=img.flags, embed=embed, auto_rotate=img.auto_rotate
         )
-    except EdgeError as e:
-        raise name_field(e, img.field) from None
+    except FaceError as e:
+        raise request_error(e, img.field) from None
     return fa, decoded
-
-
-def uploaded(fa: FaceAnalysis) -> dict[str, Any]:
-    return {"details": fa.details}
 
 
 async def in_thread(fn: Any, *args: Any) -> Any:
@@ -142,7 +136,7 @@ async def create_face(request: web.Request) -> web.Response:
     ent, fa = await run_inference(request, work)
     out = entity_out(ent)
     if req.image.flags.any:
-        out["entityUploaded"] = uploaded(fa)
+        out["entityUploaded"] = uploaded_json(fa)
     return web.json_response(out, status=201)
 
 
@@ -304,7 +298,7 @@ async def search_faces(request: web.Request) -> web.Response:
             "maxEntities": req.max_entities,
             "threshold": req.threshold,
             "entitiesFound": found,
-            "entityUploaded": uploaded(fa),
+            "entityUploaded": uploaded_json(fa),
         }
     )
 
@@ -335,7 +329,7 @@ async def detect_faces(request: web.Request) -> web.Response:
     faces = await run_inference(request, work)
     entities = []
     for fa in faces:
-        item = uploaded(fa)
+        item = uploaded_json(fa)
         if img.auto_rotate:
             item["rotated"] = fa.rotated
         entities.append(item)
@@ -369,7 +363,7 @@ async def compare_faces(request: web.Request) -> web.Response:
         {
             "model": req.model.given,
             "similarityScore": pipeline.similarity(one.embedding, two.embedding),
-            "entities": {"imageOne": uploaded(one), "imageTwo": uploaded(two)},
+            "entities": {"imageOne": uploaded_json(one), "imageTwo": uploaded_json(two)},
         }
     )
 
@@ -408,6 +402,6 @@ async def compare_entity(request: web.Request) -> web.Response:
             "model": req.model.given,
             "similarityScore": pipeline.similarity(ent.vector, fa.embedding),
             "entity": entity_out(ent),
-            "entityUploaded": uploaded(fa),
+            "entityUploaded": uploaded_json(fa),
         }
     )

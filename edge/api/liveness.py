@@ -18,6 +18,7 @@ from edge.api.inference import run_inference
 from edge.api.middleware import json_body
 from edge.api.routes import RouteTable
 from edge.api.state import LIVENESS, SETTINGS
+from edge.api.wire import position_json
 from edge.errors import EdgeError
 from edge.imaging.decode import rotate_cw
 
@@ -42,7 +43,7 @@ def score_first_image(app: web.Application, first: s.LivenessImage) -> dict[str,
     result = scorer.score(bgr, fa.face)
     return {
         "spoofScore": float(min(max(result.spoof_score, 0.0), 1.0)),
-        "position": fa.face.position(w, h),
+        "position": position_json(fa.face.position(w, h)),
     }
 
 

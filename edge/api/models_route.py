@@ -16,6 +16,7 @@ from edge.api import schemas as s
 from edge.api.inference import check_ready
 from edge.api.routes import RouteTable
 from edge.api.state import LIVENESS, MODEL_REGISTRY, PIPELINE, SETTINGS
+from edge.api.wire import face_model_json, liveness_model_json
 from edge.config import Settings
 
 MODELS = "/api/v1/models"
@@ -33,17 +34,13 @@ def _aliases(settings: Settings, entity: Literal["faces", "liveness"]) -> list[s
 
 def face_model(app: web.Application) -> dict[str, Any]:
     settings, pipeline, registry = app[SETTINGS], app[PIPELINE], app[MODEL_REGISTRY]
-    info = pipeline.model_info()
+    info = face_model_json(pipeline.model_info())
     components = [c for c in registry.components() if not c["role"].startswith("liveness")]
     return {
         "name": settings.names.face,
         "aliases": _aliases(settings, "faces"),
         "entity": "faces",
-        "vectorDimension": info["vectorDimension"],
-        "capabilities": info["capabilities"],
-        "attributes": info["attributes"],
-        "recommendedThreshold": info["recommendedThreshold"],
-        "measured": info["measured"],
+        **info,
         "components": components,
     }
 
@@ -53,13 +50,14 @@ def liveness_model(app: web.Application) -> dict[str, Any] | None:
     if scorer is None:
         return None
     settings, registry = app[SETTINGS], app[MODEL_REGISTRY]
-    info = dict(scorer.model_info())
-    own = list(info.pop("components", []))
-    own_roles = {c["role"] for c in own}
+    model_info = scorer.model_info()
+    info = liveness_model_json(model_info)
+    components = registry.components()
+    own = [c for c in components if c["role"] in model_info.roles]
     shared = [
         c
-        for c in registry.components()
-        if c["role"] in LIVENESS_SHARED_ROLES and c["role"] not in own_roles
+        for c in components
+        if c["role"] in LIVENESS_SHARED_ROLES and c["role"] not in model_info.roles
     ]
     out: dict[str, Any] = {
         "name": settings.names.liveness,

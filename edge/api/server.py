@@ -12,16 +12,15 @@ a process that runs but never turns ready.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
 import json
 import logging
-import os
 import re
 import signal
 import socket
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -519,13 +518,39 @@ def _services_ctx(settings: Settings, config_path: Path | None) -> Any:
     return ctx
 
 
+def scheme(settings: Settings) -> str:
+    return "https" if settings.server.tls_cert_file is not None else "http"
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The HTTPS context of `server.tls_cert_file`/`tls_key_file`, or None for plain HTTP.
+
+    Loaded before the models, so a wrong path or a key that does not match the certificate
+    fails the start in one line instead of after a minute of warm-up.
+    """
+    s = settings.server
+    if s.tls_cert_file is None or s.tls_key_file is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(s.tls_cert_file.expanduser(), s.tls_key_file.expanduser())
+    except (OSError, ssl.SSLError) as e:
+        why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
+        raise UserError(
+            f"server.tls_cert_file / server.tls_key_file: cannot load {s.tls_cert_file} with "
+            f"{s.tls_key_file} ({why}); give a PEM certificate and its matching private key"
+        ) from None
+    return ctx
+
+
 def ready_line(settings: Settings, addresses: list[Any]) -> str:
     """The last start-up line: where the service answers, its docs, where the key is."""
     host, port = addresses[0][:2] if addresses else (settings.server.host, settings.server.port)
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1" if host != "::" else "::1"
     shown = f"[{host}]" if ":" in str(host) else str(host)
-    url = f"http://{shown}:{port}"
+    url = f"{scheme(settings)}://{shown}:{port}"
     if settings.server.api_keys:
         key = "api-key: one of server.api_keys in the config"
     else:
@@ -553,12 +578,7 @@ async def _systemd_notifier(app: web.Application, on_ready: str = "") -> None:
         await asyncio.sleep(step)
 
 
-# The command ---------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="listen address (default: server.host)")
-    parser.add_argument("--port", type=int, help="listen port (default: server.port; 0 = any)")
-
-
+# Serving ---------------------------------------------------------------------------------------
 async def serve(
     settings: Settings,
     host: str,
@@ -568,6 +588,7 @@ async def serve(
     sockets: list[socket.socket] | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT; `sockets` are listeners bound by `bind_listeners`."""
+    ssl_context = tls_context(settings)
     if sockets is None:
         sockets = bind_listeners(host, port)
     app = create_app(settings)
@@ -575,9 +596,9 @@ async def serve(
     runner = make_runner(app, settings)
     await runner.setup()
     for sock in sockets:
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, backlog=ACCEPT_BACKLOG, ssl_context=ssl_context).start()
     for addr in runner.addresses:
-        log.info("listening on http://%s:%s", *addr[:2])
+        log.info("listening on %s://%s:%s", scheme(settings), *addr[:2])
 
     on_ready = ready_line(settings, list(runner.addresses))
     notifier = asyncio.create_task(_systemd_notifier(app, on_ready))
@@ -604,31 +625,3 @@ async def serve(
             await notifier
     log.info("stopped")
     return 0
-
-
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    host = getattr(args, "host", None) or settings.server.host
-    port = getattr(args, "port", None)
-    port = settings.server.port if port is None else port
-    config = getattr(args, "config", None) or os.environ.get("EDGE_CONFIG")
-    config_path = Path(config).expanduser().resolve() if config else None
-    sockets = bind_listeners(host, port)  # first: a taken port fails before anything loads
-    try:
-        check_models(settings, config_path)
-        return asyncio.run(serve(settings, host, port, config_path=config_path, sockets=sockets))
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m edge.api.server` (same as `edge-face serve`)."""
-    import sys
-
-    from edge.cli import main as cli_main
-
-    return cli_main(["serve", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

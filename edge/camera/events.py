@@ -1,18 +1,26 @@
-"""The recognition event a camera emits: one per track decision (schema-versioned JSON)."""
+"""What a camera decided about one track: typed values, one per track decision.
+
+The camera says who (or that nobody known) stood in front of it, how sure the liveness
+votes were, and on which frame; how that travels (the versioned MQTT JSON of
+`events/recognition`, or a line on stdout) is rendered by `edge.camera.payload`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-RECOGNITION_SCHEMA = "edge-face.recognition/1"
+from edge.vision.geometry import PixelBox
 
 Verdict = Literal["live", "spoof", "uncertain", "unchecked"]
 
+__all__ = ["LivenessVerdict", "Match", "RecognitionEvent", "Verdict"]
 
-class Match(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+@dataclass(frozen=True)
+class Match:
+    """The best enrolled entity, at or above the threshold."""
 
     uuid: str
     key: str
@@ -20,36 +28,34 @@ class Match(BaseModel):
     score: float  # calibrated similarity 0..1 (same scale as the REST search)
 
 
-class Liveness(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class LivenessVerdict:
+    """The liveness votes of a track's frames, and what they add up to."""
 
-    spoofScore: float | None  # mean of the reliable per-frame scores; None without any
+    spoof_score: float | None  # mean of the reliable per-frame scores; None without any
     verdict: Verdict
     votes: int  # reliable frames that voted
-    spoofVotes: int
+    spoof_votes: int
     frames: int  # frames scored, reliable or not
 
 
-class RecognitionEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+@dataclass(frozen=True)
+class RecognitionEvent:
+    """One track decision."""
 
-    schema_: str = Field(RECOGNITION_SCHEMA, alias="schema")
-    eventId: str
-    time: str
-    deviceId: str
+    event_id: str
+    time: datetime  # UTC, when the decision was made
+    device_id: str
     camera: str
-    trackId: int
+    track_id: int
     revision: int  # 1 for a track's first decision, +1 each time the decision changes
     decision: Literal["known", "unknown"]
     match: Match | None
     threshold: float
-    liveness: Liveness
+    liveness: LivenessVerdict
     quality: float  # 0..1 of the frame the identity was decided on
-    position: dict[str, int]  # {top, left, width, height} in that frame
-    frameSize: dict[str, int]
-    firstSeenSourceS: float  # source time of the track's first frame (file position for files)
-    decidedSourceS: float
-    latencyMs: float  # capture of the track's first frame -> decision, measured on this box
-
-    def payload(self) -> dict[str, object]:
-        return self.model_dump(by_alias=True)
+    position: PixelBox  # the face in that frame
+    frame_size: tuple[int, int]  # (width, height) of that frame
+    first_seen_source_s: float  # source time of the track's first frame (file position)
+    decided_source_s: float
+    latency_ms: float  # capture of the track's first frame -> decision, measured on this box

@@ -1,8 +1,8 @@
 """Which frame of a track is best for recognition: size x sharpness x pose, each in 0..1.
 
-The measures are real image measurements (shared with the liveness gates): the face box's
-shorter side, the variance of the Laplacian of the face resampled to 96x96 (so it does not
-grow with face size), and yaw/pitch from the five keypoints. Embeddings of small, blurred
+The measures are real image measurements, the very ones the liveness gates judge: the face
+box's shorter side, `relative_sharpness` (the Laplacian of the face resampled to 96x96, so it
+does not grow with face size) and the keypoint head pose. Embeddings of small, blurred
 or turned faces match worse, so each term falls as those get worse.
 """
 
@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from edge.vision.liveness import face_quality
+from edge.vision.sharpness import saturate
 from edge.vision.types import Face
 
 FULL_SIZE_PX = 112.0  # the embedder's input side: larger faces add no detail
@@ -22,9 +23,9 @@ PITCH_FRONTAL = 0.45  # nose position between eye line and mouth line for a leve
 
 def frame_quality(bgr: np.ndarray, face: Face) -> float:
     q = face_quality(bgr, face)
-    size = min(1.0, q["minSide"] / FULL_SIZE_PX)
-    sharp = q["sharpness"] / (q["sharpness"] + SHARP_HALF)
-    yaw, pitch = q["yaw"], q["pitch"]
+    size = min(1.0, q.min_side / FULL_SIZE_PX)
+    sharp = saturate(q.sharpness, SHARP_HALF)
+    yaw, pitch = q.yaw, q.pitch
     if math.isnan(yaw) or math.isnan(pitch):
         return 0.0
     pose = max(0.0, 1.0 - abs(yaw) / 0.6) * max(0.0, 1.0 - abs(pitch - PITCH_FRONTAL) / 0.6)

@@ -40,7 +40,7 @@ class Recognizer:
         self.liveness = liveness
         self.model = settings.names.face
         self.detector, _slow = build_detectors(pipeline.registry, settings)
-        self.threshold = float(pipeline.model_info()["recommendedThreshold"])
+        self.threshold = float(pipeline.model_info().recommended_threshold)
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
         d = self.settings.detection

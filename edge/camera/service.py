@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from edge.camera.events import RecognitionEvent
+from edge.camera.payload import recognition_payload
 from edge.camera.recognizer import LivenessLike, Recognizer
 from edge.camera.sources import Capture, parse_source
 from edge.camera.worker import CameraWorker
@@ -29,11 +29,9 @@ from edge.config import CameraConfig, ConfigError, Settings, load_settings
 from edge.errors import EdgeError
 from edge.mqtt.bridge import MqttBridge
 from edge.mqtt.commands import CommandRequest
-from edge.mqtt.schemas import EntityEvent
+from edge.mqtt.schemas import entity_payload
 
 log = logging.getLogger(__name__)
-
-_ACTIONS = {"create": "created", "update": "updated", "delete": "deleted", "expire": "deleted"}
 
 
 class EnrollRequest(CommandRequest):
@@ -74,29 +72,6 @@ def start_camera(
     return CameraRunner(cfg, capture, worker)
 
 
-def entity_payload(change: Any, device_id: str) -> dict[str, Any]:
-    """An outbox change as an `events/entity` message: no vector, API field names."""
-    p = change.payload
-    entity = {
-        "uuid": change.entity_uuid,
-        "instance": change.instance,
-        "model": p.get("model_name") or p.get("model"),
-        "collection": p.get("collection"),
-        "key": p.get("key"),
-        "metadata": p.get("metadata"),
-        "createdAt": p.get("created_at"),
-        "updatedAt": p.get("updated_at"),
-        "expiresAt": p.get("expires_at"),
-    }
-    event = EntityEvent(
-        eventId=change.change_id or str(uuid.uuid4()),
-        deviceId=device_id,
-        action=_ACTIONS.get(change.op, "updated"),  # type: ignore[arg-type]
-        entity={k: v for k, v in entity.items() if v is not None},
-    )
-    return event.model_dump(by_alias=True)
-
-
 @dataclass
 class EdgeServices:
     settings: Settings
@@ -110,7 +85,7 @@ class EdgeServices:
     # Events -------------------------------------------------------------------------------
     def emit(self, event: RecognitionEvent) -> None:
         if self.bridge is not None:
-            self.bridge.publish_event("recognition", event.payload())
+            self.bridge.publish_event("recognition", recognition_payload(event))
         for fn in list(self.listeners):
             try:
                 fn(event)

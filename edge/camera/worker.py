@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from edge.camera.events import Liveness, Match, RecognitionEvent
+from edge.camera.events import LivenessVerdict, Match, RecognitionEvent
 from edge.camera.metrics import (
     DECISION_LATENCY,
     DECISIONS,
@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[RecognitionEvent], None]
 BETTER_FRAME = 1.15  # a frame this much better than the decided one re-evaluates identity
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -181,27 +177,29 @@ class CameraWorker:
             if reliable:
                 st.scores.append(score)
 
-    def _verdict(self, st: _TrackState) -> Liveness:
+    def _verdict(self, st: _TrackState) -> LivenessVerdict:
         if self.recognizer.liveness is None:
-            return Liveness(spoofScore=None, verdict="unchecked", votes=0, spoofVotes=0, frames=0)
+            return LivenessVerdict(
+                spoof_score=None, verdict="unchecked", votes=0, spoof_votes=0, frames=0
+            )
         thr = self.cfg.spoof_threshold
         votes = st.scores
         if not votes:
-            return Liveness(
-                spoofScore=None,
+            return LivenessVerdict(
+                spoof_score=None,
                 verdict="uncertain",
                 votes=0,
-                spoofVotes=0,
+                spoof_votes=0,
                 frames=st.frames_scored,
             )
         spoof_votes = sum(1 for s in votes if s >= thr)
         mean = float(np.mean(votes))
         is_spoof = mean >= thr if 2 * spoof_votes == len(votes) else 2 * spoof_votes > len(votes)
-        return Liveness(
-            spoofScore=round(mean, 4),
+        return LivenessVerdict(
+            spoof_score=round(mean, 4),
             verdict="spoof" if is_spoof else "live",
             votes=len(votes),
-            spoofVotes=spoof_votes,
+            spoof_votes=spoof_votes,
             frames=st.frames_scored,
         )
 
@@ -245,11 +243,11 @@ class CameraWorker:
         w, h = best.frame_size
         decided_ts = frame.ts if frame is not None else st.track.last_ts
         event = RecognitionEvent(
-            eventId=str(uuid.uuid4()),
-            time=_now_iso(),
-            deviceId=self.device_id,
+            event_id=str(uuid.uuid4()),
+            time=datetime.now(timezone.utc),
+            device_id=self.device_id,
             camera=self.cfg.name,
-            trackId=st.track.id,
+            track_id=st.track.id,
             revision=st.revision,
             decision="known" if known else "unknown",
             match=(
@@ -263,15 +261,15 @@ class CameraWorker:
             liveness=live,
             quality=round(best.quality, 4),
             position=best.face.position(w, h),
-            frameSize={"width": w, "height": h},
-            firstSeenSourceS=round(st.track.first_ts, 3),
-            decidedSourceS=round(decided_ts, 3),
-            latencyMs=round((time.monotonic() - st.track.first_captured) * 1000, 1),
+            frame_size=(w, h),
+            first_seen_source_s=round(st.track.first_ts, 3),
+            decided_source_s=round(decided_ts, 3),
+            latency_ms=round((time.monotonic() - st.track.first_captured) * 1000, 1),
         )
         self.events_emitted += 1
         DECISIONS.inc(camera=self.cfg.name, decision=event.decision)
         if event.revision == 1:
-            DECISION_LATENCY.observe(event.latencyMs / 1000.0, camera=self.cfg.name)
+            DECISION_LATENCY.observe(event.latency_ms / 1000.0, camera=self.cfg.name)
         try:
             self.sink(event)
         except Exception:

@@ -17,9 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import p
-from edge.errors import EdgeError
-from edge.vision.types import DetailFlags
+from edge.evaluation.report import p
+from edge.vision.errors import FaceError
+from edge.vision.types import DetailFlags, FaceAttributes
 
 AGE_VALID = (18, 75)  # age-gender-recognition-retail-0013 model card
 # emotion_labels.json vocabulary -> API emotion names
@@ -43,7 +43,7 @@ YALE_CONDITIONS = {
 FLAGS = DetailFlags(attributes=True)
 
 
-def _attributes(pipeline: Any, path: Path) -> tuple[dict[str, Any] | None, float]:
+def _attributes(pipeline: Any, path: Path) -> tuple[FaceAttributes | None, float]:
     """The largest face's attributes block (None when no usable face) and its latency."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -51,11 +51,10 @@ def _attributes(pipeline: Any, path: Path) -> tuple[dict[str, Any] | None, float
     t0 = time.perf_counter()
     try:
         res = pipeline.analyze_largest(bgr, flags=FLAGS, embed=False)
-    except EdgeError:  # 223 no face / 224 too small
+    except FaceError:  # no face / too small
         return None, 0.0
     ms = (time.perf_counter() - t0) * 1000.0
-    attrs = res.details.get("attributes")
-    return (attrs if isinstance(attrs, dict) else None), ms
+    return res.details.attributes, ms
 
 
 def _labels(testdata: Path, name: str) -> dict[str, Any]:
@@ -84,19 +83,19 @@ def _emotion_hits(
     missed: list[str] = []
     for rel, truth in items:
         attrs, ms = _attributes(pipeline, testdata / rel)
-        if attrs is None or "emotions" not in attrs:
+        if attrs is None or attrs.emotions is None:
             missed.append(rel)
             continue
         latencies.append(ms)
-        ranked = sorted(attrs["emotions"], key=lambda e: -float(e["certainty"]))
+        ranked = sorted(attrs.emotions, key=lambda e: -e.certainty)
         rows.append(
             {
                 "file": rel,
                 "label": truth,
-                "top1": ranked[0]["value"],
-                "top1_certainty": float(ranked[0]["certainty"]),
-                "hit1": ranked[0]["value"] == truth,
-                "hit2": truth in (ranked[0]["value"], ranked[1]["value"]),
+                "top1": ranked[0].value,
+                "top1_certainty": ranked[0].certainty,
+                "hit1": ranked[0].value == truth,
+                "hit2": truth in (ranked[0].value, ranked[1].value),
             }
         )
     per_label: dict[str, list[int]] = {}
@@ -121,7 +120,7 @@ def evaluate(pipeline: Any, testdata: Path) -> dict[str, Any]:
     missed_ag: list[str] = []
     for rel, lab in sorted(_labels(testdata, "utkface_labels.json").items()):
         attrs, ms = _attributes(pipeline, testdata / rel)
-        if attrs is None or "age" not in attrs:
+        if attrs is None or attrs.age is None or attrs.gender is None:
             missed_ag.append(rel)
             continue
         latencies.append(ms)
@@ -129,9 +128,9 @@ def evaluate(pipeline: Any, testdata: Path) -> dict[str, Any]:
             {
                 "file": rel,
                 "age": int(lab["age"]),
-                "age_pred": int(attrs["age"]["value"]),
+                "age_pred": attrs.age.value,
                 "gender": lab["gender"],
-                "gender_pred": attrs["gender"]["value"],
+                "gender_pred": attrs.gender.value,
             }
         )
 

@@ -16,9 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import table
 from edge.config import Settings, testdata_dir
 from edge.evaluation import attributes as attr_eval
+from edge.evaluation.report import table
 from edge.evaluation.verification import (
     Pairs,
     Progress,

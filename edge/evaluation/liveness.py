@@ -29,8 +29,9 @@ import cv2
 import numpy as np
 
 from edge.config import Settings, testdata_dir
-from edge.errors import EdgeError
 from edge.runtime.registry import ModelRegistry
+from edge.vision.errors import FaceTooSmall, NoFaceFound
+from edge.vision.geometry import Box
 from edge.vision.liveness import LivenessScorer
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
@@ -98,23 +99,22 @@ def find_face(
     """
     try:
         return pipeline.analyze_largest(bgr, embed=False).face, "direct"
-    except EdgeError as e:
-        if e.code == 224:
-            return None, "too small"
-        if e.code != 223:
-            raise
+    except FaceTooSmall:
+        return None, "too small"
+    except NoFaceFound:
+        pass
     h, w = bgr.shape[:2]
     px, py = round(w * pad_fraction), round(h * pad_fraction)
     padded = cv2.copyMakeBorder(bgr, py, py, px, px, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     try:
         face = pipeline.analyze_largest(padded, embed=False).face
-    except EdgeError as e:
-        if e.code in (223, 224):
-            return None, "none" if e.code == 223 else "too small"
-        raise
+    except NoFaceFound:
+        return None, "none"
+    except FaceTooSmall:
+        return None, "too small"
     shift = np.array([px, py], np.float32)
     box = face.box.astype(np.float32) - np.tile(shift, 2)
-    box = np.clip(box, 0, [w, h, w, h]).astype(np.float32)
+    box = Box.of(box).clip(w, h).array()
     return Face(box=box, score=face.score, kps=face.kps.astype(np.float32) - shift), "padded"
 
 
@@ -205,9 +205,9 @@ def score_samples(
         if face is not None:
             r = scorer.score(bgr, face)
             rec.spoof_score = r.spoof_score
-            rec.per_model = r.per_model
+            rec.per_model = dict(r.per_model)
             rec.reliable = r.reliable
-            rec.conditions = r.conditions
+            rec.conditions = list(r.conditions)
         out.append(rec)
         if progress:
             progress(i + 1, len(samples))

@@ -18,11 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import p as percentile
-from edge.bench.stats import table
 from edge.config import Settings
-from edge.errors import EdgeError
 from edge.evaluation.faces import detection, verification
+from edge.evaluation.report import p as percentile
+from edge.evaluation.report import table
 from edge.evaluation.verification import (
     Pairs,
     Progress,
@@ -44,6 +43,7 @@ from edge.vision.align import align_face
 from edge.vision.attributes import MaskDetector
 from edge.vision.detection import FaceDetector, detector_for_file
 from edge.vision.embedding import Embedder
+from edge.vision.errors import FaceError
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
@@ -171,13 +171,13 @@ class QuantContext:
                 img = self.image(s.file)
                 face = crop = None
                 if img is None:
-                    s.error = 214
+                    s.error = "unreadable image"
                 else:
                     try:
                         face = self.pipe.analyze_largest(img, embed=False).face
                         crop = align_face(img, face.kps)
-                    except EdgeError as e:
-                        s.error = e.code
+                    except FaceError as e:
+                        s.error = e.detail
                 out.append(_IdentityFace(s, face, crop))
                 bar.step(i)
             self._faces = out
@@ -286,7 +286,7 @@ def _recognition_rows(
             face = max(faces, key=lambda f: f.area)
             s.embedding = emb.embed(align_face(img, face.kps))
         else:
-            s.error = 223
+            s.error = "no face found"
         samples.append(s)
     thr = ctx.pipe.calibration.cos_at_threshold
     return {r["subset"]: r for r in verification(pair_cosines(samples), thr)}

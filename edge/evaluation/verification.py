@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.vision.errors import FaceError
 
 __all__ = [
     "Sample",
@@ -36,7 +36,7 @@ class Sample:
     identity: str
     kind: str  # SOURCES.json image_kind
     embedding: np.ndarray | None = None
-    error: int | None = None  # contract error code when no usable face
+    error: str | None = None  # why there is no usable face (unreadable, none, too small)
 
 
 def identity_items(testdata: Path) -> list[Sample]:
@@ -74,18 +74,18 @@ def embed_samples(
     samples: Iterable[Sample],
     progress: bool = True,
 ) -> list[Sample]:
-    """Fill `embedding` (or `error` for 223/224) for each sample, in place."""
+    """Fill `embedding` (or `error` when no usable face) for each sample, in place."""
     items = list(samples)
     bar = Progress("embedding", len(items), progress)
     for i, s in enumerate(items, 1):
         img = cv2.imread(str(testdata / s.file), cv2.IMREAD_COLOR)
         if img is None:
-            s.error = 214
+            s.error = "unreadable image"
         else:
             try:
                 s.embedding = embed(img)
-            except EdgeError as e:
-                s.error = e.code
+            except FaceError as e:
+                s.error = e.detail
         bar.step(i)
     return items
 

@@ -3,7 +3,8 @@
 Checks run in the contract's order and the first failure wins: not base64 (214), format by
 its bytes not JPG/PNG/GIF (215, or 214 for bytes that are no image at all), does not decode
 (214; a file whose header gives no size is refused here too), over the pixel cap (217, judged
-from the header before any pixel is allocated), grayscale (216).
+from the header before any pixel is allocated), grayscale (216). Each failure is raised as
+its own type (`edge.imaging.errors`); the API maps the types to those codes.
 
 Everything is done with OpenCV 5, no Pillow: its GIF reader returns the first frame of an
 animation, IMREAD_COLOR turns palette, gray+alpha, RGBA and 16-bit files into 8-bit BGR, and
@@ -19,9 +20,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.errors import EdgeError
-from edge.imaging.base64data import decode_base64_field
+from edge.imaging.base64data import PART, decode_base64_field
 from edge.imaging.color import is_grayscale
+from edge.imaging.errors import NotAnImage, NotColour, TooManyPixels, UnsupportedFormat
 from edge.imaging.formats import is_other_image, sniff_format
 from edge.imaging.header import read_header
 from edge.imaging.orientation import apply_orientation, rotate_cw
@@ -62,16 +63,14 @@ class DecodedImage:
 def decode_image(
     data: object,
     *,
-    field: str = "image.data",
     auto_rotate: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     require_color: bool = True,
 ) -> DecodedImage:
     """Decode the raw JSON value of an image's `data` (base64, optional data-URL prefix)."""
-    raw = decode_base64_field(data, field)
+    raw = decode_base64_field(data)
     return decode_bytes(
         raw,
-        field=field,
         auto_rotate=auto_rotate,
         max_pixels=max_pixels,
         require_color=require_color,
@@ -81,7 +80,6 @@ def decode_image(
 def decode_bytes(
     raw: bytes,
     *,
-    field: str = "image.data",
     auto_rotate: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     require_color: bool = True,
@@ -92,14 +90,14 @@ def decode_bytes(
     fmt = sniff_format(raw)
     if fmt is None:
         if is_other_image(raw):
-            raise EdgeError(215, f"{field} is not a JPG, PNG or GIF image")
-        raise EdgeError(214, f"{field} is not an image")
+            raise UnsupportedFormat(PART, "is not a JPG, PNG or GIF image")
+        raise NotAnImage(PART, "is not an image")
     header = read_header(raw, fmt)
     if not (header.width and header.height):
         # Every decoder needs this header too; refusing here also means a bomb cannot slip
         # past the pixel cap by hiding its frame header from the scan.
-        raise EdgeError(214, f"{field} does not decode as a {fmt.upper()} image (no size)")
-    _check_pixels(header.width, header.height, max_pixels, field)
+        raise NotAnImage(PART, f"does not decode as a {fmt.upper()} image (no size)")
+    _check_pixels(header.width, header.height, max_pixels)
 
     gray_file = header.channels == 1
     try:
@@ -107,17 +105,17 @@ def decode_bytes(
     except cv2.error:
         img = None
     if img is None or img.size == 0:
-        raise EdgeError(214, f"{field} does not decode as a {fmt.upper()} image")
-    _check_pixels(img.shape[1], img.shape[0], max_pixels, field)
+        raise NotAnImage(PART, f"does not decode as a {fmt.upper()} image")
+    _check_pixels(img.shape[1], img.shape[0], max_pixels)
     if img.dtype != np.uint8:  # defensive: IMREAD_COLOR already yields 8 bits
         img = cv2.convertScaleAbs(img, alpha=255.0 / 65535.0)
 
     if img.ndim == 2 or img.shape[2] == 1:
         if require_color:
-            raise EdgeError(216, f"{field} is a grayscale image; a colour image is required")
+            raise NotColour(PART, "is a grayscale image; a colour image is required")
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     elif require_color and is_grayscale(img):
-        raise EdgeError(216, f"{field} is a grayscale image; a colour image is required")
+        raise NotColour(PART, "is a grayscale image; a colour image is required")
 
     rotated, mirrored = 0, False
     if auto_rotate and header.orientation != 1:
@@ -127,8 +125,8 @@ def decode_bytes(
     return DecodedImage(img, fmt, header.orientation, rotated, mirrored)
 
 
-def _check_pixels(width: int, height: int, max_pixels: int, field: str) -> None:
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise EdgeError(
-            217, f"{field} has {width}x{height} pixels, more than the {max_pixels} allowed"
+        raise TooManyPixels(
+            PART, f"has {width}x{height} pixels, more than the {max_pixels} allowed"
         )

@@ -1,24 +1,22 @@
 """Versioned JSON payloads of the bridge's own topics (status, entity, command responses).
 
 Every payload carries `schema` = "<name>/<major>" so that subscribers can reject a format
-they do not understand instead of misreading it. Recognition events are defined by the
-camera package (edge.camera.events), which produces them.
+they do not understand instead of misreading it. Recognition events are produced by the
+camera package as typed values and rendered in `edge.camera.payload`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.timefmt import utc_now_ms
+
 STATUS_SCHEMA = "edge-face.status/1"
 ENTITY_SCHEMA = "edge-face.entity/1"
 RESPONSE_SCHEMA = "edge-face.response/1"
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Wire(BaseModel):
@@ -36,7 +34,7 @@ class StatusPayload(Wire):
     schema_: str = Field(STATUS_SCHEMA, alias="schema")
     deviceId: str
     state: Literal["online", "offline"]
-    time: str = Field(default_factory=utc_now)
+    time: str = Field(default_factory=utc_now_ms)
     version: str
     protocol: str | None = None
     reason: str | None = None
@@ -47,7 +45,7 @@ class StatusPayload(Wire):
 class EntityEvent(Wire):
     schema_: str = Field(ENTITY_SCHEMA, alias="schema")
     eventId: str
-    time: str = Field(default_factory=utc_now)
+    time: str = Field(default_factory=utc_now_ms)
     deviceId: str
     action: Literal["created", "updated", "deleted"]
     entity: dict[str, Any]
@@ -64,9 +62,35 @@ class CommandResponse(Wire):
     command: str
     ok: bool
     id: str | None = None
-    time: str = Field(default_factory=utc_now)
+    time: str = Field(default_factory=utc_now_ms)
     result: dict[str, Any] | None = None
     error: ErrorBody | None = None
+
+
+_ACTIONS = {"create": "created", "update": "updated", "delete": "deleted", "expire": "deleted"}
+
+
+def entity_payload(change: Any, device_id: str) -> dict[str, Any]:
+    """An outbox change as an `events/entity` message: no vector, API field names."""
+    p = change.payload
+    entity = {
+        "uuid": change.entity_uuid,
+        "instance": change.instance,
+        "model": p.get("model_name") or p.get("model"),
+        "collection": p.get("collection"),
+        "key": p.get("key"),
+        "metadata": p.get("metadata"),
+        "createdAt": p.get("created_at"),
+        "updatedAt": p.get("updated_at"),
+        "expiresAt": p.get("expires_at"),
+    }
+    event = EntityEvent(
+        eventId=change.change_id or str(uuid.uuid4()),
+        deviceId=device_id,
+        action=_ACTIONS.get(change.op, "updated"),  # type: ignore[arg-type]
+        entity={k: v for k, v in entity.items() if v is not None},
+    )
+    return event.model_dump(by_alias=True)
 
 
 def dump(model: BaseModel) -> bytes:

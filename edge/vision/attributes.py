@@ -1,7 +1,7 @@
 """Face attribute models: age/gender, expression, mask, eye state.
 
 Each wrapper does exactly the pre/post-processing the model was trained with (see the model
-MANIFEST) and returns plain numbers; `details.py` turns them into API blocks. Crops are turned
+MANIFEST) and returns plain numbers; `details.py` turns them into typed values. Crops are turned
 upright by the face's eye line, so tilted faces look like the training data.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.runtime.registry import ModelRegistry
 from edge.vision.landmarks import GROUPS
-from edge.vision.types import Face
+from edge.vision.types import Face, Label
 
 # API emotion order and where each comes from in the FER-2013 order
 # (angry, disgust, fear, happy, sad, surprise, neutral). 'sleepy' has no FER class.
@@ -104,7 +104,7 @@ class Emotion:
         return p / max(float(p.sum()), 1e-9)
 
 
-def fuse_emotions(fer7: np.ndarray, eyes_closed: float) -> list[dict[str, object]]:
+def fuse_emotions(fer7: np.ndarray, eyes_closed: float) -> tuple[Label, ...]:
     """The API's 8 emotions from FER's 7 plus the eye-closure signal for 'sleepy'.
 
     Fusion: closed eyes on a relaxed face (FER neutral or sad) read as sleepy; closed or
@@ -119,7 +119,7 @@ def fuse_emotions(fer7: np.ndarray, eyes_closed: float) -> list[dict[str, object
     vals["calm"] *= 1.0 - closed
     vals["sad"] *= 1.0 - closed
     total = sum(vals.values()) or 1.0
-    return [{"value": name, "certainty": round(vals[name] / total, 4)} for name in EMOTIONS]
+    return tuple(Label(name, round(vals[name] / total, 4)) for name in EMOTIONS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +201,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[2] - b[0]) * (b[3] - b[1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+    out: np.ndarray = inter / np.maximum(area_a + area_b - inter, 1e-9)
+    return out
 
 
 class MaskDetector:

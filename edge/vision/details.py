@@ -1,4 +1,4 @@
-"""`details` blocks of one face (api.md §2.2): runs only the models the requested blocks need.
+"""Detail blocks of one face (api.md §2.2): runs only the models the requested blocks need.
 
 Landmarks are the hub: angle, quality, the eye patches and the upright crops all use them, so
 they are computed at most once per face and shared. The mask detector and the eye-state CNN
@@ -21,9 +21,18 @@ from edge.vision.attributes import (
     MaskHit,
     fuse_emotions,
 )
-from edge.vision.landmarks import LandmarkModel, points_angle, to_json
-from edge.vision.pose import HeadPose, angle_block
-from edge.vision.types import DetailFlags, Face
+from edge.vision.landmarks import LandmarkModel, points_angle
+from edge.vision.pose import HeadPose
+from edge.vision.types import (
+    Age,
+    AttributeName,
+    DetailFlags,
+    Face,
+    FaceAttributes,
+    FaceDetails,
+    FaceQuality,
+    Label,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +74,7 @@ class _FaceWork:
 
 
 class DetailAnalyzer:
-    """Builds the requested `details` blocks for one face. Stateless per call: thread-safe
+    """Measures the requested detail blocks of one face. Stateless per call: thread-safe
     (sessions are thread-safe; the mask detector's frame cache is locked)."""
 
     def __init__(self, registry: ModelRegistry) -> None:
@@ -79,9 +88,9 @@ class DetailAnalyzer:
         self.has_mask = registry.has(MaskDetector.ROLE)
         self.has_eyes = registry.has(EyeState.ROLE)
 
-    def supported_attributes(self) -> list[str]:
+    def supported_attributes(self) -> list[AttributeName]:
         """Attributes the loaded pack can estimate; all others are omitted from responses."""
-        out = []
+        out: list[AttributeName] = []
         if self.registry.has(AgeGender.ROLE):
             out += ["age", "gender"]
         if self.registry.has(Emotion.ROLE):
@@ -90,73 +99,62 @@ class DetailAnalyzer:
             out.append("mask")
         return out
 
-    def analyze(self, bgr: np.ndarray, face: Face, flags: DetailFlags) -> dict[str, object]:
-        """Only the requested blocks: 'position', 'angle', 'landmarks', 'quality',
-        'attributes' in API JSON shape."""
+    def analyze(self, bgr: np.ndarray, face: Face, flags: DetailFlags) -> FaceDetails:
+        """Only the requested blocks; the others stay None."""
         h, w = bgr.shape[:2]
         work = _FaceWork(self, bgr, face)
-        out: dict[str, object] = {}
-        position = face.position(w, h)
-        if flags.position:
-            out["position"] = position
-        if flags.angle:
-            out["angle"] = angle_block(self.pose.estimate(bgr, face, work.points), position)
-        if flags.landmarks:
-            out["landmarks"] = to_json(work.points)
-        if flags.quality:
-            out["quality"] = self._quality(work, w, h)
-        if flags.attributes:
-            out["attributes"] = self._attributes(work)
-        return out
+        return FaceDetails(
+            position=face.position(w, h) if flags.position else None,
+            angle=self.pose.estimate(bgr, face, work.points) if flags.angle else None,
+            landmarks=work.points if flags.landmarks else None,
+            quality=self._quality(work, w, h) if flags.quality else None,
+            attributes=self._attributes(work) if flags.attributes else None,
+        )
 
-    def _quality(self, work: _FaceWork, w: int, h: int) -> dict[str, object]:
+    def _quality(self, work: _FaceWork, w: int, h: int) -> FaceQuality:
         bgr, face, pts = work.bgr, work.face, work.points
         hit = work.mask
         signals = q.OcclusionSignals(
             mask_share=hit.mask_share if hit is not None else None, eye_open=work.eyes_open
         )
-        return {
-            "brightness": q.brightness(bgr, face, pts),
-            "sharpness": q.sharpness(bgr, face, pts),
-            "mouthClosed": q.mouth_closed(pts),
-            "centered": q.centered(face, w, h),
-            "size": q.size(face, w, h),
-            "integrity": q.integrity(face, w, h, pts),
-            "completeness": q.completeness(pts, w, h, signals),
-        }
+        return FaceQuality(
+            brightness=q.brightness(bgr, face, pts),
+            sharpness=q.sharpness(bgr, face, pts),
+            mouth_closed=q.mouth_closed(pts),
+            centered=q.centered(face, w, h),
+            size=q.size(face, w, h),
+            integrity=q.integrity(face, w, h, pts),
+            completeness=q.completeness(pts, w, h, signals),
+        )
 
-    def _attributes(self, work: _FaceWork) -> dict[str, object]:
+    def _attributes(self, work: _FaceWork) -> FaceAttributes:
         bgr, face = work.bgr, work.face
         supported = self.supported_attributes()
-        out: dict[str, object] = {}
+        age: Age | None = None
+        gender: Label | None = None
+        emotions: tuple[Label, ...] | None = None
+        mask: Label | None = None
         if "age" in supported:
-            age, p_male = self.age_gender.predict(bgr, face, work.angle)
-            value = max(round(age), 0)
-            out["age"] = {
-                "value": value,
-                "upperLimit": value + AGE_MARGIN,
-                "lowerLimit": value - AGE_MARGIN,
-            }
+            years, p_male = self.age_gender.predict(bgr, face, work.angle)
+            value = max(round(years), 0)
+            age = Age(value=value, upper_limit=value + AGE_MARGIN, lower_limit=value - AGE_MARGIN)
             male = p_male >= 0.5
-            out["gender"] = {
-                "value": "male" if male else "female",
-                "certainty": round(p_male if male else 1.0 - p_male, 4),
-            }
+            gender = Label("male" if male else "female", round(p_male if male else 1.0 - p_male, 4))
         if "emotions" in supported:
             fer7 = self.emotion.predict(bgr, face, work.angle)
             eyes = work.eyes_open
             closed = (1.0 - eyes[0]) * (1.0 - eyes[1]) if eyes is not None else 0.0
-            out["emotions"] = fuse_emotions(fer7, closed)
+            emotions = fuse_emotions(fer7, closed)
         if "mask" in supported:
             hit = work.mask
             if hit is not None:
                 share = hit.mask_share
                 masked = share >= 0.5
-                out["mask"] = {
-                    "value": "with_mask" if masked else "without_mask",
-                    "certainty": round(share if masked else 1.0 - share, 4),
-                }
-        return out
+                mask = Label(
+                    "with_mask" if masked else "without_mask",
+                    round(share if masked else 1.0 - share, 4),
+                )
+        return FaceAttributes(age=age, gender=gender, emotions=emotions, mask=mask)
 
     def warmup(self) -> None:
         """Compile and run every model this analyzer uses once, on a synthetic face, so the

@@ -124,14 +124,10 @@ class LandmarkModel:
         outs = sess.run({sess.info.inputs[0].name: np.ascontiguousarray(blob)})
         flat = next(o for o in outs if o.size == 212)
         pts = flat.reshape(106, 2).astype(np.float64) * INPUT_SIZE
-        return to_image(pts, m)[api_from_model()].astype(np.float32)
+        out: np.ndarray = to_image(pts, m)[api_from_model()].astype(np.float32)
+        return out
 
 
 def _wrap(a: float) -> float:
     """Angle difference folded into (-pi, pi]."""
     return math.atan2(math.sin(a), math.cos(a))
-
-
-def to_json(points: np.ndarray) -> list[dict[str, int]]:
-    """API shape: exactly 106 `{x, y}` ints."""
-    return [{"x": round(float(x)), "y": round(float(y))} for x, y in points]

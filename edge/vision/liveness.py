@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +45,8 @@ import numpy as np
 
 from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
+from edge.vision.geometry import Box, keypoint_pose
+from edge.vision.sharpness import RELATIVE_SIDE, relative_sharpness
 from edge.vision.types import Face
 
 log = logging.getLogger(__name__)
@@ -51,8 +54,10 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 LOGIT_CLIP = 12.0  # |log-odds| cap: a softmax of exactly 0/1 must not become an infinite feature
 
 __all__ = [
+    "LivenessModelInfo",
     "LivenessModelSpec",
     "LivenessParams",
+    "LivenessQuality",
     "LivenessResult",
     "LivenessScorer",
     "celeba_crop",
@@ -85,14 +90,6 @@ def landmark_box(kps: np.ndarray, shape: tuple[float, float, float, float]) -> n
     return np.array([cx - w * r / 2, cy - h * r / 2, cx + w * r / 2, cy + h * r / 2], np.float32)
 
 
-def _clip_box(box: np.ndarray, w: int, h: int) -> tuple[float, float, float, float]:
-    x1 = min(max(float(box[0]), 0.0), w - 1.0)
-    y1 = min(max(float(box[1]), 0.0), h - 1.0)
-    x2 = min(max(float(box[2]), x1 + 1.0), float(w))
-    y2 = min(max(float(box[3]), y1 + 1.0), float(h))
-    return x1, y1, x2, y2
-
-
 def context_crop_box(
     box: np.ndarray, image_w: int, image_h: int, scale: float
 ) -> tuple[int, int, int, int]:
@@ -102,7 +99,7 @@ def context_crop_box(
     is capped so that the enlarged box fits the image, and a box crossing a border is
     shifted back inside (not cut), as the models were trained.
     """
-    fx1, fy1, fx2, fy2 = _clip_box(box, image_w, image_h)
+    fx1, fy1, fx2, fy2 = Box.of(box).clip_nonempty(image_w, image_h).xyxy()
     bw, bh = fx2 - fx1, fy2 - fy1
     s = min(scale, (image_h - 1) / bh, (image_w - 1) / bw)
     nw, nh = bw * s, bh * s
@@ -132,7 +129,7 @@ def padded_crop_box(
     as `context_crop_box`; along an axis where it cannot fit it stays centred on the face
     (the part outside the image is filled by `minifas_crop`), so the scale is never capped.
     """
-    fx1, fy1, fx2, fy2 = _clip_box(box, image_w, image_h)
+    fx1, fy1, fx2, fy2 = Box.of(box).clip_nonempty(image_w, image_h).xyxy()
     bw, bh = fx2 - fx1, fy2 - fy1
 
     def axis(centre: float, n: float, length: int) -> tuple[float, float]:
@@ -194,67 +191,56 @@ def celeba_crop(bgr: np.ndarray, box: np.ndarray, scale: float, size: int) -> np
 # ------------------------------------------------------------------------------------------
 # Quality gates
 # ------------------------------------------------------------------------------------------
-def face_quality(bgr: np.ndarray, face: Face) -> dict[str, float]:
+@dataclass(frozen=True)
+class LivenessQuality:
     """Image measurements the reliability gates are judged on.
 
-    - `minSide`: shorter side of the face box inside the image (px).
-    - `sharpness`: variance of the Laplacian over the variance of the face region, resampled
-      to 96x96 gray: the share of high-frequency energy, independent of the face's size in
-      pixels and of its contrast (a dim face is not a blurred one).
-    - `yaw`: horizontal nose offset from the eye/mouth midline over the eye distance, in the
-      frame where the eyes are level (0 = frontal, about 0.5 near 45 degrees).
-    - `pitch`: vertical nose position between the eye line (0) and the mouth line (1).
+    - `min_side`: shorter side of the face box inside the image (px).
+    - `sharpness`: `relative_sharpness` of the face box: the share of high-frequency energy,
+      independent of the face's size in pixels and of its contrast (a dim face is not a
+      blurred one).
+    - `yaw`, `pitch`: the keypoint head pose (`geometry.KeypointPose`, face units).
     - `context`: the largest enlargement of the face box the frame allows (min of frame
       side / box side). The models were trained on 2.7x and 4.0x context, where screen
       bezels and paper edges show; a face filling the frame hides those cues.
     """
+
+    min_side: float
+    sharpness: float
+    yaw: float
+    pitch: float
+    context: float
+
+
+def face_quality(bgr: np.ndarray, face: Face) -> LivenessQuality:
+    """The gate measurements of `face` in `bgr` (see `LivenessQuality`)."""
     h, w = bgr.shape[:2]
-    x1, y1, x2, y2 = _clip_box(face.box, w, h)
-    region = bgr[int(y1) : max(math.ceil(y2), int(y1) + 1), int(x1) : max(int(x2), int(x1) + 1)]
-    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
-    gray = cv2.resize(gray, (96, 96), interpolation=cv2.INTER_AREA).astype(np.float64)
-    contrast = float(gray.var())
-    sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var()) / contrast if contrast > 1e-6 else 0.0
-
-    k = np.asarray(face.kps, np.float64).reshape(5, 2)
-    eye_l, eye_r, nose, mouth_l, mouth_r = k
-    d = eye_r - eye_l
-    eye_dist = float(np.hypot(*d))
-    yaw = pitch = float("nan")
-    if eye_dist > 1e-6:
-        c, s = d / eye_dist
-        rot = np.array([[c, s], [-s, c]])  # rotates the eye line onto the x axis
-        e_mid = rot @ ((eye_l + eye_r) / 2)
-        m_mid = rot @ ((mouth_l + mouth_r) / 2)
-        n = rot @ nose
-        yaw = float((n[0] - (e_mid[0] + m_mid[0]) / 2) / eye_dist)
-        span = float(m_mid[1] - e_mid[1])
-        if abs(span) > 1e-6:
-            pitch = float((n[1] - e_mid[1]) / span)
-    return {
-        "minSide": float(min(x2 - x1, y2 - y1)),
-        "sharpness": sharpness,
-        "yaw": yaw,
-        "pitch": pitch,
-        "context": float(min(w / max(x2 - x1, 1.0), h / max(y2 - y1, 1.0))),
-    }
+    box = face.bbox.clip_nonempty(w, h)
+    pose = keypoint_pose(face.kps)
+    return LivenessQuality(
+        min_side=float(min(box.width, box.height)),
+        sharpness=relative_sharpness(bgr, box),
+        yaw=pose.yaw,
+        pitch=pose.pitch,
+        context=float(min(w / max(box.width, 1.0), h / max(box.height, 1.0))),
+    )
 
 
-def face_conditions(quality: dict[str, float], gates: dict[str, float]) -> list[str]:
+def face_conditions(quality: LivenessQuality, gates: Mapping[str, float]) -> list[str]:
     """Reasons (human text) why a score computed on this face should not be trusted."""
     out = []
-    if quality["minSide"] < gates["min_face_px"]:
+    if quality.min_side < gates["min_face_px"]:
         out.append(f"face too small (< {gates['min_face_px']:g} px)")
-    if quality["sharpness"] < gates["min_sharpness"]:
+    if quality.sharpness < gates["min_sharpness"]:
         out.append(f"face too blurred (sharpness < {gates['min_sharpness']:g})")
-    yaw, pitch = quality["yaw"], quality["pitch"]
+    yaw, pitch = quality.yaw, quality.pitch
     if not math.isfinite(yaw) or abs(yaw) > gates["max_abs_yaw"]:
         out.append(f"face too turned (|yaw| > {gates['max_abs_yaw']:g})")
     if not math.isfinite(pitch) or not gates["min_pitch"] <= pitch <= gates["max_pitch"]:
         out.append(
             f"face too tilted (pitch outside {gates['min_pitch']:g}..{gates['max_pitch']:g})"
         )
-    if quality["context"] < gates["min_context"]:
+    if quality.context < gates["min_context"]:
         out.append(f"too little context around the face (< {gates['min_context']:g}x the box)")
     return out
 
@@ -324,25 +310,44 @@ def live_logodds(logits: np.ndarray, live_index: int) -> np.ndarray:
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
     pl = np.clip(p[:, live_index], 1e-12, 1 - 1e-12)
-    return np.clip(np.log(pl) - np.log1p(-pl), -LOGIT_CLIP, LOGIT_CLIP)
+    out: np.ndarray = np.clip(np.log(pl) - np.log1p(-pl), -LOGIT_CLIP, LOGIT_CLIP)
+    return out
 
 
 def fuse(features: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
     """P(spoof) from per-model live log-odds (N, M): logistic regression, fitted offline."""
     z = bias + features @ weights
-    return 1.0 / (1.0 + np.exp(-z))
+    p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return p
 
 
 # ------------------------------------------------------------------------------------------
 # Scorer
 # ------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class LivenessResult:
+    """One face scored: the fused score and whether the gates say it can be trusted."""
+
     spoof_score: float  # fused, calibrated P(spoof); >= threshold => spoof
-    per_model: dict[str, float]  # role -> that model's own P(spoof) (1 - softmax live)
+    per_model: Mapping[str, float]  # role -> that model's own P(spoof) (1 - softmax live)
     reliable: bool
-    conditions: list[str]  # why not reliable; empty when reliable
-    quality: dict[str, float] = field(default_factory=dict)
+    conditions: tuple[str, ...]  # why not reliable; empty when reliable
+    quality: LivenessQuality
+
+
+@dataclass(frozen=True)
+class LivenessModelInfo:
+    """What the scorer is and was measured at, read from its calibration data."""
+
+    recommended_threshold: float
+    decision: str  # the threshold rule, in words
+    measured: Mapping[str, Any]  # the calibration file's own figures, passed through
+    fusion: str  # how the models' outputs are combined, in words
+    gate_thresholds: Mapping[str, float]
+    gate_conditions: tuple[str, ...]  # each gate, in words with its threshold
+    gate_reasons: Mapping[str, str]  # why each gate exists (calibration file)
+    note: str
+    roles: frozenset[str]  # the registry roles of the ensemble
 
 
 class LivenessScorer:
@@ -396,20 +401,21 @@ class LivenessScorer:
     def score_logits(self, logits: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
         """Fused P(spoof) and each model's own P(spoof), from (1, C) logits per role.
 
-        Plain float math on a handful of numbers: numpy's per-call overhead would cost more
-        than the arithmetic (same formulas as `live_logodds` and `fuse`).
+        The same `live_logodds` and `fuse` the calibration tool fits with, so the shipped
+        numbers mean here what they meant there.
         """
-        z = self.params.bias
-        per_model = {}
-        for m, w in zip(self.params.models, self.params.weights, strict=True):
-            row = [float(v) for v in np.asarray(logits[m.role]).reshape(-1)]
-            top = max(row)
-            exps = [math.exp(v - top) for v in row]
-            p_live = min(max(exps[m.live_index] / sum(exps), 1e-12), 1 - 1e-12)
-            f = min(max(math.log(p_live) - math.log1p(-p_live), -LOGIT_CLIP), LOGIT_CLIP)
-            z += w * f
-            per_model[m.role] = 1.0 / (1.0 + math.exp(f))
-        return 1.0 / (1.0 + math.exp(-z)), per_model
+        models = self.params.models
+        features = np.array(
+            [
+                float(live_logodds(np.asarray(logits[m.role]).reshape(1, -1), m.live_index)[0])
+                for m in models
+            ]
+        )
+        spoof = float(fuse(features[None], np.asarray(self.params.weights), self.params.bias)[0])
+        per_model = {
+            m.role: 1.0 / (1.0 + math.exp(float(f))) for m, f in zip(models, features, strict=True)
+        }
+        return spoof, per_model
 
     def score(self, bgr: np.ndarray, face: Face) -> LivenessResult:
         if bgr.ndim != 3 or bgr.shape[2] != 3:
@@ -421,7 +427,7 @@ class LivenessScorer:
             spoof_score=spoof,
             per_model=per_model,
             reliable=not conditions,
-            conditions=conditions,
+            conditions=tuple(conditions),
             quality=quality,
         )
 
@@ -432,31 +438,28 @@ class LivenessScorer:
         kps = np.array([[140, 115], [180, 115], [160, 140], [145, 165], [175, 165]], np.float32)
         self.score(img, Face(box=box, score=1.0, kps=kps))
 
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> LivenessModelInfo:
         """Threshold, measured error rates and reliability rules, for `GET /models`."""
         p = self.params
-        roles = {m.role for m in p.models}
         g = p.gates
-        return {
-            "recommendedThreshold": p.threshold,
-            "decision": f"spoofScore >= {p.threshold:g} means spoof",
-            "measured": p.measured,
-            "fusion": p.raw["fusion"].get("description", "logistic regression"),
-            "reliability": {
-                "thresholds": dict(g),
-                "conditions": [
-                    f"face too small: shorter face-box side < {g['min_face_px']:g} px",
-                    f"face too blurred: var(Laplacian) / var(pixels) of the face resampled to"
-                    f" 96x96 gray < {g['min_sharpness']:g}",
-                    f"face too turned: |nose offset from the eye/mouth midline| / eye distance"
-                    f" > {g['max_abs_yaw']:g} (roughly 30 degrees of yaw)",
-                    f"face too tilted: nose height between eye line (0) and mouth line (1)"
-                    f" outside {g['min_pitch']:g}..{g['max_pitch']:g}",
-                    f"too little context: the frame allows less than {g['min_context']:g}x the"
-                    " face box around the face (tight crops; the models use 2.7x and 4.0x)",
-                ],
-                "why": dict(p.raw["reliability"].get("why", {})),
-                "note": "the score is still returned when unreliable; it is just less trustworthy",
-            },
-            "components": [c for c in self.registry.components() if c["role"] in roles],
-        }
+        return LivenessModelInfo(
+            recommended_threshold=p.threshold,
+            decision=f"spoofScore >= {p.threshold:g} means spoof",
+            measured=p.measured,
+            fusion=p.raw["fusion"].get("description", "logistic regression"),
+            gate_thresholds=dict(g),
+            gate_conditions=(
+                f"face too small: shorter face-box side < {g['min_face_px']:g} px",
+                f"face too blurred: var(Laplacian) / var(pixels) of the face resampled to"
+                f" {RELATIVE_SIDE}x{RELATIVE_SIDE} gray < {g['min_sharpness']:g}",
+                f"face too turned: |nose offset from the eye/mouth midline| / eye distance"
+                f" > {g['max_abs_yaw']:g} (roughly 30 degrees of yaw)",
+                f"face too tilted: nose height between eye line (0) and mouth line (1)"
+                f" outside {g['min_pitch']:g}..{g['max_pitch']:g}",
+                f"too little context: the frame allows less than {g['min_context']:g}x the"
+                " face box around the face (tight crops; the models use 2.7x and 4.0x)",
+            ),
+            gate_reasons=dict(p.raw["reliability"].get("why", {})),
+            note="the score is still returned when unreliable; it is just less trustworthy",
+            roles=frozenset(m.role for m in p.models),
+        )

@@ -11,33 +11,44 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from edge.config import Settings
-from edge.errors import EdgeError
+from edge.imaging.decode import DecodedImage
 from edge.imaging.orientation import rotate_cw
 from edge.runtime.registry import ModelRegistry
 from edge.vision.align import align_face
 from edge.vision.details import DetailAnalyzer
 from edge.vision.detection import FaceDetector, TiledDetector, build_detectors
 from edge.vision.embedding import Embedder
+from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.similarity import Calibration, load_calibration
-from edge.vision.types import Area, DetailFlags, Face, FaceAnalysis
+from edge.vision.types import (
+    Area,
+    AttributeName,
+    Capabilities,
+    DetailFlags,
+    Face,
+    FaceAnalysis,
+    FaceDetails,
+    FaceModelInfo,
+)
 
 __all__ = ["FacePipeline", "rotate_area_cw"]
 
 log = logging.getLogger(__name__)
 
 _ROTATIONS = (90, 180, 270)
+Image = np.ndarray | DecodedImage  # BGR pixels, or decoded ones with the turn already applied
 NO_DETAILS = DetailFlags()
 
 
 class DetailsLike(Protocol):
-    def analyze(self, bgr: np.ndarray, face: Face, flags: DetailFlags) -> dict[str, Any]: ...
+    def analyze(self, bgr: np.ndarray, face: Face, flags: DetailFlags) -> FaceDetails: ...
 
-    def supported_attributes(self) -> list[str]: ...
+    def supported_attributes(self) -> list[AttributeName]: ...
 
     def warmup(self) -> None: ...
 
@@ -71,15 +82,8 @@ def _top(faces: list[Face]) -> float:
     return max(f.score for f in faces)
 
 
-def _clipped_size(face: Face, w: int, h: int) -> tuple[float, float]:
-    bw = min(float(face.box[2]), w) - max(float(face.box[0]), 0.0)
-    bh = min(float(face.box[3]), h) - max(float(face.box[1]), 0.0)
-    return max(bw, 0.0), max(bh, 0.0)
-
-
 def _clipped_area(face: Face, w: int, h: int) -> float:
-    bw, bh = _clipped_size(face, w, h)
-    return bw * bh
+    return face.bbox.clip(w, h).area
 
 
 class FacePipeline:
@@ -179,47 +183,49 @@ class FacePipeline:
 
     def _check_size(self, face: Face, w: int, h: int) -> None:
         det = self.settings.detection
-        bw, bh = _clipped_size(face, w, h)
-        if bw < det.min_face_px or bh < det.min_face_px:
-            raise EdgeError(
-                224, f"image: the face found is {bw:.0f}x{bh:.0f} px, under {det.min_face_px}"
-            )
-        if bw < det.min_face_ratio * w or bh < det.min_face_ratio * h:
-            raise EdgeError(
-                224,
-                f"image: the face found ({bw:.0f}x{bh:.0f} px) is under "
-                f"{det.min_face_ratio:.0%} of the image width or height ({w}x{h})",
+        bw, bh = face.bbox.clipped_size(w, h)
+        by_px = bw < det.min_face_px or bh < det.min_face_px
+        if by_px or bw < det.min_face_ratio * w or bh < det.min_face_ratio * h:
+            raise FaceTooSmall(
+                width=bw,
+                height=bh,
+                min_px=det.min_face_px,
+                min_ratio=det.min_face_ratio,
+                image_size=(w, h),
+                by_ratio=not by_px,
             )
 
     @staticmethod
-    def _unpack(image: Any) -> tuple[np.ndarray, int]:
+    def _unpack(image: Image) -> tuple[np.ndarray, int]:
         if isinstance(image, np.ndarray):
             return image, 0
-        return image.bgr, int(getattr(image, "rotated", 0) or 0)
+        return image.bgr, image.rotated
 
     def _analysis(
         self, bgr: np.ndarray, face: Face, rotated: int, flags: DetailFlags, embed: bool
     ) -> FaceAnalysis:
         h, w = bgr.shape[:2]
         emb = self.embedder.embed(align_face(bgr, face.kps)) if embed else None
-        details = self.details.analyze(bgr, face, flags) if flags.any else {}
+        details = self.details.analyze(bgr, face, flags) if flags.any else FaceDetails()
         return FaceAnalysis(face, (w, h), rotated % 360, emb, details)
 
     def analyze_largest(
         self,
-        image: Any,
+        image: Image,
         *,
         area: Area | None = None,
         flags: DetailFlags = NO_DETAILS,
         embed: bool = True,
         auto_rotate: bool = False,
     ) -> FaceAnalysis:
-        """The largest face (fast detector, slow as fallback); 223 none, 224 too small."""
+        """The largest face (fast detector, slow as fallback).
+
+        Raises `NoFaceFound` (none inside `area`) or `FaceTooSmall` (the largest is under
+        the configured minimum size)."""
         bgr0, base_rot = self._unpack(image)
         found = self._find(bgr0, area, auto_rotate)
         if found is None:
-            where = " inside image.area" if area is not None else ""
-            raise EdgeError(223, f"image: no face found{where}")
+            raise NoFaceFound(in_area=area is not None)
         h, w = found.bgr.shape[:2]
         # "Largest" by the part inside the image: the same box `position` reports.
         face = max(found.faces, key=lambda f: _clipped_area(f, w, h))
@@ -228,7 +234,7 @@ class FacePipeline:
 
     def detect_all(
         self,
-        image: Any,
+        image: Image,
         *,
         area: Area | None = None,
         flags: DetailFlags = NO_DETAILS,
@@ -256,7 +262,9 @@ class FacePipeline:
         a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
         min_px = self.settings.detection.min_face_px
         faces = [
-            f for f in slow.detect(bgr) if _inside(f, a) and min(_clipped_size(f, w, h)) >= min_px
+            f
+            for f in slow.detect(bgr)
+            if _inside(f, a) and min(f.bbox.clipped_size(w, h)) >= min_px
         ]
         faces.sort(key=lambda f: -_clipped_area(f, w, h))
         return [self._analysis(bgr, f, base_rot + rot, flags, embed) for f in faces]
@@ -281,21 +289,21 @@ class FacePipeline:
             return 0.0
         return self.cosine_to_score(float(np.dot(a, b)) / (na * nb))
 
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> FaceModelInfo:
+        """Read from the loaded parts, so it cannot disagree with what the pipeline does."""
         cal = self.calibration
-        attrs = list(self.details.supported_attributes())
+        attrs = tuple(self.details.supported_attributes())
         has = self.registry.has
-        caps = {
-            "position": True,
-            "angle": has("headpose_1x1") or has("headpose_var"),
-            "landmarks": has("landmarks106"),
-            "quality": True,
-            "attributes": bool(attrs),
-        }
-        return {
-            "vectorDimension": self.embedding_dim,
-            "recommendedThreshold": cal.recommended_threshold,
-            "measured": cal.measured.model_dump(),
-            "attributes": attrs,
-            "capabilities": caps,
-        }
+        return FaceModelInfo(
+            vector_dimension=self.embedding_dim,
+            recommended_threshold=cal.recommended_threshold,
+            measured=cal.measured.model_dump(),
+            attributes=attrs,
+            capabilities=Capabilities(
+                position=True,
+                angle=has("headpose_1x1") or has("headpose_var"),
+                landmarks=has("landmarks106"),
+                quality=True,
+                attributes=bool(attrs),
+            ),
+        )

@@ -37,7 +37,7 @@ import numpy as np
 
 from edge.runtime.registry import ModelRegistry
 from edge.vision.landmarks import points_angle, similarity_crop
-from edge.vision.types import Face
+from edge.vision.types import Face, HeadAngle
 
 ROLES = ("headpose_1x1", "headpose_var")
 INPUT_SIZE = 64
@@ -59,10 +59,12 @@ class HeadPose:
         for role in ROLES:
             sess = self.registry.session(role)
             outs.append(sess.run({sess.info.inputs[0].name: blob})[0].reshape(-1)[:3])
-        return np.mean(outs, axis=0)
+        mean: np.ndarray = np.mean(outs, axis=0)
+        return mean
 
-    def estimate(self, bgr: np.ndarray, face: Face, points: np.ndarray) -> dict[str, float]:
-        """`{pitch, yaw, roll}` in API signs, degrees, clamped to -90..90.
+    def estimate(self, bgr: np.ndarray, face: Face, points: np.ndarray) -> HeadAngle:
+        """Pitch, yaw, roll in API signs, degrees, clamped to -90..90; the centre of the
+        face's pixel box.
 
         `points` are the face's 106 API-order landmarks (shared with the other blocks)."""
         angle = points_angle(points)
@@ -70,21 +72,16 @@ class HeadPose:
         yaw, pitch, roll_residual = (float(v) for v in self.fsa(crop))
         roll = -math.degrees(angle) - roll_residual
         roll = math.degrees(math.atan2(math.sin(math.radians(roll)), math.cos(math.radians(roll))))
-        return {
-            "pitch": _clamp(-pitch),
-            "yaw": _clamp(-yaw),
-            "roll": _clamp(roll),
-        }
+        h, w = bgr.shape[:2]
+        box = face.position(w, h)
+        return HeadAngle(
+            pitch=_clamp(-pitch),
+            yaw=_clamp(-yaw),
+            roll=_clamp(roll),
+            center_x=box.center_x,
+            center_y=box.center_y,
+        )
 
 
 def _clamp(v: float) -> float:
     return round(max(-LIMIT, min(LIMIT, v)), 2)
-
-
-def angle_block(pose: dict[str, float], position: dict[str, int]) -> dict[str, float | int]:
-    """API `angle` block: pose plus the centre of the position box."""
-    return {
-        **pose,
-        "centerX": position["left"] + position["width"] // 2,
-        "centerY": position["top"] + position["height"] // 2,
-    }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.vision.geometry import Box
 from edge.vision.landmarks import (
     GROUPS,
     INNER_LOWER_LIP,
@@ -22,7 +23,8 @@ from edge.vision.landmarks import (
     points_angle,
     similarity_crop,
 )
-from edge.vision.types import Face
+from edge.vision.sharpness import laplacian_variance, saturate
+from edge.vision.types import Completeness, Face
 
 SHARP_SIZE = 112  # face crop side for the blur measure: makes it independent of face size
 SHARP_HALF = 150.0  # Laplacian variance mapped to 0.5 (calibrated on the test portraits)
@@ -72,8 +74,7 @@ def sharpness(bgr: np.ndarray, face: Face, points: np.ndarray) -> float:
     crop, _ = similarity_crop(bgr, face, SHARP_SIZE, 1.0, points_angle(points))
     grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     a, b = int(SHARP_SIZE * 0.2), int(SHARP_SIZE * 0.8)
-    v = float(cv2.Laplacian(grey[a:b, a:b], cv2.CV_64F).var())
-    return _r(v / (v + SHARP_HALF))
+    return _r(saturate(laplacian_variance(grey[a:b, a:b]), SHARP_HALF))
 
 
 def mouth_closed(points: np.ndarray) -> float:
@@ -86,37 +87,26 @@ def mouth_closed(points: np.ndarray) -> float:
     return _r(1.0 - (gap / width) / MOUTH_OPEN_RATIO)
 
 
-def _clipped(face: Face, w: int, h: int) -> tuple[float, float]:
-    x1, y1, x2, y2 = (float(v) for v in face.box)
-    full = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
-    inside = max(min(x2, w) - max(x1, 0.0), 0.0) * max(min(y2, h) - max(y1, 0.0), 0.0)
-    return inside, full
-
-
 def centered(face: Face, w: int, h: int) -> float:
     """1 - distance of the face-box centre from the image centre, each axis in half-image
     units, divided by the corner distance sqrt(2): 1 = centred, 0 = centre in a corner."""
-    cx = (float(face.box[0]) + float(face.box[2])) / 2.0
-    cy = (float(face.box[1]) + float(face.box[3])) / 2.0
+    cx, cy = face.bbox.center
     dx, dy = (cx - w / 2.0) / (w / 2.0), (cy - h / 2.0) / (h / 2.0)
     return _r(1.0 - math.hypot(dx, dy) / math.sqrt(2.0))
 
 
 def size(face: Face, w: int, h: int) -> float:
     """Face-box area inside the image / image area."""
-    inside, _ = _clipped(face, w, h)
-    return _r(inside / float(w * h))
+    return _r(face.bbox.clip(w, h).area / float(w * h))
 
 
 def integrity(face: Face, w: int, h: int, points: np.ndarray) -> float:
     """Share of the face region inside the image. The region is the box enclosing both the
     detector box and the 106 landmarks: detectors often clip their box at the border, while
     the landmark model extrapolates the cut-off contour past it."""
-    lo = np.minimum(face.box[:2], points.min(axis=0))
-    hi = np.maximum(face.box[2:], points.max(axis=0))
-    region = Face(box=np.concatenate([lo, hi]).astype(np.float32), score=face.score, kps=face.kps)
-    inside, full = _clipped(region, w, h)
-    return _r(inside / full) if full > 0 else 0.0
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    region = face.bbox.union(Box.of(np.array([lo[0], lo[1], hi[0], hi[1]], np.float32)))
+    return _r(region.inside_share(w, h))
 
 
 @dataclass(frozen=True)
@@ -127,7 +117,7 @@ class OcclusionSignals:
     eye_open: tuple[float, float] | None  # P(open) of image-left, image-right eye; None = no model
 
 
-def completeness(points: np.ndarray, w: int, h: int, signals: OcclusionSignals) -> dict[str, float]:
+def completeness(points: np.ndarray, w: int, h: int, signals: OcclusionSignals) -> Completeness:
     """Visibility 0..1 per part, each the product of the signals that apply to it:
 
     * in-image share: fraction of the part's landmarks inside the image (all parts);
@@ -146,6 +136,13 @@ def completeness(points: np.ndarray, w: int, h: int, signals: OcclusionSignals) 
     if signals.eye_open is not None:
         out["leftEye"] *= signals.eye_open[0]
         out["rightEye"] *= signals.eye_open[1]
-    result = {"total": _r(sum(out.values()) / len(out))}
-    result.update({k: _r(v) for k, v in out.items()})
-    return result
+    return Completeness(
+        total=_r(sum(out.values()) / len(out)),
+        left_eye_brow=_r(out["leftEyeBrow"]),
+        right_eye_brow=_r(out["rightEyeBrow"]),
+        left_eye=_r(out["leftEye"]),
+        right_eye=_r(out["rightEye"]),
+        nose=_r(out["nose"]),
+        mouth=_r(out["mouth"]),
+        face_contour=_r(out["faceContour"]),
+    )

@@ -1,4 +1,4 @@
-"""API fixtures: real servers on loopback (see skeleton_helpers), shared per module."""
+"""API fixtures: real servers on loopback (see tests/support/servers.py), shared per module."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faces_helpers import FacesServer, face_server
-from skeleton_helpers import (
+
+from edge.runtime.registry import ModelRegistry
+from tests.support.faces import FacesServer, face_server
+from tests.support.servers import (
     Gate,
     GatedPipeline,
     Server,
@@ -18,8 +20,6 @@ from skeleton_helpers import (
     stop_server,
     wait_ready,
 )
-
-from edge.runtime.registry import ModelRegistry
 
 
 @pytest.fixture(scope="module")

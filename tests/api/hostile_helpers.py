@@ -9,9 +9,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from skeleton_helpers import KEY_A
-
 from edge.errors import ERROR_CATALOGUE
+from tests.support.servers import KEY_A
 
 
 @dataclass

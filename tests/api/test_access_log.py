@@ -11,27 +11,26 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from skeleton_helpers import (
+
+from edge.api.app import create_app
+from edge.config import load_settings
+from edge.logsetup import TEXT_FORMAT
+from tests.support.net import free_port
+from tests.support.servers import (
     KEY_A,
     Gate,
     add_test_routes,
-    free_port,
+    serve_process,
     start_server,
     stop_server,
     write_serve_config,
 )
-
-from edge.api.app import create_app
-from edge.config import REPO_ROOT, load_settings
-from edge.logsetup import TEXT_FORMAT
 
 SECRET_QUERY = "q-value-that-must-not-be-logged"
 
@@ -61,25 +60,7 @@ def json_served(
     port = free_port()
     log = tmp / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("EDGE_")}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "edge.cli",
-                "serve",
-                "-c",
-                str(cfg),
-                "--port",
-                str(port),
-                "--log-format",
-                "json",
-            ],
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**env, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = serve_process(cfg, port, log, "--log-format", "json", env=env)
     photo = base64.b64encode(
         (testdata / "faces_by_identity" / "barack_obama" / "1.jpg").read_bytes()
     )

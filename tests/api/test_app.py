@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiohttp import web
-from skeleton_helpers import KEY_A, Gate, add_test_routes, api_settings, start_server, stop_server
 
 from edge.api.app import create_app, warm_up_models
 from edge.api.inference import admitted, run_inference
@@ -19,6 +18,14 @@ from edge.config import load_settings
 from edge.runtime.registry import ModelRegistry
 from edge.store import Change, EntityStore
 from edge.vision.pipeline import FacePipeline
+from tests.support.servers import (
+    KEY_A,
+    Gate,
+    add_test_routes,
+    api_settings,
+    start_server,
+    stop_server,
+)
 
 
 def test_background_purge_deletes_expired_entities(tmp_path: Path, model_dir: Path) -> None:

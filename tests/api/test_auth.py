@@ -7,10 +7,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from skeleton_helpers import Gate, add_test_routes, start_server, stop_server
 
 from edge.api.app import create_app
 from edge.config import load_settings
+from tests.support.servers import Gate, add_test_routes, start_server, stop_server
 
 
 def test_first_start_generates_a_0600_key_printed_once_then_reused(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from faces_helpers import ALL_DETAILS, FACES, FacesServer, assert_error, img, pic
 
 from edge.api import schemas as s
+from tests.support.faces import ALL_DETAILS, FACES, FacesServer, assert_error
+from tests.support.images import img, pic
 
 COMPARE = FACES + "/compare"
 
@@ -125,6 +126,6 @@ def test_entity_compare_errors(srv: FacesServer, fbi: Path, testdata: Path) -> N
     )
     dogs = {"model": "EDGE_FACE_V1", "image": img(testdata / "awkward" / "no_face_dogs.jpg")}
     assert_error(srv.call("POST", f"{FACES}/{u}/compare", dogs), 400, 223, "image")
-    from faces_helpers import KEY_B
+    from tests.support.servers import KEY_B
 
     assert_error(srv.call("POST", f"{FACES}/{u}/compare", good, key=KEY_B), 404, 404)

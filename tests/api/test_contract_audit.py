@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import ALL_DETAILS, FACES, KEY_A, FacesServer, assert_error, face_server, img
 
 from edge.api import schemas as s
+from tests.support.faces import ALL_DETAILS, FACES, FacesServer, assert_error, face_server
+from tests.support.images import img
+from tests.support.servers import KEY_A
 
 EMOTIONS = ["angry", "happy", "sad", "calm", "surprised", "scared", "disgusted", "sleepy"]
 ATTRIBUTE_VALUES = {

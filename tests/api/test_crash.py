@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import FACES, KEY_A, b64
-from skeleton_helpers import free_port, write_serve_config
 
-from edge.config import REPO_ROOT
+from tests.support.faces import FACES
+from tests.support.images import b64
+from tests.support.net import free_port
+from tests.support.servers import KEY_A, serve_process, write_serve_config
 
 WRITERS = 4
 KILL_AFTER_ACKS = 24
@@ -47,13 +45,7 @@ def call(port: int, method: str, path: str, body: Any = None, timeout: float = 6
 class Served:
     def __init__(self, cfg: Path, port: int, log: Path) -> None:
         self.port = port
-        with log.open("a") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edge.cli", "serve", "--config", str(cfg), "--port",
-                 str(port)],
-                cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
+        self.proc = serve_process(cfg, port, log, append=True)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, log.read_text()[-3000:]

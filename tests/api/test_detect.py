@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import ALL_DETAILS, FACES, FacesServer, assert_error, img
 
 from edge.api import schemas as s
+from tests.support.faces import ALL_DETAILS, FACES, FacesServer, assert_error
+from tests.support.images import img
 
 DETECT = FACES + "/detect"
 

@@ -16,12 +16,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from faces_helpers import KEY_A, FacesServer, img
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.support.faces import FacesServer
+from tests.support.images import img
+from tests.support.servers import KEY_A
 
 SEARCH_CARD = "#op-postApiV1EntitiesFacesSearch"
 INSTALL_HINT = "apt-get install chromium chromium-driver (tools/setup.sh test does it as root)"

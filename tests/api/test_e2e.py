@@ -12,7 +12,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from faces_helpers import FACES, FacesServer, img
+from tests.support.faces import FACES, FacesServer
+from tests.support.images import img
 
 
 def photos_by_person(testdata: Path) -> dict[str, list[Path]]:

@@ -10,18 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from faces_helpers import (
-    ALL_DETAILS,
-    FACES,
-    KEY_A,
-    KEY_B,
-    FacesServer,
-    assert_error,
-    face_server,
-    img,
-)
 
 from edge.api import schemas as s
+from tests.support.faces import ALL_DETAILS, FACES, FacesServer, assert_error, face_server
+from tests.support.images import img
+from tests.support.servers import KEY_A, KEY_B
 
 
 @pytest.fixture(scope="module")

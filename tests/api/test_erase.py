@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from faces_helpers import FACES, FacesServer, img, shared_components
-from skeleton_helpers import api_settings, start_server, stop_server, wait_ready
 
 from edge.config import Settings, load_settings
+from tests.support.faces import FACES, FacesServer, shared_components
+from tests.support.images import img
+from tests.support.servers import api_settings, start_server, stop_server, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +37,9 @@ def _serve(settings: Settings, model_dir: Path) -> FacesServer:
     app = create_app(
         settings, registry=registry, pipeline=pipeline, liveness=liveness, announce=lambda _: None
     )
-    srv = start_server(app, settings)
-    srv.__class__ = FacesServer
+    srv = start_server(app, settings, FacesServer)
     wait_ready(srv)
-    return srv  # type: ignore[return-value]
+    return srv
 
 
 @pytest.fixture(scope="module")

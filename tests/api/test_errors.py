@@ -7,7 +7,8 @@ import logging
 import threading
 
 import pytest
-from skeleton_helpers import KEY_A, KEY_B, KEY_C, Gate, Resp, Server
+
+from tests.support.servers import KEY_A, KEY_B, KEY_C, Gate, Resp, Server
 
 MiB = 2**20
 

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from faces_helpers import FACES, FacesServer, assert_error, face_server, img
-from skeleton_helpers import api_settings, start_server, stop_server
+
+from tests.support.faces import FACES, FacesServer, assert_error, face_server
+from tests.support.images import img
+from tests.support.servers import api_settings, start_server, stop_server
 
 U = "01a204d1-8acf-71b5-a452-488015f3c71a"
 ROUTES = [

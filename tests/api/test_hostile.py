@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import FACES, FacesServer, assert_error, img, pic
 from hostile_helpers import assert_contract, exchange, request_bytes
 
 from edge.api import schemas
 from edge.config import load_settings
+from tests.support.faces import FACES, FacesServer, assert_error
+from tests.support.images import img, pic
 
 MODELS = "/api/v1/models"
 

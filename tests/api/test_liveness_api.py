@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from faces_helpers import FACES, FacesServer, assert_error, b64, face_server, img
 
 from edge.api import schemas as s
+from tests.support.faces import FACES, FacesServer, assert_error, face_server
+from tests.support.images import b64, img
 
 LIVENESS = "/api/v1/liveness"
 

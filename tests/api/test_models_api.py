@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from faces_helpers import FacesServer, assert_error
 
 from edge.api import schemas as s
 from edge.vision.similarity import load_calibration
+from tests.support.faces import FacesServer, assert_error
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +62,17 @@ def test_aliases_off_are_not_listed_nor_accepted(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path, testdata: Path
 ) -> None:
     # api_settings() does not expose names; build the server with names overridden
-    import faces_helpers as fh
-    from skeleton_helpers import api_settings, start_server, stop_server, wait_ready
-
     from edge.api.app import create_app
     from edge.config import load_settings
+    from tests.support.faces import FACES, shared_components
+    from tests.support.images import img
+    from tests.support.servers import api_settings, start_server, stop_server, wait_ready
 
     base = api_settings(tmp_path_factory.mktemp("noalias"), model_dir)
     settings = load_settings(
         None, **{**base.model_dump(mode="python"), "names": {"aliases_enabled": False}}
     )
-    reg, pipe, live = fh.shared_components("", str(model_dir))
+    reg, pipe, live = shared_components("", str(model_dir))
     srv = start_server(create_app(settings, registry=reg, pipeline=pipe, liveness=live), settings)
     try:
         wait_ready(srv)
@@ -80,9 +80,9 @@ def test_aliases_off_are_not_listed_nor_accepted(
         assert [m["aliases"] for m in models] == [[], []]
         body = {
             "model": "JCV_FACE_K25000",
-            "image": fh.img(testdata / "awkward" / "obama_240p.jpg"),
+            "image": img(testdata / "awkward" / "obama_240p.jpg"),
         }
-        assert_error(srv.call("POST", fh.FACES, body), 400, 113, "model")
+        assert_error(srv.call("POST", FACES, body), 400, 113, "model")
     finally:
         stop_server(srv)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from skeleton_helpers import Gate, Server, api_settings
 
 from edge.api import schemas
 from edge.api.app import create_app
@@ -28,6 +27,7 @@ from edge.api.openapi import (
 )
 from edge.api.ops import Health, Readiness
 from edge.api.state import OPENAPI
+from tests.support.servers import Gate, Server, api_settings
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from skeleton_helpers import (
+from edge.api.app import create_app
+from tests.support.servers import (
     KEY_A,
     Gate,
     Server,
@@ -14,8 +15,6 @@ from skeleton_helpers import (
     start_server,
     stop_server,
 )
-
-from edge.api.app import create_app
 
 
 def _value(metrics: str, series: str) -> float:

@@ -7,9 +7,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from faces_helpers import FACES, FacesServer, assert_error, b64
 
-from tests.conftest import TESTDATA
+from tests.support.faces import FACES, FacesServer, assert_error
+from tests.support.images import b64
+from tests.support.paths import TESTDATA
 
 PHOTO = TESTDATA / "faces_by_identity" / "barack_obama" / "1.jpg"
 

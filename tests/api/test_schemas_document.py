@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from skeleton_helpers import api_settings
 
 from edge.api import schemas
 from edge.api.app import create_app
 from edge.api.openapi import build_document
 from edge.config import Settings, load_settings
 from edge.errors import EdgeError
+from tests.support.servers import api_settings
 
 SETTINGS: Settings = load_settings(None)
 PARSERS: dict[str, Callable[[object, Settings], object]] = {

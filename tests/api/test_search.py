@@ -6,17 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import (
-    ALL_DETAILS,
-    FACES,
-    KEY_A,
-    FacesServer,
-    assert_error,
-    img,
-    pic,
-)
 
 from edge.api import schemas as s
+from tests.support.faces import ALL_DETAILS, FACES, FacesServer, assert_error
+from tests.support.images import img, pic
+from tests.support.servers import KEY_A
 
 SEARCH = FACES + "/search"
 
@@ -135,7 +129,7 @@ def test_search_image_errors(srv: FacesServer, people: dict, testdata: Path) -> 
 
 
 def test_search_sees_only_its_instance(srv: FacesServer, people: dict) -> None:
-    from faces_helpers import KEY_B
+    from tests.support.servers import KEY_B
 
     r = srv.call(
         "POST",

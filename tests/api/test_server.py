@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -17,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from skeleton_helpers import KEY_A, free_port, write_serve_config
 
-from edge.config import REPO_ROOT
+from tests.support.net import free_port
+from tests.support.servers import KEY_A, serve_process, write_serve_config
 
 
 def _get(port: int, path: str) -> int | None:
@@ -102,15 +101,7 @@ def served(
         "WATCHDOG_USEC": "200000",
     }
     env.pop("WATCHDOG_PID", None)
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "serve", "--config", str(cfg), "--port", str(port)],
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
+    proc = serve_process(cfg, port, log, env=env, text=True)
     try:
         _wait(lambda: _get(port, "/readyz") == 200 or proc.poll() is not None, 120, "ready")
         assert proc.poll() is None, log.read_text()

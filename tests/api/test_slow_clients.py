@@ -6,24 +6,22 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import re
 import resource
 import select
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from faces_helpers import FACES, FacesServer, face_server, img, pic
 from hostile_helpers import assert_contract, parse_response, read_response, request_bytes
-from skeleton_helpers import KEY_A, free_port, write_serve_config
 
-from edge.config import REPO_ROOT
+from tests.support.faces import FACES, FacesServer, face_server
+from tests.support.images import img, pic
+from tests.support.net import free_port
+from tests.support.servers import KEY_A, serve_process, write_serve_config
 
 MODELS = "/api/v1/models"
 #: bounds every wait below; the server's own timeouts are 1 s
@@ -186,15 +184,7 @@ def served_small(tmp_path: Path, model_dir: Path) -> Iterator[tuple[int, Path]]:
     port = free_port()
     cfg = write_serve_config(tmp_path, model_dir, "loris", header_timeout_s=60)
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "serve", "--config", str(cfg), "--port", str(port)],
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=_limit_fds,
-        )
+    proc = serve_process(cfg, port, log, preexec_fn=_limit_fds)
     try:
         deadline = time.monotonic() + 120
         while _status(port) != 200 and proc.poll() is None and time.monotonic() < deadline:

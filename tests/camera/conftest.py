@@ -1,26 +1,20 @@
-"""Fixtures: real models, a real SQLite store, a people video, a real mosquitto."""
+"""Fixtures: real models, a real SQLite store, a people video (the broker: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from camera_helpers import KNOWN, SPOOF, STRANGERS, Vision
+from camera_video import Segment, write_video
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "mqtt"))
-from camera_helpers import KNOWN, SPOOF, STRANGERS, Vision  # noqa: E402
-from camera_video import Segment, write_video  # noqa: E402
-from mosquitto_broker import Broker  # noqa: E402
-
-from edge.config import Settings  # noqa: E402
-from edge.runtime.registry import ModelRegistry  # noqa: E402
-from edge.store.entities import EntityStore  # noqa: E402
-from edge.vision.liveness import LivenessScorer  # noqa: E402
-from edge.vision.pipeline import FacePipeline  # noqa: E402
-from tests.conftest import read_bgr  # noqa: E402
+from edge.config import Settings
+from edge.runtime.registry import ModelRegistry
+from edge.store.entities import EntityStore
+from edge.vision.liveness import LivenessScorer
+from edge.vision.pipeline import FacePipeline
+from tests.support.images import read_bgr
 
 
 @pytest.fixture(scope="session")
@@ -90,11 +84,3 @@ def people_video(
     ]
     d = tmp_path_factory.mktemp("video")
     return write_video(d / "people", segments)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()

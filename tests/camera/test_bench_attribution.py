@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 from camera_helpers import Vision
 
-from edge.bench.camera import Outcome, RunResult, _appearance_of, build_video, explain_wrong
+from benchmarks.camera import Outcome, RunResult, _appearance_of, build_video, explain_wrong
 from edge.camera.recognizer import Recognizer
 
 
@@ -28,7 +29,7 @@ def test_faces_map_to_their_appearance_and_a_miss_is_explained(
         assert ok
         faces = sorted(rec.detect(img), key=lambda f: f.box[0])
         expected = [i for i, a in enumerate(appearances) if a.segment == seg]
-        got = [_appearance_of(appearances, seg, f.position(1280, 720)) for f in faces]
+        got = [_appearance_of(appearances, seg, asdict(f.position(1280, 720))) for f in faces]
         assert got == expected  # left to right, one face per appearance
     cap.release()
 

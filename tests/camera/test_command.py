@@ -15,11 +15,11 @@ import yaml
 from camera_helpers import KNOWN, Vision
 from camera_video import background, place
 from mjpeg_stream import MjpegServer
-from mosquitto_broker import Broker, Subscriber
 
-from edge.config import REPO_ROOT
 from edge.store.entities import EntityStore
-from tests.conftest import read_bgr
+from tests.support.broker import Broker, Subscriber
+from tests.support.images import read_bgr
+from tests.support.paths import REPO_ROOT
 
 
 def write_config(vision: Vision, tmp_path: Path, broker: Broker | None, **mqtt: Any) -> Path:

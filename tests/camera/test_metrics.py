@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from camera_helpers import Vision, camera_settings
-from mosquitto_broker import Broker, Subscriber
 from prom_text import sample
 
 from edge.camera.service import edge_services
 from edge.metrics import REGISTRY
 from edge.store.entities import EntityStore
+from tests.support.broker import Broker, Subscriber
 
 
 async def test_camera_and_bridge_series_match_the_run(

@@ -12,10 +12,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +22,12 @@ import cv2
 import yaml
 from camera_helpers import KNOWN
 from camera_video import Segment, write_video
-from mosquitto_broker import Broker, Subscriber, free_port
 from prom_text import sample
 
-from edge.config import REPO_ROOT
-from tests.conftest import read_bgr
+from tests.support.broker import Broker, Subscriber
+from tests.support.images import read_bgr
+from tests.support.net import free_port
+from tests.support.servers import serve_process
 
 KEY = "serve-camera-key-0123456789"
 DEVICE = "serve-dev"
@@ -94,14 +92,7 @@ def test_serve_with_mqtt_and_a_file_camera(
     port = free_port()
     log = tmp_path / "serve.log"
     sub = Subscriber(broker.port, [f"{BASE}/#"]).connect()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "serve", "-c", str(cfg_path), "--port", str(port)],
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = serve_process(cfg_path, port, log)
     try:
         wait(lambda: ready(port) or proc.poll() is not None, 120, "/readyz")
         assert proc.poll() is None, log.read_text()

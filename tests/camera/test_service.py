@@ -10,13 +10,13 @@ import yaml
 from camera_helpers import STRANGERS, Vision, camera_settings
 from camera_video import background, place
 from mjpeg_stream import MjpegServer
-from mosquitto_broker import Broker, Subscriber
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.camera.service import edge_services
 from edge.store.entities import EntityStore
-from tests.conftest import read_bgr
+from tests.support.broker import Broker, Subscriber
+from tests.support.images import read_bgr
 
 BASE = "edge-face/dev-1"
 

@@ -35,7 +35,7 @@ def run_video(
 def segment_of(event: RecognitionEvent, starts: list[tuple[str, int]]) -> str:
     label = starts[0][0]
     for name, first in starts:
-        if event.firstSeenSourceS >= first / FPS - 1e-6:
+        if event.first_seen_source_s >= first / FPS - 1e-6:
             label = name
     return label
 
@@ -55,22 +55,22 @@ def test_one_decision_per_person_with_identity_and_liveness(
         by_segment.setdefault(segment_of(e, starts), []).append(e)
     assert sorted(by_segment) == sorted(name for name, _ in starts), events
     for label, evs in by_segment.items():
-        assert len(evs) == 1, (label, [e.model_dump() for e in evs])  # one event per track
+        assert len(evs) == 1, (label, evs)  # one event per track
         e = evs[0]
-        assert e.revision == 1 and e.camera == "door" and e.deviceId == "dev-1"
+        assert e.revision == 1 and e.camera == "door" and e.device_id == "dev-1"
         if label in uuids:
-            assert e.decision == "known" and e.match is not None, (label, e.model_dump())
+            assert e.decision == "known" and e.match is not None, (label, e)
             assert e.match.key == label and e.match.uuid == uuids[label]
             assert e.match.score >= e.threshold
             assert e.liveness.verdict == "live", (label, e.liveness)
         else:
-            assert e.decision == "unknown" and e.match is None, (label, e.model_dump())
+            assert e.decision == "unknown" and e.match is None, (label, e)
         if label == "spoof":
-            assert e.liveness.verdict == "spoof" and e.liveness.spoofScore is not None
-            assert e.liveness.spoofScore >= 0.5
+            assert e.liveness.verdict == "spoof" and e.liveness.spoof_score is not None
+            assert e.liveness.spoof_score >= 0.5
         assert e.liveness.votes >= 3 or e.liveness.frames >= 6
         assert 0 < e.quality <= 1
-        assert e.position["width"] > 100 and e.frameSize == {"width": 1280, "height": 720}
+        assert e.position.width > 100 and e.frame_size == (1280, 720)
     # Decisions come from a handful of detection rounds, not every frame of the video.
     assert worker.frames_processed < worker.capture.stats.frames_read / 2
     assert worker.capture.stats.frames_dropped == 0  # lock-step file reading

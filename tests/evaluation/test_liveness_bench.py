@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.bench import liveness as bench
+from benchmarks import liveness as bench
 from edge.config import Settings
 
 
@@ -35,7 +35,7 @@ def test_baseline_agrees_with_the_scorer_on_what_is_spoof(
     from edge.runtime.registry import ModelRegistry
     from edge.vision.liveness import LivenessScorer
     from edge.vision.pipeline import FacePipeline
-    from tests.conftest import read_bgr
+    from tests.support.images import read_bgr
 
     reg = ModelRegistry(session_settings)
     scorer = LivenessScorer(reg, session_settings)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from edge.config import Settings
 from edge.evaluation import liveness as ev
+from edge.vision.errors import NoFaceFound
 
 
 def _brute_auc(live: np.ndarray, spoof: np.ndarray) -> float:
@@ -127,7 +128,7 @@ def test_tight_crop_face_is_found_and_mapped_to_the_original_pixels(
 ) -> None:
     from edge.runtime.registry import ModelRegistry
     from edge.vision.pipeline import FacePipeline
-    from tests.conftest import read_bgr
+    from tests.support.images import read_bgr
 
     s = make_settings()
     pipeline = FacePipeline(ModelRegistry(s), s)
@@ -142,17 +143,15 @@ def test_face_missed_on_a_tight_crop_is_found_on_a_padded_copy(
     make_settings: Callable[..., Settings], testdata: Path
 ) -> None:
     """With the research pack's detectors this replay crop needs the black border."""
-    from edge.errors import EdgeError
     from edge.runtime.registry import ModelRegistry
     from edge.vision.pipeline import FacePipeline
-    from tests.conftest import read_bgr
+    from tests.support.images import read_bgr
 
     s = make_settings(models={"pack": "research-nc"})
     pipeline = FacePipeline(ModelRegistry(s), s)
     bgr = read_bgr(testdata / "liveness" / "spoof" / "apfol_fake_10.png")
-    with pytest.raises(EdgeError) as e:
+    with pytest.raises(NoFaceFound):
         pipeline.analyze_largest(bgr, embed=False)
-    assert e.value.code == 223
     face, how = ev.find_face(bgr, pipeline)
     assert how == "padded" and face is not None
     h, w = bgr.shape[:2]

@@ -6,16 +6,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.api.wire import image_error
 from edge.errors import EdgeError
 from edge.imaging import Area, parse_area
+from edge.imaging.errors import ImageInputError
 
 W, H = 100, 80
 
 
-def _error(obj: object, field: str = "image.area") -> EdgeError:
-    with pytest.raises(EdgeError) as err:
-        parse_area(obj, W, H, field=field)
-    return err.value
+def _error(obj: object, field: str = "image") -> EdgeError:
+    """The contract error the API answers for `obj` as the `area` of request field `field`."""
+    with pytest.raises(ImageInputError) as err:
+        parse_area(obj, W, H)
+    return image_error(err.value, field)
 
 
 def _area(top: object = 0, left: object = 0, width: object = 10, height: object = 10) -> dict:
@@ -28,7 +31,7 @@ def test_absent_is_none() -> None:
 
 @pytest.mark.parametrize("obj", [[], [1, 2, 3, 4], "0,0,10,10", 5, 1.5, True])
 def test_not_an_object_is_111(obj: object) -> None:
-    err = _error(obj, field="imageTwo.area")
+    err = _error(obj, field="imageTwo")
     assert err.code == 111 and "imageTwo.area" in err.message
 
 
@@ -108,7 +111,8 @@ areas = st.fixed_dictionaries(
 def test_any_json_value_gives_area_none_or_a_field_error(obj: object, w: int, h: int) -> None:
     try:
         area = parse_area(obj, w, h)
-    except EdgeError as err:
+    except ImageInputError as e:
+        err = image_error(e, "image")
         assert err.code in (110, 111, 112) and "image.area" in err.message
         return
     if area is None:

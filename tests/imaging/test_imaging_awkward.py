@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import EdgeError
+from edge.api.wire import image_error
 from edge.imaging import decode_bytes, decode_image, rotate_cw
+from edge.imaging.errors import ImageInputError, TooManyPixels
 from tests.imaging.imaging_helpers import b64, correlation
 
 # file -> contract error code, or (format, width, height) of the decoded (first) frame.
@@ -66,10 +67,11 @@ def test_awkward_file_outcome(awkward: Path, name: str, auto_rotate: bool) -> No
     raw = (awkward / name).read_bytes()
     expected = EXPECTED[name]
     if isinstance(expected, int):
-        with pytest.raises(EdgeError) as err:
-            decode_image(b64(raw), field="imageOne.data", auto_rotate=auto_rotate)
-        assert err.value.code == expected
-        assert "imageOne.data" in err.value.message
+        with pytest.raises(ImageInputError) as err:
+            decode_image(b64(raw), auto_rotate=auto_rotate)
+        answered = image_error(err.value, "imageOne")
+        assert answered.code == expected
+        assert "imageOne.data" in answered.message
         return
     fmt, width, height = expected
     img = decode_image(b64(raw), auto_rotate=auto_rotate)
@@ -98,12 +100,13 @@ def test_animated_gif_gives_first_frame(awkward: Path, name: str) -> None:
 
 def test_large_image_over_cap_is_217_and_at_cap_decodes(awkward: Path) -> None:
     raw = (awkward / "scarlett_johansson_4352x2903.jpg").read_bytes()
-    with pytest.raises(EdgeError) as err:
+    with pytest.raises(TooManyPixels) as err:
         decode_bytes(raw, max_pixels=4352 * 2903 - 1)
-    assert err.value.code == 217 and "image.data" in err.value.message
-    with pytest.raises(EdgeError) as err:
+    answered = image_error(err.value, "image")
+    assert answered.code == 217 and "image.data" in answered.message
+    with pytest.raises(TooManyPixels) as err:
         decode_bytes(raw, max_pixels=1_000_000)
-    assert err.value.code == 217
+    assert image_error(err.value, "image").code == 217
     assert decode_bytes(raw, max_pixels=4352 * 2903).width == 4352
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.api.wire import image_error
 from edge.errors import EdgeError
 from edge.imaging import decode_image
+from edge.imaging.errors import ImageInputError
 from tests.imaging.imaging_helpers import b64
 
 FIELD = "images[0].data"
@@ -22,10 +24,12 @@ def jpeg_raw(awkward: Path) -> bytes:
 
 
 def _error(data: object) -> EdgeError:
-    with pytest.raises(EdgeError) as err:
-        decode_image(data, field=FIELD)
-    assert FIELD in err.value.message
-    return err.value
+    """The contract error the API answers for `data` as the image of request field images[0]."""
+    with pytest.raises(ImageInputError) as err:
+        decode_image(data)
+    answered = image_error(err.value, "images[0]")
+    assert FIELD in answered.message
+    return answered
 
 
 @pytest.mark.parametrize(

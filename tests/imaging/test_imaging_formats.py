@@ -10,17 +10,19 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import EdgeError
+from edge.api.wire import image_error
 from edge.imaging import decode_bytes, rotate_cw
+from edge.imaging.errors import ImageInputError
 from edge.imaging.header import MAX_JPEG_SEGMENTS
 from tests.imaging.imaging_helpers import encode, exif_tiff, png_chunk, png_with_exif
 
 
 def _code(raw: bytes, **kwargs: object) -> int:
-    with pytest.raises(EdgeError) as err:
+    with pytest.raises(ImageInputError) as err:
         decode_bytes(raw, **kwargs)  # type: ignore[arg-type]
-    assert "image.data" in err.value.message
-    return err.value.code
+    answered = image_error(err.value, "image")
+    assert "image.data" in answered.message
+    return answered.code
 
 
 @pytest.mark.parametrize("ext", [".bmp", ".tiff", ".ppm", ".webp", ".jp2", ".pfm"])

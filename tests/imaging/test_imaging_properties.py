@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.api.wire import image_error
 from edge.errors import EdgeError
 from edge.imaging import DecodedImage, decode_bytes, decode_image
+from edge.imaging.errors import ImageInputError
 from tests.imaging.imaging_helpers import encode, png_with_exif
 
 CONTRACT_CODES = {110, 111, 214, 215, 216, 217}
@@ -48,8 +50,8 @@ def _check(outcome: DecodedImage | EdgeError) -> None:
 def _run_bytes(raw: bytes, auto_rotate: bool) -> DecodedImage | EdgeError:
     try:
         return decode_bytes(raw, auto_rotate=auto_rotate, max_pixels=FUZZ_MAX_PIXELS)
-    except EdgeError as err:
-        return err
+    except ImageInputError as err:
+        return image_error(err, "image")
 
 
 @st.composite
@@ -92,8 +94,8 @@ def test_random_strings(text: str, prefix: str) -> None:
     data = prefix + text
     try:
         outcome: DecodedImage | EdgeError = decode_image(data, max_pixels=FUZZ_MAX_PIXELS)
-    except EdgeError as err:
-        outcome = err
+    except ImageInputError as e:
+        outcome = err = image_error(e, "image")
         assert "image.data" in err.message
         if len(text) >= 12:
             assert text not in err.message
@@ -108,8 +110,8 @@ def test_base64_of_mutated_files(seeds: list[bytes], data: st.DataObject, wrap: 
         text = "\n".join(text[i : i + wrap] for i in range(0, len(text), wrap))
     try:
         outcome: DecodedImage | EdgeError = decode_image(text, max_pixels=FUZZ_MAX_PIXELS)
-    except EdgeError as err:
-        outcome = err
+    except ImageInputError as err:
+        outcome = image_error(err, "image")
     _check(outcome)
 
 
@@ -125,6 +127,6 @@ json_values = st.recursive(
 @SETTINGS
 @given(value=json_values)
 def test_non_string_json_values(value: object) -> None:
-    with pytest.raises(EdgeError) as err:
-        decode_image(value, field="image.data")
-    assert err.value.code == (110 if value is None else 111)
+    with pytest.raises(ImageInputError) as err:
+        decode_image(value)
+    assert image_error(err.value, "image").code == (110 if value is None else 111)

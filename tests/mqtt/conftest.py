@@ -1,26 +1,15 @@
-"""Fixtures: a real mosquitto per test and bridge settings pointing at it."""
+"""Fixtures: bridge settings pointing at the test's real mosquitto (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from mosquitto_broker import Broker
-
 from edge.config import Settings, load_settings
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
+from tests.support.broker import Broker
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mosquitto_broker import Broker, Subscriber, V311OnlyFront
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.config import REPO_ROOT, Settings
+from edge.config import Settings
 from edge.mqtt.bridge import MqttBridge
+from tests.support.broker import Broker, Subscriber, V311OnlyFront
+from tests.support.paths import REPO_ROOT
 
 STATUS = "edge-face/dev-1/status"
 EVENTS = "edge-face/dev-1/events/recognition"

@@ -11,7 +11,7 @@ from edge.metrics import MODEL_INFERENCE
 from edge.runtime.backends import BackendError, open_session
 from edge.runtime.manifest import Manifest
 from edge.runtime.probe import probe_inputs
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 REFERENCE_ONLY = {"liveness_v2_reference", "liveness_v1se_reference", "emotion_reference"}
 

@@ -10,7 +10,7 @@ import pytest
 from edge.cli import main
 from edge.runtime.fetch import FetchError, install_file, remove_stale_parts, verify_file
 from edge.runtime.manifest import Manifest
-from tests.conftest import MODEL_MIRROR
+from tests.support.paths import MODEL_MIRROR
 
 
 def _small(manifest: Manifest):

@@ -9,7 +9,6 @@ import http.server
 import io
 import json
 import os
-import socket
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from edge.cli import main
 from edge.runtime.fetch import DownloadFailed, install_file, verify_file
 from edge.runtime.manifest import ModelFile
+from tests.support.net import free_port
 
 PAYLOAD = bytes(range(256)) * 300 + b"tiny model"  # stands in for a model file
 MEMBER = "tinymodels/data/model.bin"
@@ -70,10 +70,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 @pytest.fixture
 def closed_url() -> str:
     """A loopback address nothing listens on: what an offline box sees for every host."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def spec_for(data: bytes, source: dict[str, Any], name: str = "tiny.bin") -> ModelFile:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from store_helpers import ManualClock
 
-from edge.config import REPO_ROOT
 from edge.store import EntityStore
+from tests.support.paths import REPO_ROOT
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 

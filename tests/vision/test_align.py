@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from edge.runtime.backends import open_session
 from edge.vision.align import ARCFACE_TEMPLATE, align_face, similarity_transform
 from edge.vision.detection import detector_for_file
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 
 @settings(max_examples=50, deadline=None)

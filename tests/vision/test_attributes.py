@@ -11,13 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.api.wire import details_json
 from edge.config import Settings
 from edge.evaluation.attributes import evaluate, format_table
 from edge.runtime.registry import ModelRegistry
 from edge.vision.attributes import EMOTIONS, FER_INDEX, fuse_emotions
 from edge.vision.details import DetailAnalyzer
 from edge.vision.types import DetailFlags
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 ATTRS = DetailFlags(attributes=True)
 MASKED = ["awkward/masked_face_1.jpg", "awkward/masked_face_2.jpeg", "awkward/masked_face_3.jpg"]
@@ -28,7 +29,7 @@ EMOTION_DIR = "annotations/emotion"
 @pytest.fixture(scope="module")
 def attrs(analyzer: DetailAnalyzer, largest_face) -> Callable[[np.ndarray], dict]:
     def run(bgr: np.ndarray) -> dict:
-        return analyzer.analyze(bgr, largest_face(bgr), ATTRS)["attributes"]
+        return details_json(analyzer.analyze(bgr, largest_face(bgr), ATTRS))["attributes"]
 
     return run
 
@@ -96,10 +97,10 @@ def test_sleepy_comes_from_closed_eyes(attrs, yale) -> None:
 
 def test_fusion_moves_only_relaxed_mass_to_sleepy() -> None:
     fer = np.array([0.1, 0.05, 0.05, 0.2, 0.15, 0.05, 0.4])  # FER-2013 order
-    open_eyes = {e["value"]: e["certainty"] for e in fuse_emotions(fer, 0.0)}
+    open_eyes = {e.value: e.certainty for e in fuse_emotions(fer, 0.0)}
     assert open_eyes["sleepy"] == 0
     assert all(open_eyes[n] == pytest.approx(fer[i], abs=1e-4) for n, i in FER_INDEX.items())
-    closed = {e["value"]: e["certainty"] for e in fuse_emotions(fer, 1.0)}
+    closed = {e.value: e.certainty for e in fuse_emotions(fer, 1.0)}
     assert closed["sleepy"] == pytest.approx(0.4 + 0.15, abs=1e-4)  # neutral + sad
     assert closed["calm"] == 0 and closed["sad"] == 0
     assert closed["angry"] == pytest.approx(0.1, abs=1e-4)
@@ -113,9 +114,9 @@ def test_fusion_moves_only_relaxed_mass_to_sleepy() -> None:
 def test_fusion_is_a_distribution(raw: list[float], closed: float) -> None:
     fer = np.array(raw) / sum(raw)
     em = fuse_emotions(fer, closed)
-    assert [e["value"] for e in em] == list(EMOTIONS)
-    assert sum(e["certainty"] for e in em) == pytest.approx(1.0, abs=1e-3)
-    assert all(0 <= e["certainty"] <= 1 for e in em)
+    assert [e.value for e in em] == list(EMOTIONS)
+    assert sum(e.certainty for e in em) == pytest.approx(1.0, abs=1e-3)
+    assert all(0 <= e.certainty <= 1 for e in em)
 
 
 def test_evaluation_runs_through_the_pipeline(

@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.api.wire import details_json
 from edge.runtime.backends import open_session
 from edge.runtime.registry import ModelRegistry
 from edge.vision.attributes import EyeState, MaskDetector
 from edge.vision.details import DetailAnalyzer
 from edge.vision.landmarks import CROP_SCALE, INPUT_SIZE, LandmarkModel, similarity_crop
 from edge.vision.pose import HeadPose
-from edge.vision.types import DetailFlags
-from tests.conftest import read_bgr
+from edge.vision.types import DetailFlags, FaceDetails
+from tests.support.images import read_bgr
 
 PORTRAIT = "faces_by_identity/barack_obama/1.jpg"
 BLOCKS = ("position", "angle", "landmarks", "quality", "attributes")
@@ -34,14 +35,16 @@ def test_only_the_requested_block(analyzer, largest_face, testdata: Path, block:
     img = read_bgr(testdata / PORTRAIT)
     face = largest_face(img)
     out = analyzer.analyze(img, face, DetailFlags(**{block: True}))
-    assert list(out) == [block]
+    assert [b for b in BLOCKS if getattr(out, b) is not None] == [block]
+    assert list(details_json(out)) == [block]
     if block == "position":
-        assert out["position"] == face.position(img.shape[1], img.shape[0])
+        assert out.position == face.position(img.shape[1], img.shape[0])
 
 
 def test_no_flags_no_blocks(analyzer, largest_face, testdata: Path) -> None:
     img = read_bgr(testdata / PORTRAIT)
-    assert analyzer.analyze(img, largest_face(img), DetailFlags()) == {}
+    out = analyzer.analyze(img, largest_face(img), DetailFlags())
+    assert out == FaceDetails() and out.landmarks is None and details_json(out) == {}
 
 
 def test_position_alone_runs_no_model(
@@ -78,7 +81,7 @@ def test_landmarks_and_mask_computed_once_per_face(
     monkeypatch.setattr(MaskDetector, "raw", count("mask", mask_raw))
     monkeypatch.setattr(EyeState, "predict", count("eyes", eyes))
     out = analyzer.analyze(img.copy(), face, DetailFlags.all())
-    assert set(out) == set(BLOCKS)
+    assert all(getattr(out, b) is not None for b in BLOCKS)
     assert calls == {"lm": 1, "mask": 1, "eyes": 1}
 
 
@@ -92,7 +95,8 @@ def test_mask_detector_runs_once_per_image_for_many_faces(
     raw = MaskDetector.raw
     monkeypatch.setattr(MaskDetector, "raw", lambda self, b: frames.append(b.shape) or raw(self, b))
     for f in faces:
-        assert "mask" in analyzer.analyze(img, f, DetailFlags(attributes=True))["attributes"]
+        attributes = analyzer.analyze(img, f, DetailFlags(attributes=True)).attributes
+        assert attributes is not None and attributes.mask is not None
     # the whole frame is analysed once; only crops around unmatched small faces may follow
     assert frames.count(img.shape) == 1
 
@@ -103,9 +107,9 @@ def test_concurrent_calls_match_sequential(analyzer, largest_face, testdata: Pat
     jobs = [(read_bgr(testdata / r),) for r in rels]
     jobs = [(img, largest_face(img)) for (img,) in jobs]
     flags = DetailFlags.all()
-    expected = [analyzer.analyze(img, f, flags) for img, f in jobs]
+    expected = [details_json(analyzer.analyze(img, f, flags)) for img, f in jobs]
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda j: analyzer.analyze(j[0], j[1], flags), jobs * 3))
+        got = list(pool.map(lambda j: details_json(analyzer.analyze(j[0], j[1], flags)), jobs * 3))
     assert got == expected * 3
 
 
@@ -155,5 +159,5 @@ def test_pose_is_the_same_through_the_analyzer(registry, analyzer, largest_face,
     face = largest_face(img)
     pts = LandmarkModel(registry).predict(img, face)
     direct = HeadPose(registry).estimate(img, face, pts)
-    via = analyzer.analyze(img, face, DetailFlags(angle=True))["angle"]
-    assert {k: via[k] for k in direct} == direct
+    via = analyzer.analyze(img, face, DetailFlags(angle=True)).angle
+    assert via == direct

@@ -18,7 +18,7 @@ from edge.vision.detection import (
     detector_for_file,
     nms,
 )
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 from tests.vision.vision_helpers import iou
 
 KINDS = {

@@ -9,9 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.api.wire import details_json
 from edge.runtime.registry import ModelRegistry
-from edge.vision.landmarks import GROUPS, LandmarkModel, api_from_model, to_json
-from tests.conftest import read_bgr
+from edge.vision.landmarks import GROUPS, LandmarkModel, api_from_model
+from edge.vision.types import FaceDetails
+from tests.support.images import read_bgr
 
 FRONTAL = [
     "faces_by_identity/barack_obama/1.jpg",
@@ -39,7 +41,8 @@ def test_output_is_106_int_points(model, largest_face, testdata: Path) -> None:
     img = read_bgr(testdata / FRONTAL[0])
     pts = model.predict(img, largest_face(img))
     assert pts.shape == (106, 2)
-    js = to_json(pts)
+    js = details_json(FaceDetails(landmarks=pts))["landmarks"]
+    assert isinstance(js, list)
     assert len(js) == 106
     assert all(set(p) == {"x", "y"} and all(type(v) is int for v in p.values()) for p in js)
 

@@ -27,7 +27,7 @@ from edge.vision.liveness import (
     padded_crop_box,
 )
 from edge.vision.types import Face
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 # Chosen from `edge-face eval liveness` output: far from the threshold on both sides.
 SPOOF_FILES = ["apfol_fake_510.png", "apfol_fake_400.png"]
@@ -99,13 +99,18 @@ def test_openvino_and_onnxruntime_agree(
     s_ort = LivenessScorer(ModelRegistry(ort), ort)
     assert s_ort.registry.session("liveness_v2").info.backend == "onnxruntime"
     assert s_ov.registry.session("liveness_v2").info.backend == "openvino"
+    # Both compute in f32 but with different kernels (oneDNN vs MLAS): measured differences
+    # reach 1.2e-3 of probability on some crops, and the crop itself depends on the face box
+    # of the session's detector (bf16 or f32). A preprocessing or wiring mistake differs by
+    # orders of magnitude more.
+    tol = 3e-3
     for name in SPOOF_FILES + LIVE_FILES + ["doubango_spoof.jpg"]:
         bgr = _img(testdata, name)
         face = largest_face(bgr)
         a, b = s_ov.score(bgr, face), s_ort.score(bgr, face)
-        assert abs(a.spoof_score - b.spoof_score) < 1e-3, name
+        assert abs(a.spoof_score - b.spoof_score) < tol, name
         for role in a.per_model:
-            assert abs(a.per_model[role] - b.per_model[role]) < 1e-3, (name, role)
+            assert abs(a.per_model[role] - b.per_model[role]) < tol, (name, role)
 
 
 # --- crop geometry -----------------------------------------------------------------------
@@ -230,7 +235,7 @@ def test_sharp_frontal_full_frame_face_is_reliable(
 ) -> None:
     bgr = _img(testdata, "doubango_genuine.jpg")
     r = scorer.score(bgr, largest_face(bgr))
-    assert r.reliable and r.conditions == []
+    assert r.reliable and r.conditions == ()
 
 
 def test_small_face_is_marked_unreliable(
@@ -254,7 +259,7 @@ def test_blurred_face_is_marked_unreliable_with_an_unchanged_face(
     r = scorer.score(blurred, face)
     assert not r.reliable
     assert any("blurred" in c for c in r.conditions)
-    assert r.quality["sharpness"] < face_quality(bgr, face)["sharpness"]
+    assert r.quality.sharpness < face_quality(bgr, face).sharpness
 
 
 def test_turned_face_is_marked_unreliable(
@@ -267,7 +272,7 @@ def test_turned_face_is_marked_unreliable(
     kps[2, 0] += kps[1, 0] - kps[0, 0]
     turned = Face(box=face.box, score=face.score, kps=kps)
     q = face_quality(bgr, turned)
-    assert abs(q["yaw"]) > scorer.params.gates["max_abs_yaw"]
+    assert abs(q.yaw) > scorer.params.gates["max_abs_yaw"]
     assert any("turned" in c for c in face_conditions(q, scorer.params.gates))
     assert not any(
         "turned" in c for c in face_conditions(face_quality(bgr, face), scorer.params.gates)
@@ -285,16 +290,18 @@ def test_tight_crop_is_marked_as_lacking_context(
 # --- info, packs, warm-up ------------------------------------------------------------------
 def test_model_info_publishes_threshold_measurements_and_rules(scorer: LivenessScorer) -> None:
     info = scorer.model_info()
-    assert info["recommendedThreshold"] == 0.5
-    m = info["measured"]
+    assert info.recommended_threshold == 0.5
+    m = info.measured
     for k in ("apcer", "bpcer", "acer", "auc"):
         assert 0.0 <= m[k] <= 1.0
     assert m["acer"] == pytest.approx((m["apcer"] + m["bpcer"]) / 2, abs=1e-3)
     assert m["samples"]["live"] > 0 and m["samples"]["spoof"] > 0
-    assert len(info["reliability"]["conditions"]) >= 4
-    roles = {c["role"] for c in info["components"]}
-    assert roles == {"liveness_v2", "liveness_v1se"}
-    assert not any(c["nonCommercial"] for c in info["components"])
+    assert len(info.gate_conditions) >= 4
+    assert set(info.gate_thresholds) == set(scorer.params.gates)
+    assert info.roles == {"liveness_v2", "liveness_v1se"}
+    own = [c for c in scorer.registry.components() if c["role"] in info.roles]
+    assert {c["role"] for c in own} == info.roles
+    assert not any(c["nonCommercial"] for c in own)
 
 
 def test_default_pack_never_uses_the_celeba_model() -> None:

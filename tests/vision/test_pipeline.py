@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from edge.config import Settings
-from edge.errors import EdgeError
 from edge.imaging.decode import decode_bytes
 from edge.runtime.registry import ModelRegistry
 from edge.vision.detection import build_detectors
+from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.pipeline import FacePipeline, rotate_area_cw
 from edge.vision.similarity import load_calibration
-from edge.vision.types import Area, DetailFlags
-from tests.conftest import read_bgr
+from edge.vision.types import Area, DetailFlags, FaceDetails
+from tests.support.images import read_bgr
 from tests.vision.vision_helpers import iou
 
 OBAMA = "faces_by_identity/barack_obama"
@@ -65,7 +65,7 @@ def test_genuine_pairs_beat_impostor_pairs(pipe: FacePipeline, testdata: Path) -
     genuine = [pipe.similarity(o1, o2), pipe.similarity(o1, o3), pipe.similarity(b1, b2)]
     impostor = [pipe.similarity(o, b) for o in (o1, o2, o3) for b in (b1, b2)]
     assert min(genuine) > max(impostor)
-    assert max(impostor) < pipe.model_info()["recommendedThreshold"]
+    assert max(impostor) < pipe.model_info().recommended_threshold
     # Symmetric and monotone in the cosine.
     assert pipe.similarity(o1, b1) == pipe.similarity(b1, o1)
 
@@ -73,16 +73,16 @@ def test_genuine_pairs_beat_impostor_pairs(pipe: FacePipeline, testdata: Path) -
 def test_calibration_is_data_and_strict(pipe: FacePipeline) -> None:
     cal = load_calibration("default")
     info = pipe.model_info()
-    assert info["recommendedThreshold"] == cal.recommended_threshold == 0.9
-    assert info["measured"]["far"] <= 1e-4
-    assert info["measured"]["pairs"]["impostor"] * 1e-4 >= 1  # FAR 1e-4 is resolvable
+    assert info.recommended_threshold == cal.recommended_threshold == 0.9
+    assert info.measured["far"] <= 1e-4
+    assert info.measured["pairs"]["impostor"] * 1e-4 >= 1  # FAR 1e-4 is resolvable
     assert cal.score(cal.cos_at_threshold) == pytest.approx(0.9)
     assert cal.score(cal.cos_at_threshold - 1e-4) < 0.9
     grid = np.linspace(-1, 1, 401)
     assert np.all(np.diff(cal.score(grid)) >= 0)
     assert cal.score(1.0) == 1.0 and cal.score(-1.0) == 0.0
-    assert info["vectorDimension"] == 128
-    assert info["capabilities"]["position"] is True
+    assert info.vector_dimension == 128
+    assert info.capabilities.position is True
 
 
 def test_largest_face_is_selected(pipe: FacePipeline, testdata: Path) -> None:
@@ -103,16 +103,16 @@ def test_area_restricts_the_choice(pipe: FacePipeline, testdata: Path) -> None:
     assert iou(got.face.box, small.box) > 0.7
     # Coordinates stay in full-image pixels.
     assert got.image_size == (img.shape[1], img.shape[0])
-    with pytest.raises(EdgeError) as e:
+    with pytest.raises(NoFaceFound) as e:
         pipe.analyze_largest(img, area=Area(left=0, top=img.shape[0] - 40, width=40, height=40))
-    assert e.value.code == 223 and "image.area" in e.value.message
+    assert e.value.in_area and "inside the area" in e.value.detail
 
 
 def test_no_face_is_223(pipe: FacePipeline, testdata: Path) -> None:
     for rel in ("awkward/no_face_dogs.jpg", "awkward/no_face_landscape_view.jpg"):
-        with pytest.raises(EdgeError) as e:
+        with pytest.raises(NoFaceFound) as e:
             pipe.analyze_largest(read_bgr(testdata / rel))
-        assert e.value.code == 223
+        assert not e.value.in_area
         assert pipe.detect_all(read_bgr(testdata / rel)) == []
 
 
@@ -127,13 +127,15 @@ def _padded(img: np.ndarray, face_h: int, canvas: int) -> np.ndarray:
 def test_small_face_is_224(pipe: FacePipeline, testdata: Path) -> None:
     img = read_bgr(testdata / OBAMA / "1.jpg")  # the face is about a third of the height
     # Under 10 % of a large canvas (but well over 32 px).
-    with pytest.raises(EdgeError) as e:
+    with pytest.raises(FaceTooSmall) as e:
         pipe.analyze_largest(_padded(img, 300, 1400))
-    assert e.value.code == 224 and "10%" in e.value.message
+    assert e.value.by_ratio and e.value.image_size == (1400, 1400) and "10%" in e.value.detail
+    assert min(e.value.width, e.value.height) >= 32
     # Under 32 px in a small canvas (but over 10 % of it).
-    with pytest.raises(EdgeError) as e:
+    with pytest.raises(FaceTooSmall) as e:
         pipe.analyze_largest(_padded(img, 80, 200))
-    assert e.value.code == 224 and "32" in e.value.message
+    assert not e.value.by_ratio and min(e.value.width, e.value.height) < 32
+    assert "32" in e.value.detail
     # detect skips the 10 % rule: the same face is listed.
     listed = pipe.detect_all(_padded(img, 300, 1400))
     assert len(listed) == 1 and listed[0].face.width >= 32
@@ -244,9 +246,9 @@ def test_details_only_requested_blocks_and_models(make_settings, testdata: Path)
     p = FacePipeline(reg, s)
     img = read_bgr(testdata / OBAMA / "1.jpg")
     got = p.analyze_largest(img, flags=DetailFlags(position=True))
-    assert set(got.details) == {"position"}
-    assert got.details["position"] == got.face.position(img.shape[1], img.shape[0])
+    assert got.details == FaceDetails(position=got.face.position(img.shape[1], img.shape[0]))
+    assert got.details.landmarks is None
     assert set(reg.opened()) <= {"detector_fast", "detector_slow", "embedding"}
     info = p.model_info()
-    assert info["attributes"] == p.details.supported_attributes()  # type: ignore[union-attr]
-    assert "age" in info["attributes"] and info["capabilities"]["attributes"] is True
+    assert list(info.attributes) == p.details.supported_attributes()
+    assert "age" in info.attributes and info.capabilities.attributes is True

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.api.wire import details_json
 from edge.vision.details import DetailAnalyzer
 from edge.vision.types import DetailFlags
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 ANGLE = DetailFlags(angle=True, position=True)
 FRONTAL = [
@@ -28,7 +29,7 @@ TURNED_LEFT = "faces_by_identity/ben_affleck/5.jpg"
 @pytest.fixture(scope="module")
 def angle(analyzer: DetailAnalyzer, largest_face) -> Callable[[np.ndarray], dict]:
     def run(bgr: np.ndarray) -> dict:
-        return analyzer.analyze(bgr, largest_face(bgr), ANGLE)
+        return details_json(analyzer.analyze(bgr, largest_face(bgr), ANGLE))
 
     return run
 
@@ -95,7 +96,7 @@ def test_pitch_and_yaw_signs_agree_with_face_geometry(
     for path in files:
         img = read_bgr(path)
         face = largest_face(img)
-        out = analyzer.analyze(img, face, DetailFlags(angle=True, landmarks=True))
+        out = details_json(analyzer.analyze(img, face, DetailFlags(angle=True, landmarks=True)))
         pts = np.array([[p["x"], p["y"]] for p in out["landmarks"]], np.float64)
         e = pts[77] - pts[74]
         a = np.arctan2(e[1], e[0])

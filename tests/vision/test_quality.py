@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge.api.wire import details_json
 from edge.vision import quality as q
 from edge.vision.details import DetailAnalyzer
 from edge.vision.types import DetailFlags, Face
-from tests.conftest import read_bgr
+from tests.support.images import read_bgr
 
 QUALITY = DetailFlags(quality=True)
 PORTRAITS = [
@@ -28,7 +29,7 @@ MASKED = ["awkward/masked_face_1.jpg", "awkward/masked_face_2.jpeg", "awkward/ma
 @pytest.fixture(scope="module")
 def quality(analyzer: DetailAnalyzer, largest_face) -> Callable[..., dict]:
     def run(bgr: np.ndarray, face: Face | None = None) -> dict:
-        return analyzer.analyze(bgr, face or largest_face(bgr), QUALITY)["quality"]
+        return details_json(analyzer.analyze(bgr, face or largest_face(bgr), QUALITY))["quality"]
 
     return run
 

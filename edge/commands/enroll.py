@@ -241,7 +241,9 @@ def resolve_key(settings: Settings, given: str | None) -> str | None:
     if settings.server.api_keys:
         return settings.server.api_keys[0].key.get_secret_value()
     try:
-        return settings.api_key_path.read_text(encoding="utf-8").strip() or None
+        from edge.api.keyring import read_key_file  # several keys while one is rotated
+
+        return next(iter(read_key_file(settings.api_key_path)), None)
     except OSError:
         return None
 

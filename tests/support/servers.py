@@ -1,4 +1,4 @@
-"""Helpers for the API skeleton tests: real servers on loopback in their own thread and loop.
+"""Real servers on loopback: in-process (own thread and loop) and `edge-face serve` processes.
 
 A server thread (instead of pytest's per-test loop) lets one module share one app with
 loaded models, and lets tests use plain blocking HTTP and raw sockets.
@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import yaml
@@ -25,6 +30,7 @@ from edge.api.server import make_runner
 from edge.api.state import PIPELINE, instance_of
 from edge.config import Settings, load_settings
 from edge.vision.pipeline import FacePipeline
+from tests.support.paths import REPO_ROOT
 
 KEY_A = "test-key-a-0123456789"
 KEY_B = "test-key-b-9876543210"
@@ -93,8 +99,16 @@ class Server:
         return b"".join(chunks)
 
 
-def start_server(app: web.Application, settings: Settings) -> Server:
-    srv = Server(app, settings)
+S = TypeVar("S", bound=Server)
+
+
+@overload
+def start_server(app: web.Application, settings: Settings) -> Server: ...
+@overload
+def start_server(app: web.Application, settings: Settings, kind: type[S]) -> S: ...
+def start_server(app: web.Application, settings: Settings, kind: type[Server] = Server) -> Server:
+    """`app` served on a free loopback port in its own thread; `kind` adds handy calls."""
+    srv = kind(app, settings)
     started = threading.Event()
     errors: list[BaseException] = []
 
@@ -201,12 +215,6 @@ def api_settings(data_dir: Path, model_dir: Path, **server: Any) -> Settings:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_serve_config(tmp_path: Path, model_dir: Path, instance: str, **server: Any) -> Path:
     """`tmp_path/edge.yaml` for a real `edge-face serve`: data under tmp_path, KEY_A only."""
     cfg = tmp_path / "edge.yaml"
@@ -227,11 +235,33 @@ def write_serve_config(tmp_path: Path, model_dir: Path, instance: str, **server:
 
 
 def wait_ready(srv: Server, timeout: float = 300) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if srv.call("GET", "/readyz", key=None).status == 200:
             return
         time.sleep(0.2)
     raise AssertionError("server did not become ready")
+
+
+def serve_process(
+    config: Path,
+    port: int,
+    log: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    append: bool = False,
+    **popen: Any,
+) -> subprocess.Popen[Any]:
+    """A real `edge-face serve -c CONFIG --port PORT [ARGS]` process, its output in `log`.
+
+    Run as `python -m edge.cli` from the checkout so it serves this tree's code; `env` is the
+    whole environment (default: this one), unbuffered so the log can be read while it runs;
+    `popen` passes through (`text=True`, `preexec_fn=...`).
+    """
+    with log.open("a" if append else "w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "serve", "-c", str(config), "--port", str(port),
+             *args],
+            cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}, **popen,
+        )  # fmt: skip

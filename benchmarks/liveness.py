@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import p, peak_rss_mb, table
+from benchmarks.stats import p, peak_rss_mb, table
 from edge.config import Settings, testdata_dir
 from edge.evaluation.liveness import find_face, load_samples
 from edge.runtime.registry import ModelRegistry

@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,8 +29,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
-from edge.config import REPO_ROOT, Settings, testdata_dir
+from benchmarks import CHECKOUT
+from benchmarks.stats import p, peak_rss_mb, table, vm_hwm_mb
+from edge.config import Settings, testdata_dir
+from tests.support.net import free_port
 
 SEARCH = "/api/v1/entities/faces/search"
 FACES = "/api/v1/entities/faces"
@@ -64,12 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # The server under test -----------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_config(settings: Settings, data_dir: Path, key: str) -> dict[str, Any]:
     """The caller's settings (models, backends, threads) with a private data dir and key."""
     cfg = settings.model_dump(mode="json")
@@ -112,7 +107,7 @@ def prefill_synthetic(server: Settings, n: int, seed: int = 7) -> None:
 
 class ServerProcess:
     def __init__(self, cfg: dict[str, Any], workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         path = workdir / "edge.yaml"
         path.write_text(yaml.safe_dump(cfg))
         self.log = workdir / "serve.log"
@@ -120,7 +115,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edge.cli", "serve", "--config", str(path),
                  "--port", str(self.port)],
-                cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
 
@@ -348,7 +343,7 @@ def _paired(
 
 # The command -----------------------------------------------------------------------------------
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from edge.bench.pipeline import make_inputs
+    from benchmarks.pipeline import make_inputs
 
     levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     data = testdata_dir(args.data, "bench http")

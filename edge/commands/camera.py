@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from edge.camera.events import RecognitionEvent
+from edge.camera.payload import recognition_payload
 from edge.camera.service import EnrollRequest, edge_services
 from edge.camera.sources import parse_source
 from edge.config import CameraConfig, Settings
@@ -107,7 +108,7 @@ async def _main(settings: Settings, args: argparse.Namespace, config_path: Path 
         loop.add_signal_handler(sig, stop.set)
 
     def print_event(event: RecognitionEvent) -> None:
-        print(json.dumps(event.payload()), flush=True)
+        print(json.dumps(recognition_payload(event)), flush=True)
 
     code = 0
     try:

@@ -1,14 +1,22 @@
-"""Shared helpers for benchmarks: percentiles, peak memory, aligned tables."""
+"""Shared helpers for benchmarks: call timing and peak memory.
+
+Percentiles and tables come from the product's evaluation report module, so a benchmark
+and `edge-face eval` print figures the same way.
+"""
 
 from __future__ import annotations
 
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from edge.evaluation.report import p, table
+
+__all__ = ["p", "peak_rss_mb", "table", "time_calls", "vm_hwm_mb"]
 
 
 def time_calls(fn: Callable[[], object], runs: int, warmup: int = 5) -> np.ndarray:
@@ -21,10 +29,6 @@ def time_calls(fn: Callable[[], object], runs: int, warmup: int = 5) -> np.ndarr
         fn()
         out[i] = (time.perf_counter() - t0) * 1000.0
     return out
-
-
-def p(ms: np.ndarray, q: float) -> float:
-    return float(np.percentile(ms, q)) if len(ms) else float("nan")
 
 
 def peak_rss_mb() -> float:
@@ -50,22 +54,3 @@ def vm_hwm_mb(pid: int | None = None) -> float:
     import psutil
 
     return psutil.Process(pid).memory_info().rss / 2**20
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for n, r in enumerate(cells):
-        lines.append(
-            "  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i]) for i, c in enumerate(r))
-        )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _fmt(c: object) -> str:
-    if isinstance(c, float):
-        return f"{c:.2f}"
-    return str(c)

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import psutil
 
-from edge.bench.stats import p, peak_rss_mb, table, time_calls
+from benchmarks.stats import p, peak_rss_mb, table, time_calls
 from edge.config import Settings, testdata_dir
 from edge.runtime.backends import BackendError, open_session
 from edge.runtime.probe import probe_inputs

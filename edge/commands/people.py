@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from edge.client import ApiError, Client, Entity, ServiceUnreachable
+from edge.commands.enroll import RETRIES, default_url, no_key_message, resolve_key
 from edge.config import Settings
-from edge.enroll import RETRIES, default_url, no_key_message, resolve_key
 
 NO_KEY = "(no key)"
 

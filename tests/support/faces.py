@@ -6,23 +6,19 @@ module's server; each server gets its own data dir, so its SQLite store starts e
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from skeleton_helpers import KEY_A, KEY_B, Resp, Server, api_settings, start_server, stop_server
-from skeleton_helpers import wait_ready as wait_ready
-
 from edge.api.state import STORE
 from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import LivenessScorer
 from edge.vision.pipeline import FacePipeline
-
-__all__ = ["KEY_A", "KEY_B", "FacesServer", "assert_error", "b64", "face_server", "img"]
+from tests.support.servers import KEY_A, Resp, Server, api_settings, start_server, stop_server
+from tests.support.servers import wait_ready as wait_ready
 
 FACES = "/api/v1/entities/faces"
 
@@ -64,23 +60,12 @@ def face_server(data_dir: Path, model_dir: Path, **server: Any) -> Iterator[Face
     settings: Settings = api_settings(data_dir, model_dir, **server)
     registry, pipeline, liveness = shared_components("", str(model_dir))
     app = create_app(settings, registry=registry, pipeline=pipeline, liveness=liveness)
-    srv = start_server(app, settings)
-    srv.__class__ = FacesServer
+    srv = start_server(app, settings, FacesServer)
     wait_ready(srv)
     try:
-        yield srv  # type: ignore[misc]
+        yield srv
     finally:
         stop_server(srv)
-
-
-@functools.lru_cache(maxsize=256)
-def b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def img(path: Path, **opts: Any) -> dict[str, Any]:
-    """An `image` request object for a test photo (read in place)."""
-    return {"data": b64(path), **opts}
 
 
 ALL_DETAILS = {k: True for k in ("position", "angle", "landmarks", "quality", "attributes")}
@@ -99,10 +84,3 @@ def assert_error(r: Resp, status: int, code: int, field: str | None = None) -> d
     if field is not None:
         assert body["message"].startswith(field), body
     return body
-
-
-def pic(folder: Path, stem: str) -> Path:
-    """The photo `stem.*` of a faces_by_identity folder (extensions differ per person)."""
-    found = sorted(folder.glob(f"{stem}.*"))
-    assert found, f"no {stem}.* in {folder}"
-    return found[0]

@@ -1,6 +1,7 @@
 """A real mosquitto broker on a free loopback port, plus a collecting subscriber.
 
-Imported by the mqtt and camera conftests. Persistence is on so that a subscriber's
+The one test broker: the `broker` fixture of tests/conftest.py starts one per test (mqtt,
+camera and serve tests alike). Persistence is on so that a subscriber's
 session (and the retained status) survive a broker restart, as on a production broker.
 """
 
@@ -25,11 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.net import free_port
 
 
 class Broker:
@@ -141,7 +138,7 @@ class Subscriber:
                 return topic, body, props, retained
 
     def collect(self, topic: str, count: int, timeout: float = 10.0) -> list[Any]:
-        out = []
+        out: list[Any] = []
         while len(out) < count:
             _t, body, _p, _r = self.wait_for(lambda t, _b: t == topic, timeout)
             out.append(body)

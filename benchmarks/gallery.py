@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import psutil
 
-from edge.bench.stats import p, peak_rss_mb, table, time_calls
-from edge.config import REPO_ROOT, Settings
+from benchmarks import CHECKOUT
+from benchmarks.stats import p, peak_rss_mb, table, time_calls
+from edge.config import Settings
 from edge.store import EntityStore, ExactIndex, NewEntity
 
 INSTANCE = "bench"
@@ -229,7 +230,7 @@ def _fill_and_search(
 _CHILD = """
 import sys, time
 from pathlib import Path
-from edge.bench.stats import vm_hwm_mb
+from benchmarks.stats import vm_hwm_mb
 from edge.store import EntityStore
 t0 = time.perf_counter()
 s = EntityStore(Path(sys.argv[1]), pack_fingerprint="bench")
@@ -250,7 +251,7 @@ def _reopen_in_child(path: Path) -> tuple[float, int, int, float]:
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
     ).stdout.split()
     return float(out[0]), int(out[1]), int(out[2]), float(out[3])
 

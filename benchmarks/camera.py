@@ -19,12 +19,9 @@ Needs the `mosquitto` binary (a private broker is started on a free loopback por
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import queue
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -36,13 +33,15 @@ import cv2
 import numpy as np
 import psutil
 
-from edge.bench.stats import p, table
+from benchmarks.stats import p, table
 from edge.camera.events import RecognitionEvent
+from edge.camera.payload import recognition_payload
 from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_source
 from edge.camera.worker import CameraWorker
 from edge.config import CameraConfig, Settings, testdata_dir
 from edge.mqtt.bridge import MqttBridge
+from tests.support.broker import Broker
 
 W, H = 1280, 720
 # People with at least two photos: enrolled from the first file and shown with the second, in
@@ -159,41 +158,6 @@ def build_video(
 
 
 # Broker + subscriber -------------------------------------------------------------------------
-class _Broker:
-    def __init__(self, workdir: Path) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(exe).exists():
-            raise SystemExit("bench camera needs the mosquitto binary")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        (workdir / "db").mkdir(parents=True, exist_ok=True)
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {workdir / 'db'}/\nuser {getpass.getuser()}\n"
-            "log_dest none\n"
-        )
-        self.exe = exe
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
 class _Receiver:
     """Persistent-session subscriber: records (monotonic arrival, event) pairs."""
 
@@ -327,7 +291,7 @@ def _run(
     rec: Recognizer,
     video: Path,
     appearances: list[Appearance],
-    broker: _Broker,
+    broker: Broker,
     *,
     fps: float,
     detect_fps: float,
@@ -353,7 +317,7 @@ def _run(
     def sink(e: RecognitionEvent) -> None:
         with lock:
             sink_events.append(e)
-        bridge.publish_event("recognition", e.payload())
+        bridge.publish_event("recognition", recognition_payload(e))
 
     rss = _RssSampler()
     proc = psutil.Process()
@@ -533,7 +497,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 metadata=[], ttl=-1, vector=a.embedding,
             )  # fmt: skip
         rec = Recognizer(settings, pipeline, store, liveness)
-        broker = _Broker(tmp / "broker")
+        if not Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto").exists():
+            raise SystemExit("bench camera needs the mosquitto binary")
+        broker = Broker(tmp / "broker")
         broker.start()
         limit = args.seconds * 4 + 30
         common = {"fps": args.fps, "detect_fps": args.detect_fps, "time_limit": limit}

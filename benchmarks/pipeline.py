@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench.stats import p, peak_rss_mb, table, vm_hwm_mb
+from benchmarks.stats import p, peak_rss_mb, table, vm_hwm_mb
 from edge.config import Settings, testdata_dir
 from edge.evaluation.verification import identity_items
 from edge.imaging.decode import decode_bytes
