@@ -191,11 +191,11 @@ class CameraWorker:
         hit = self.recognizer.search(
             self.cfg.instance, self.cfg.collection, crop.embed(self.recognizer)
         )
-        if hit is None or hit.score < self.recognizer.threshold:
-            return None
-        return Match(
-            uuid=hit.uuid, key=hit.key, collection=hit.collection, score=round(hit.score, 4)
-        )
+        if hit is not None and hit.score >= self.recognizer.threshold:
+            return Match(
+                uuid=hit.uuid, key=hit.key, collection=hit.collection, score=round(hit.score, 4)
+            )
+        return None
 
     def _publish(self, st: _TrackState, decision: Decision | None) -> None:
         if decision is None:

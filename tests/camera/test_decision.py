@@ -55,7 +55,7 @@ class Search:
         return self.answer
 
 
-class Track:
+class TrackFeed:
     """A TrackDecision whose crops are frame numbers; counts the crops built."""
 
     def __init__(self, rules: Rules) -> None:
@@ -126,7 +126,7 @@ def test_no_reliable_vote_is_uncertain_and_no_liveness_model_is_unchecked() -> N
 
 
 def test_the_decision_waits_for_the_reliable_votes() -> None:
-    t, search = Track(LIVE3), Search()
+    t, search = TrackFeed(LIVE3), Search()
     assert t.frame(search, 0.30, 0.1) is None
     assert t.frame(search, 0.40, 0.9, reliable=False) is None  # scored, does not vote
     assert t.frame(search, 0.35, 0.2) is None
@@ -146,7 +146,7 @@ def test_the_decision_waits_for_the_reliable_votes() -> None:
 
 
 def test_twice_the_votes_in_frames_without_enough_votes_decides_uncertain() -> None:
-    t, search = Track(LIVE3), Search(answer=None)
+    t, search = TrackFeed(LIVE3), Search(answer=None)
     for _ in range(5):
         assert t.frame(search, 0.5, 0.9, reliable=False) is None
     d = t.frame(search, 0.5, 0.9, reliable=False)
@@ -158,7 +158,7 @@ def test_twice_the_votes_in_frames_without_enough_votes_decides_uncertain() -> N
 
 
 def test_twice_the_votes_in_frames_decides_with_the_votes_there_are() -> None:
-    t, search = Track(LIVE3), Search()
+    t, search = TrackFeed(LIVE3), Search()
     for spoof, reliable in [(0.8, True), (0.1, False), (0.1, False), (0.1, False), (0.6, True)]:
         assert t.frame(search, 0.5, spoof, reliable=reliable) is None
     d = t.frame(search, 0.5, 0.1, reliable=False)
@@ -169,7 +169,7 @@ def test_twice_the_votes_in_frames_decides_with_the_votes_there_are() -> None:
 
 
 def test_without_a_liveness_model_the_first_frame_decides() -> None:
-    t, search = Track(NO_LIVENESS), Search(answer=BOB)
+    t, search = TrackFeed(NO_LIVENESS), Search(answer=BOB)
     d = t.frame(search, 0.05)
     assert d is not None and d.revision == 1 and d.match == BOB
     assert d.liveness.verdict == "unchecked" and d.liveness.frames == 0
@@ -196,7 +196,7 @@ def test_the_best_frame_is_the_first_of_the_highest_quality_and_only_it_is_cropp
 
 
 def test_identity_is_searched_on_the_best_frame_so_far() -> None:
-    t, search = Track(LIVE3), Search()
+    t, search = TrackFeed(LIVE3), Search()
     t.frame(search, 0.2, 0.1)
     t.frame(search, 0.7, 0.1)
     d = t.frame(search, 0.6, 0.1)
@@ -207,7 +207,7 @@ def test_identity_is_searched_on_the_best_frame_so_far() -> None:
 
 
 def test_identity_is_rechecked_only_on_a_clearly_better_frame() -> None:
-    t, search = Track(NO_LIVENESS), Search()
+    t, search = TrackFeed(NO_LIVENESS), Search()
     assert t.frame(search, 0.4) is not None
     limit = 0.4 * BETTER_FRAME
     assert t.frame(search, 0.45) is None  # a better best frame, but not clearly better
@@ -221,7 +221,7 @@ def test_identity_is_rechecked_only_on_a_clearly_better_frame() -> None:
 
 
 def test_identity_is_rechecked_on_more_votes() -> None:
-    t, search = Track(LIVE3), Search()
+    t, search = TrackFeed(LIVE3), Search()
     for _ in range(3):
         t.frame(search, 0.5, 0.1)
     assert search.crops == [1]
@@ -232,7 +232,7 @@ def test_identity_is_rechecked_on_more_votes() -> None:
 
 
 def test_an_enrolment_recheck_searches_once_more_and_the_change_still_needs_two() -> None:
-    t, search = Track(LIVE3), Search(answer=None)
+    t, search = TrackFeed(LIVE3), Search(answer=None)
     for _ in range(3):
         t.frame(search, 0.5, 0.1)
     assert t.d.update(search, ts=1.0) is None and search.crops == [1]
@@ -249,7 +249,7 @@ def test_an_enrolment_recheck_searches_once_more_and_the_change_still_needs_two(
 # Debounce and revisions --------------------------------------------------------------------
 
 
-def rising(t: Track, search: Search, answers: list[Match | None]) -> list[int | None]:
+def rising(t: TrackFeed, search: Search, answers: list[Match | None]) -> list[int | None]:
     """One clearly better frame per answer (each is searched); the revisions published."""
     out: list[int | None] = []
     q = 0.1
@@ -262,19 +262,19 @@ def rising(t: Track, search: Search, answers: list[Match | None]) -> list[int | 
 
 
 def test_a_changed_decision_is_published_only_when_seen_twice_in_a_row() -> None:
-    t, search = Track(NO_LIVENESS), Search()
+    t, search = TrackFeed(NO_LIVENESS), Search()
     revisions = rising(t, search, [ALICE, BOB, ALICE, BOB, BOB, BOB, None, None, ALICE])
     assert revisions == [1, None, None, None, 2, None, None, 3, None]
     assert len(search.crops) == 9 and t.d.revision == 3
 
 
 def test_a_newer_change_replaces_the_pending_one() -> None:
-    t, search = Track(NO_LIVENESS), Search()
+    t, search = TrackFeed(NO_LIVENESS), Search()
     assert rising(t, search, [ALICE, BOB, CAROL, CAROL]) == [1, None, None, 2]
 
 
 def test_a_changed_liveness_verdict_is_a_changed_decision() -> None:
-    t, search = Track(Rules(liveness=True, votes=1)), Search()
+    t, search = TrackFeed(Rules(liveness=True, votes=1)), Search()
     d1 = t.frame(search, 0.5, 0.1)
     assert d1 is not None and d1.liveness.verdict == "live"
     assert t.frame(search, 0.5, 0.9) is None  # 1-1, mean 0.5: spoof, seen once
@@ -289,7 +289,7 @@ def test_a_changed_liveness_verdict_is_a_changed_decision() -> None:
 
 
 def test_an_undecided_track_decides_at_its_end_if_seen_twice() -> None:
-    t, search = Track(LIVE3), Search(answer=None)
+    t, search = TrackFeed(LIVE3), Search(answer=None)
     t.frame(search, 0.3, 0.9)
     assert t.d.finish(search, ts=2.0, seen=1) is None  # a one-round blip
     assert search.crops == []
@@ -310,7 +310,7 @@ def test_an_undecided_track_decides_at_its_end_if_seen_twice() -> None:
 
 
 def test_a_decided_track_ends_without_another_decision() -> None:
-    t, search = Track(NO_LIVENESS), Search()
+    t, search = TrackFeed(NO_LIVENESS), Search()
     t.frame(search, 0.3)
     t.frame(search, 0.9)  # clearly better: searched, same answer
     search.answer = BOB
