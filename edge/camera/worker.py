@@ -4,12 +4,10 @@ While a new face is still undecided the loop analyses every frame it can get (ne
 first, so it never falls behind), which brings the decision in after a few frame periods;
 once every face in view is decided it drops back to `detect_fps` to follow them cheaply.
 
-A track's decision waits until liveness has `liveness_votes` reliable votes (frames whose
-face passes the liveness quality gates), or twice that many frames were scored without
-enough reliable ones (verdict "uncertain"), or the track ends. Identity is searched with the
-best-quality frame seen so far. Later, a clearly better frame or more votes re-evaluate the
-track; a changed decision is emitted only after it was seen on two evaluations in a row
-(debounce), so one noisy frame cannot flip a person's identity back and forth.
+This module is the threaded part: capture, the models (`Recognizer`), the tracker, events
+and metrics. When a track's decision is due and what it is (best frame, liveness votes,
+re-checks, the two-in-a-row debounce) is decided by `edge.camera.decision`, a pure state
+machine fed one observation per track and frame.
 """
 
 from __future__ import annotations
@@ -19,12 +17,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 
-from edge.camera.events import LivenessVerdict, Match, RecognitionEvent
+from edge.camera.decision import (
+    Decision,
+    LivenessScore,
+    Observation,
+    Rules,
+    TrackDecision,
+)
+from edge.camera.events import Match, RecognitionEvent
 from edge.camera.metrics import (
     DECISION_LATENCY,
     DECISIONS,
@@ -42,29 +47,25 @@ from edge.vision.types import Face
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[RecognitionEvent], None]
-BETTER_FRAME = 1.15  # a frame this much better than the decided one re-evaluates identity
 
 
 @dataclass
-class _Best:
-    quality: float
-    aligned: np.ndarray  # 112x112 aligned crop (kept in memory only while the track lives)
-    face: Face
-    frame_size: tuple[int, int]
-    embedding: np.ndarray | None = None
+class _Crop:
+    """A track's best face, aligned to 112x112 (in memory only while the track lives)."""
+
+    aligned: np.ndarray
+    embedding: np.ndarray | None = None  # computed once, on the first search or enrolment
+
+    def embed(self, recognizer: Recognizer) -> np.ndarray:
+        if self.embedding is None:
+            self.embedding = recognizer.embed(self.aligned)
+        return self.embedding
 
 
 @dataclass
 class _TrackState:
     track: Track
-    best: _Best | None = None
-    scores: list[float] = field(default_factory=list)  # reliable spoof scores
-    frames_scored: int = 0
-    emitted: tuple[str | None, str] | None = None  # (match uuid, verdict) last emitted
-    decided_quality: float = 0.0
-    decided_votes: int = 0
-    pending: tuple[str | None, str] | None = None  # a changed decision seen once
-    revision: int = 0
+    decision: TrackDecision[_Crop]
 
 
 class CameraWorker:
@@ -83,6 +84,11 @@ class CameraWorker:
         self.sink = sink
         self.device_id = device_id
         self.tracker = Tracker(timeout_s=cfg.track_timeout_s)
+        self.rules = Rules(
+            liveness=recognizer.liveness is not None,
+            votes=cfg.liveness_votes,
+            spoof_threshold=cfg.spoof_threshold,
+        )
         self._states: dict[int, _TrackState] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -151,7 +157,7 @@ class CameraWorker:
 
     def _undecided(self) -> bool:
         with self._lock:
-            return any(st.emitted is None for st in self._states.values())
+            return any(not st.decision.decided for st in self._states.values())
 
     def process(self, frame: Frame) -> None:
         img = frame.image
@@ -161,109 +167,55 @@ class CameraWorker:
             for t in ended:
                 self._finish(t, frame)
             for t in updated:
-                st = self._states.setdefault(t.id, _TrackState(t))
+                st = self._states.get(t.id)
+                if st is None:
+                    st = self._states[t.id] = _TrackState(t, TrackDecision(self.rules))
                 self._observe(st, img, t.face)
-                self._evaluate(st, frame, final=False)
+                self._publish(st, st.decision.update(self._recognize, ts=frame.ts))
 
     def _observe(self, st: _TrackState, img: np.ndarray, face: Face) -> None:
-        q = frame_quality(img, face)
-        if st.best is None or q > st.best.quality:
-            h, w = img.shape[:2]
-            st.best = _Best(q, self.recognizer.aligned(img, face), face, (w, h))
+        """Measure one frame for the state machine; the crop is built only for a new best."""
+        h, w = img.shape[:2]
+        quality = frame_quality(img, face)
         sp = self.recognizer.spoof(img, face)
-        if sp is not None:
-            st.frames_scored += 1
-            score, reliable = sp
-            if reliable:
-                st.scores.append(score)
-
-    def _verdict(self, st: _TrackState) -> LivenessVerdict:
-        if self.recognizer.liveness is None:
-            return LivenessVerdict(
-                spoof_score=None, verdict="unchecked", votes=0, spoof_votes=0, frames=0
-            )
-        thr = self.cfg.spoof_threshold
-        votes = st.scores
-        if not votes:
-            return LivenessVerdict(
-                spoof_score=None,
-                verdict="uncertain",
-                votes=0,
-                spoof_votes=0,
-                frames=st.frames_scored,
-            )
-        spoof_votes = sum(1 for s in votes if s >= thr)
-        mean = float(np.mean(votes))
-        is_spoof = mean >= thr if 2 * spoof_votes == len(votes) else 2 * spoof_votes > len(votes)
-        return LivenessVerdict(
-            spoof_score=round(mean, 4),
-            verdict="spoof" if is_spoof else "live",
-            votes=len(votes),
-            spoof_votes=spoof_votes,
-            frames=st.frames_scored,
+        obs = Observation(
+            quality=quality,
+            position=face.position(w, h),
+            frame_size=(w, h),
+            liveness=LivenessScore(*sp) if sp is not None else None,
         )
+        st.decision.observe(obs, lambda: _Crop(self.recognizer.aligned(img, face)))
 
-    def _ready(self, st: _TrackState, final: bool) -> bool:
-        if st.best is None:
-            return False
-        if final:
-            return st.track.hits >= 2  # a single-frame blip is not a person
-        if self.recognizer.liveness is None:
-            return True
-        n = self.cfg.liveness_votes
-        return len(st.scores) >= n or st.frames_scored >= 2 * n
+    def _recognize(self, crop: _Crop) -> Match | None:
+        """Search the best frame: the entity at or above the threshold, None if nobody."""
+        hit = self.recognizer.search(
+            self.cfg.instance, self.cfg.collection, crop.embed(self.recognizer)
+        )
+        if hit is not None and hit.score >= self.recognizer.threshold:
+            return Match(
+                uuid=hit.uuid, key=hit.key, collection=hit.collection, score=round(hit.score, 4)
+            )
+        return None
 
-    def _evaluate(self, st: _TrackState, frame: Frame | None, *, final: bool) -> None:
-        if not self._ready(st, final):
+    def _publish(self, st: _TrackState, decision: Decision | None) -> None:
+        if decision is None:
             return
-        assert st.best is not None
-        if st.emitted is not None:
-            better = st.best.quality > st.decided_quality * BETTER_FRAME
-            more_votes = len(st.scores) > st.decided_votes
-            if not (better or more_votes):
-                return
-        best = st.best
-        if best.embedding is None:
-            best.embedding = self.recognizer.embed(best.aligned)
-        hit = self.recognizer.search(self.cfg.instance, self.cfg.collection, best.embedding)
-        known = hit is not None and hit.score >= self.recognizer.threshold
-        live = self._verdict(st)
-        key = (hit.uuid if known and hit else None, live.verdict)
-        st.decided_quality, st.decided_votes = best.quality, len(st.scores)
-        if st.emitted is not None:
-            if key == st.emitted:
-                st.pending = None
-                return
-            if st.pending != key:  # first sighting of a change: wait for confirmation
-                st.pending = key
-                return
-        st.pending = None
-        st.emitted = key
-        st.revision += 1
-        w, h = best.frame_size
-        decided_ts = frame.ts if frame is not None else st.track.last_ts
         event = RecognitionEvent(
             event_id=str(uuid.uuid4()),
             time=datetime.now(timezone.utc),
             device_id=self.device_id,
             camera=self.cfg.name,
             track_id=st.track.id,
-            revision=st.revision,
-            decision="known" if known else "unknown",
-            match=(
-                Match(
-                    uuid=hit.uuid, key=hit.key, collection=hit.collection, score=round(hit.score, 4)
-                )
-                if known and hit
-                else None
-            ),
+            revision=decision.revision,
+            decision="known" if decision.known else "unknown",
+            match=decision.match,
             threshold=self.recognizer.threshold,
-            liveness=live,
-            quality=round(best.quality, 4),
-            position=best.face.position(w, h),
-            frame_size=(w, h),
+            liveness=decision.liveness,
+            quality=round(decision.quality, 4),
+            position=decision.position,
+            frame_size=decision.frame_size,
             first_seen_source_s=round(st.track.first_ts, 3),
-            decided_source_s=round(decided_ts, 3),
+            decided_source_s=round(decision.decided_s, 3),
             latency_ms=round((time.monotonic() - st.track.first_captured) * 1000, 1),
         )
         self.events_emitted += 1
@@ -277,8 +229,9 @@ class CameraWorker:
 
     def _finish(self, track: Track, frame: Frame | None) -> None:
         st = self._states.pop(track.id, None)
-        if st is not None and st.emitted is None:
-            self._evaluate(st, frame, final=True)
+        if st is not None:
+            ts = frame.ts if frame is not None else track.last_ts
+            self._publish(st, st.decision.finish(self._recognize, ts=ts, seen=track.hits))
 
     # Enrolment ----------------------------------------------------------------------------
     def enroll_current(
@@ -297,14 +250,14 @@ class CameraWorker:
         deadline = time.monotonic() + timeout_s
         while True:
             with self._lock:
-                candidates = [s for s in self._states.values() if s.best is not None]
+                candidates = [
+                    (st.decision.best, st.track)
+                    for st in self._states.values()
+                    if st.decision.best is not None
+                ]
                 if candidates:
-                    st = max(candidates, key=lambda s: (s.best.quality, s.track.hits))  # type: ignore[union-attr]
-                    best = st.best
-                    assert best is not None
-                    if best.embedding is None:
-                        best.embedding = self.recognizer.embed(best.aligned)
-                    vec = best.embedding
+                    best, track = max(candidates, key=lambda c: (c[0].quality, c[1].hits))
+                    vec = best.crop.embed(self.recognizer)
                     break
             if time.monotonic() >= deadline or self.finished.is_set():
                 raise EdgeError(223, f"no face in view of camera {self.cfg.name!r}")
@@ -313,6 +266,6 @@ class CameraWorker:
             self.cfg.instance, vec, key=key, collection=collection, metadata=metadata or [], ttl=ttl
         )
         with self._lock:  # the person in view is now known: let the track decide again
-            if st.track.id in self._states:
-                st.decided_votes = -1
+            if (st := self._states.get(track.id)) is not None:
+                st.decision.recheck()
         return entity

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from camera_helpers import Vision
 
-from edge.camera.events import RecognitionEvent
+from edge.camera.events import LivenessVerdict, RecognitionEvent
 from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, parse_source
 from edge.camera.worker import CameraWorker
@@ -18,13 +18,13 @@ FPS = 25.0
 
 
 def run_video(
-    vision: Vision, store: EntityStore, video: Path, **cam: object
+    vision: Vision, store: EntityStore, video: Path, *, liveness: bool = True, **cam: object
 ) -> tuple[list[RecognitionEvent], CameraWorker]:
     opts: dict[str, object] = {"detect_fps": 8, "realtime": False, "track_timeout_s": 0.4}
     opts.update(cam)
     cfg = CameraConfig(name="door", source=str(video), **opts)  # type: ignore[arg-type]
     events: list[RecognitionEvent] = []
-    rec = Recognizer(vision.settings, vision.pipeline, store, vision.liveness)
+    rec = Recognizer(vision.settings, vision.pipeline, store, vision.liveness if liveness else None)
     capture = Capture(parse_source(cfg.source), realtime=False, name=cfg.name).start()
     worker = CameraWorker(cfg, capture, rec, events.append, device_id="dev-1").start()
     assert worker.finished.wait(120), "video was not processed"
@@ -83,6 +83,25 @@ def test_without_enrolment_everyone_is_unknown(
     events, _ = run_video(vision, store, video)
     assert len(events) == len(starts)
     assert all(e.decision == "unknown" and e.match is None for e in events)
+
+
+def test_without_a_liveness_model_each_person_is_decided_on_the_first_frame(
+    vision: Vision,
+    store: EntityStore,
+    enroll_known: Callable[[], dict[str, str]],
+    people_video: tuple[Path, list[tuple[str, int]]],
+) -> None:
+    uuids = enroll_known()
+    video, starts = people_video
+    events, _ = run_video(vision, store, video, liveness=False)
+    assert [segment_of(e, starts) for e in events] == [name for name, _ in starts], events
+    for e in events:
+        label = segment_of(e, starts)
+        assert e.revision == 1 and e.decided_source_s == e.first_seen_source_s, e
+        assert e.liveness == LivenessVerdict(
+            spoof_score=None, verdict="unchecked", votes=0, spoof_votes=0, frames=0
+        )
+        assert (e.match.uuid if e.match else None) == uuids.get(label), (label, e)
 
 
 def test_detection_runs_at_the_configured_rate_on_the_source_clock(
