@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from edge.config import Settings, load_settings
 from edge.runtime.fetch import install_files
@@ -20,6 +21,13 @@ from tests.support.paths import MODEL_MIRROR, SHARED, TESTDATA
 # everywhere (subprocesses inherit it); set EDGE_MODELS__OPENVINO_PRECISION=bf16 (or auto)
 # to run the whole suite in another precision, which it must also pass.
 os.environ.setdefault("EDGE_MODELS__OPENVINO_PRECISION", "f32")
+
+# Property tests explore new random examples on every plain `pytest` run (that is how they
+# find bugs); `tools/test.sh` (the README's command, and CI) selects the "ci" profile, whose
+# examples are derived from each test's own source, so a submission is judged on the same
+# examples wherever it runs. A failure found locally is reported with its reproducing seed.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -6,4 +6,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/tools/setup.sh" test
 cd "$ROOT"
 .venv/bin/ruff check edge benchmarks tests tools
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}" .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
