@@ -93,6 +93,14 @@ class Outcome:
     missed: bool = False  # no decision arrived for this face
 
 
+def _imread(path: Path) -> np.ndarray:
+    """A test photo as BGR; a missing or unreadable one stops the benchmark, naming it."""
+    img = cv2.imread(str(path))
+    if img is None:
+        raise RuntimeError(f"cannot read {path}: is the testdata complete?")
+    return img
+
+
 def _background() -> np.ndarray:
     y = np.linspace(70, 130, H, dtype=np.float32)[:, None]
     x = np.linspace(0, 30, W, dtype=np.float32)[None, :]
@@ -125,7 +133,7 @@ def build_video(
     """1-3 people at once, 2 s per group, 0.6 s empty between groups."""
     fid = testdata / "faces_by_identity"
     photos = {k: sorted((fid / k).iterdir()) for k in PEOPLE}
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (W, H))
     if not writer.isOpened():
         raise RuntimeError("OpenCV cannot write MJPG video")
     bg = _background()
@@ -142,7 +150,7 @@ def build_video(
         k = seg % 3 + 1
         keys = [PEOPLE[(person + i) % len(PEOPLE)] for i in range(k)]
         person += k
-        frame = _compose([cv2.imread(str(photos[key][1])) for key in keys])
+        frame = _compose([_imread(photos[key][1]) for key in keys])
         appearances += [
             Appearance(key, n, seg, i, k, photos[key][1].name) for i, key in enumerate(keys)
         ]
@@ -179,7 +187,7 @@ class _Receiver:
         c.on_connect = lambda cl, *_a: cl.subscribe(topic, qos=1)
         c.on_subscribe = lambda *_a: self._ready.set()
         c.on_message = lambda _c, _u, m: self.got.append((time.monotonic(), json.loads(m.payload)))
-        c.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
+        c.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho says int, sleeps a float
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         c.connect("127.0.0.1", port, 30, clean_start=False, properties=props)
@@ -489,12 +497,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         store = EntityStore(tmp / "store.sqlite3", pack_fingerprint=registry.fingerprint)
         enrolled: dict[str, np.ndarray] = {}
         for key, photo in enrol_photos.items():
-            a = pipeline.analyze_largest(cv2.imread(str(photo)))
-            enrolled[key] = a.embedding
+            vector = pipeline.analyze_largest(_imread(photo)).embedding
+            if vector is None:  # analyze_largest embeds unless told not to
+                raise RuntimeError(f"no embedding for {photo.name}")
+            enrolled[key] = vector
             name = settings.names.face
             store.create(
                 instance="default", model=name, model_name=name, collection="", key=key,
-                metadata=[], ttl=-1, vector=a.embedding,
+                metadata=[], ttl=-1, vector=vector,
             )  # fmt: skip
         rec = Recognizer(settings, pipeline, store, liveness)
         if not Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto").exists():
@@ -549,10 +559,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("\n".join(wrong_lines))
     by = {(n, r.name): r for n, r in results}
     for n in args.cameras:
-        edge, naive = by.get((n, "edge-face")), by.get((n, "naive"))
-        if edge and naive and edge.latencies_ms and naive.latencies_ms:
-            ratio = p(np.asarray(naive.latencies_ms), 50) / p(np.asarray(edge.latencies_ms), 50)
-            cpu = naive.cpu_pct / max(edge.cpu_pct, 1e-9)
+        ours, naive_run = by.get((n, "edge-face")), by.get((n, "naive"))
+        if ours and naive_run and ours.latencies_ms and naive_run.latencies_ms:
+            naive_p50 = p(np.asarray(naive_run.latencies_ms), 50)
+            ratio = naive_p50 / p(np.asarray(ours.latencies_ms), 50)
+            cpu = naive_run.cpu_pct / max(ours.cpu_pct, 1e-9)
             print(
                 f"{n} camera(s): decision latency p50 naive/edge-face {ratio:.2f}x, "
                 f"CPU naive/edge-face {cpu:.2f}x"

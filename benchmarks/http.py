@@ -141,14 +141,21 @@ class Level:
     throttled: int = 0
     seconds: float = 0.0
 
+    @property
+    def requests(self) -> int:
+        return len(self.ms) + self.errors + self.throttled
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else float("nan")
+
     def row(self) -> list[object]:
         a = np.asarray(self.ms)
-        n = len(self.ms) + self.errors + self.throttled
         return [
             self.mode,
             self.concurrency,
-            n,
-            n / self.seconds if self.seconds else float("nan"),
+            self.requests,
+            self.rps,
             p(a, 50),
             p(a, 95),
             p(a, 99),
@@ -433,7 +440,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"HTTP overhead at c=1, p50: {extra:+.1f} ms per request")
     top = by_c.get(max(by_c)) if by_c else None
     if top is not None:
-        ratio = top.row()[3] / pooled.row()[3]  # type: ignore[operator]
+        ratio = top.rps / pooled.rps
         print(
             f"throughput at c={top.concurrency} / direct with {threads} threads "
             f"(blocks in turn): {ratio:.2f}x"
@@ -444,7 +451,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         checks.append(("c=1 p50 <= 20 ms", f"{v:.1f} ms", v <= TARGET_P50_C1_MS))
     c16 = by_c.get(16)
     if c16:
-        rps = float(c16.row()[3])  # type: ignore[arg-type]
+        rps = c16.rps
         p99 = p(np.asarray(c16.ms), 99)
         checks.append(("c=16 >= 60 req/s", f"{rps:.1f} req/s", rps >= TARGET_RPS_C16))
         checks.append(("c=16 zero errors", f"{c16.errors} errors", c16.errors == 0))

@@ -65,6 +65,11 @@ def _frames(data: Path) -> list[tuple[np.ndarray, bytes]]:
     return out
 
 
+def _score_next(scorer: LivenessScorer, nxt: Callable[[], Any]) -> Callable[[], object]:
+    """One call: score the next (frame, face) of the cycle (bound now, not at call time)."""
+    return lambda: scorer.score(*nxt())
+
+
 def _cycle(items: list[Any]) -> Callable[[], Any]:
     state = {"i": 0}
 
@@ -143,7 +148,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     calls: dict[str, Callable[[], object]] = {}
-    variants = {
+    variants: dict[str, dict[str, object]] = {
         f"openvino ({settings.models.openvino_precision})": {"backend": "openvino"},
         "openvino (f32)": {"backend": "openvino", "openvino_precision": "f32"},
         "onnxruntime (cpu)": {"backend": "onnxruntime", "providers": ["cpu"]},
@@ -154,7 +159,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         scorer = LivenessScorer(ModelRegistry(s), s)
         scorer.warmup()
         nxt = _cycle(faces)
-        calls[f"liveness stage / face, {name}"] = lambda sc=scorer, n=nxt: sc.score(*n())
+        calls[f"liveness stage / face, {name}"] = _score_next(scorer, nxt)
 
     ours = LivenessScorer(base_registry, settings)
     ours.warmup()
@@ -164,6 +169,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     def detect(jpg: bytes) -> tuple[np.ndarray, Face]:
         bgr = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError("a benchmark frame does not decode as JPEG")
         return bgr, pipeline.analyze_largest(bgr, embed=False).face  # as the endpoint does
 
     nxt_d, nxt_f = _cycle([j for _, j in frames]), _cycle([j for _, j in frames])

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.camera.events import RecognitionEvent
 from edge.camera.payload import recognition_payload
@@ -23,6 +24,11 @@ from edge.camera.service import EnrollRequest, edge_services
 from edge.camera.sources import parse_source
 from edge.config import CameraConfig, Settings
 from edge.errors import EdgeError
+
+if TYPE_CHECKING:  # imported in _open_parts: loading models is the slow part of a start
+    from edge.store.entities import EntityStore
+    from edge.vision.liveness import LivenessScorer
+    from edge.vision.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +85,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_main(settings, args, Path(args.config) if args.config else None))
 
 
-def _open_parts(settings: Settings) -> tuple[object, object, object | None]:
+def _open_parts(
+    settings: Settings,
+) -> tuple[FacePipeline, EntityStore, LivenessScorer | None]:
     from edge.runtime.registry import ModelRegistry
     from edge.store import open_store
     from edge.vision.pipeline import FacePipeline
