@@ -128,11 +128,18 @@ class Engine:
         `models` shares models already loaded (tests serve many data dirs with one set);
         `clock` is the store's clock (tests of expiry).
         """
-        models = models if models is not None else Models.load(settings)
+        if models is None:
+            models = Models.load(settings)
+        elif models.registry.pack_name != settings.models.pack:
+            raise ValueError(
+                f"models of pack {models.registry.pack_name!r} cannot serve settings of pack "
+                f"{settings.models.pack!r}: load the models from these settings"
+            )
         return cls(settings, models, open_store(settings, models.registry, clock=clock))
 
     @property
     def registry(self) -> ModelRegistry:
+        """The model registry (which files, which backend); not the metrics registry."""
         return self.models.registry
 
     @property
@@ -149,6 +156,7 @@ class Engine:
         self.models.warm_up()
 
     def close(self) -> None:
+        """Close the store (idempotent); the models stay usable by other engines."""
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -16,7 +16,7 @@ a camera, which sees the same face many times, so a miss costs one frame, not an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,7 +56,7 @@ class ImageQuery:
     data: str
     area: dict[str, Any] | None = None  # as sent; checked against the decoded size
     auto_rotate: bool = False
-    flags: DetailFlags = DetailFlags()
+    flags: DetailFlags = field(default_factory=DetailFlags)
 
 
 @dataclass(frozen=True)
