@@ -31,6 +31,7 @@ from edge.api.state import (
     OPENAPI,
     READY,
     SETTINGS,
+    Devices,
     ReadyState,
 )
 from edge.config import Settings
@@ -98,7 +99,7 @@ def create_app(
         settings.server.queue_limit,
         settings.server.rate_limit_per_key,
     )
-    app[DEVICES] = None  # `edge.api.server` runs cameras and MQTT when configured
+    app[DEVICES] = Devices()  # `edge.api.server` runs cameras and MQTT when configured
 
     app.cleanup_ctx.append(_engine_ctx(engine, models, load_models))
     app.cleanup_ctx.append(_purge_ctx)

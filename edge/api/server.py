@@ -512,11 +512,11 @@ def _services_ctx(settings: Settings, config_path: Path | None) -> CleanupCtx:
             yield
             return
         async with edge_services(app[ENGINE], config_path=config_path) as services:
-            app[DEVICES] = services
+            app[DEVICES].current = services
             try:
                 yield
             finally:
-                app[DEVICES] = None
+                app[DEVICES].current = None
 
     return ctx
 

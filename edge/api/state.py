@@ -56,12 +56,23 @@ class ReadyState:
         self.shutting_down, self.reason = True, "shutting down"
 
 
+@dataclass
+class Devices:
+    """The cameras and the MQTT bridge while they run (`current`), else None.
+
+    A slot set once by `create_app`: the services stop during the app's cleanup, when its
+    keys must no longer change (aiohttp deprecates that), so the slot changes instead.
+    """
+
+    current: EdgeServices | None = None
+
+
 SETTINGS = web.AppKey("edge.settings", Settings)
 #: models and store, opened when the app starts (`engine.liveness` is None when the pack has
 #: no liveness roles: the liveness route then answers 503)
 ENGINE = web.AppKey("edge.engine", Engine)
-#: the cameras and the MQTT bridge of this process; None when it runs neither
-DEVICES: web.AppKey[EdgeServices | None] = web.AppKey("edge.devices")
+#: the cameras and the MQTT bridge of this process, while they run
+DEVICES = web.AppKey("edge.devices", Devices)
 ADMISSION = web.AppKey("edge.admission", Admission)
 READY = web.AppKey("edge.ready", ReadyState)
 KEYS = web.AppKey("edge.keys", KeyRing)

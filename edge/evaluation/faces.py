@@ -179,6 +179,7 @@ def evaluate(
 ) -> dict[str, Any]:
     cal = pipe.calibration
     thr = cal.recommended_threshold
+
     def embed(bgr: np.ndarray) -> np.ndarray:
         emb = pipe.analyze_largest(bgr).embedding
         if emb is None:  # analyze_largest embeds unless told not to
