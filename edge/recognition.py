@@ -2,11 +2,11 @@
 
 Analyze (decode + the largest face), search (calibrated score + the threshold rule), enrol,
 compare and liveness, each written once and returning typed values; the callers only
-render them (`edge.api.wire` for REST, `edge.mqtt` payloads for cameras).
+render them (`edge.api.wire` for REST, `edge.camera.payload` for camera events).
 
 Errors stay domain errors (`ImageInputError`, `FaceError`): this layer does not know which
 request field an image came from, so the API maps them to contract codes with the field's
-name (`edge.api.wire.request_error`). Every method blocks (decode, inference, SQLite): call
+name (`edge.api.images.on_image`). Every method blocks (decode, inference, SQLite): call
 it off the event loop.
 
 Two ways to find a face, on purpose: `analyze` (fast detector, slow fallback, largest face:
