@@ -184,7 +184,7 @@ class CameraWorker:
             quality=quality,
             position=face.position(w, h),
             frame_size=(w, h),
-            liveness=LivenessScore(float(sp.spoof_score), sp.reliable) if sp else None,
+            liveness=LivenessScore(float(sp.spoof_score), sp.reliable) if sp is not None else None,
         )
         st.decision.observe(obs, lambda: _Crop(self.recognition.align(img, face)))
 
