@@ -36,11 +36,12 @@ import psutil
 from benchmarks.stats import p, table
 from edge.camera.events import RecognitionEvent
 from edge.camera.payload import recognition_payload
-from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_source
 from edge.camera.worker import CameraWorker
 from edge.config import CameraConfig, Settings, testdata_dir
+from edge.engine import Engine
 from edge.mqtt.bridge import MqttBridge
+from edge.recognition import Recognition
 from tests.support.broker import Broker
 
 W, H = 1280, 720
@@ -296,7 +297,7 @@ class _RssSampler:
 def _run(
     name: str,
     settings: Settings,
-    rec: Recognizer,
+    rec: Recognition,
     video: Path,
     appearances: list[Appearance],
     broker: Broker,
@@ -410,17 +411,16 @@ def _appearance_of(appearances: list[Appearance], segment: int, pos: dict[str, i
 
 
 def _slot_scores(
-    img: np.ndarray, a: Appearance, rec: Recognizer, enrolled: dict[str, np.ndarray]
+    img: np.ndarray, a: Appearance, rec: Recognition, enrolled: dict[str, np.ndarray]
 ) -> dict[str, float] | None:
     """Calibrated score of the face in `a`'s slot against every enrolled person."""
     slot_w = W // a.slots
-    faces = [f for f in rec.detect(img) if (f.box[0] + f.box[2]) / 2 // slot_w == a.slot]
+    faces = [f for f in rec.detect_frame(img) if (f.box[0] + f.box[2]) / 2 // slot_w == a.slot]
     if not faces:
         return None
     face = max(faces, key=lambda f: f.width)
-    emb = rec.embed(rec.aligned(img, face))
-    cos_to_score = rec.pipeline.cosine_to_score
-    return {k: float(cos_to_score(float(np.dot(emb, v)))) for k, v in enrolled.items()}
+    emb = rec.embed(rec.align(img, face))
+    return {k: rec.similarity(emb, v) for k, v in enrolled.items()}
 
 
 def _cause(outs: list[Outcome], key: str, own: float, threshold: float) -> str:
@@ -437,7 +437,7 @@ def explain_wrong(
     results: list[RunResult],
     appearances: list[Appearance],
     video: Path,
-    rec: Recognizer,
+    rec: Recognition,
     enrolled: dict[str, np.ndarray],
     enrol_names: dict[str, str],
 ) -> list[str]:
@@ -477,36 +477,24 @@ def explain_wrong(
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from edge.runtime.registry import ModelRegistry
-    from edge.store.entities import EntityStore
-    from edge.vision.liveness import LivenessScorer
-    from edge.vision.pipeline import FacePipeline
-
     tmp = Path(tempfile.mkdtemp(prefix="edge-bench-camera-"))
     try:
         video = tmp / "people.avi"
         appearances, enrol_photos = build_video(
             video, testdata_dir(args.testdata, "bench camera"), args.seconds, args.fps
         )
-        registry = ModelRegistry(settings)
-        pipeline = FacePipeline(registry, settings)
-        liveness = LivenessScorer(registry, settings) if registry.has("liveness_v2") else None
-        pipeline.warmup()
-        if liveness is not None:
-            liveness.warmup()
-        store = EntityStore(tmp / "store.sqlite3", pack_fingerprint=registry.fingerprint)
+        bench = settings.model_copy(deep=True)
+        bench.store.path = tmp / "store.sqlite3"  # a scratch gallery, never the box's own
+        engine = Engine.open(bench)
+        engine.warm_up()
+        rec = Recognition(engine)
         enrolled: dict[str, np.ndarray] = {}
         for key, photo in enrol_photos.items():
-            vector = pipeline.analyze_largest(_imread(photo)).embedding
+            vector = engine.pipeline.analyze_largest(_imread(photo)).embedding
             if vector is None:  # analyze_largest embeds unless told not to
                 raise RuntimeError(f"no embedding for {photo.name}")
             enrolled[key] = vector
-            name = settings.names.face
-            store.create(
-                instance="default", model=name, model_name=name, collection="", key=key,
-                metadata=[], ttl=-1, vector=vector,
-            )  # fmt: skip
-        rec = Recognizer(settings, pipeline, store, liveness)
+            rec.enrol("default", vector, key=key, collection="", metadata=[], ttl=-1)
         if not Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto").exists():
             raise SystemExit("bench camera needs the mosquitto binary")
         broker = Broker(tmp / "broker")
@@ -530,7 +518,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         runs = [r for _n, r in results] + ([outage] if outage is not None else [])
         enrol_names = {k: v.name for k, v in enrol_photos.items()}
         wrong_lines = explain_wrong(runs, appearances, video, rec, enrolled, enrol_names)
-        store.close()
+        engine.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

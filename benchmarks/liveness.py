@@ -26,10 +26,10 @@ import numpy as np
 
 from benchmarks.stats import p, peak_rss_mb, table
 from edge.config import Settings, testdata_dir
+from edge.engine import Models
 from edge.evaluation.liveness import find_face, load_samples
 from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import LivenessScorer, minifas_crop
-from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
 BASELINE = "baseline: 2 models, ort defaults, naive"
@@ -63,11 +63,6 @@ def _frames(data: Path) -> list[tuple[np.ndarray, bytes]]:
         if ok:
             out.append((frame, jpg.tobytes()))
     return out
-
-
-def _score_next(scorer: LivenessScorer, nxt: Callable[[], Any]) -> Callable[[], object]:
-    """One call: score the next (frame, face) of the cycle (bound now, not at call time)."""
-    return lambda: scorer.score(*nxt())
 
 
 def _cycle(items: list[Any]) -> Callable[[], Any]:
@@ -130,14 +125,24 @@ def time_interleaved(
     return {name: np.array(v[:runs]) for name, v in samples.items()}
 
 
+def _scoring(
+    scorer: LivenessScorer, nxt: Callable[[], tuple[np.ndarray, Face]]
+) -> Callable[[], object]:
+    """One timed call: score the next face with `scorer`."""
+    return lambda: scorer.score(*nxt())
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     data = testdata_dir(args.data, "bench liveness", "liveness")
     frames = _frames(data)
     if not frames:
         print(f"no full-frame images (>= 480 px) under {data}")
         return 2
-    base_registry = ModelRegistry(settings)
-    pipeline = FacePipeline(base_registry, settings)
+    base = Models.load(settings)
+    if base.liveness is None:
+        print(f"pack {settings.models.pack} has no liveness models: nothing to measure")
+        return 2
+    ours, base_registry, pipeline = base.liveness, base.registry, base.pipeline
     faces = []
     for frame, _ in frames:
         face, _how = find_face(frame, pipeline)
@@ -154,14 +159,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         "onnxruntime (cpu)": {"backend": "onnxruntime", "providers": ["cpu"]},
     }
     for name, override in variants.items():
+        # Each backend variant is its own registry (own sessions), loaded by the same rule.
         models = settings.models.model_copy(update=override)
         s = settings.model_copy(update={"models": models})
-        scorer = LivenessScorer(ModelRegistry(s), s)
+        scorer = Models.load(s).liveness
+        assert scorer is not None  # same pack as `base`, which has the roles
         scorer.warmup()
-        nxt = _cycle(faces)
-        calls[f"liveness stage / face, {name}"] = _score_next(scorer, nxt)
+        calls[f"liveness stage / face, {name}"] = _scoring(scorer, _cycle(faces))
 
-    ours = LivenessScorer(base_registry, settings)
     ours.warmup()
     baseline = NaiveBaseline(base_registry, ours)
     nxt_b = _cycle(faces)

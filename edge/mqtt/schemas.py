@@ -71,7 +71,10 @@ class CommandResponse(Wire):
 
 
 _ACTIONS: dict[str, EntityAction] = {
-    "create": "created", "update": "updated", "delete": "deleted", "expire": "deleted"
+    "create": "created",
+    "update": "updated",
+    "delete": "deleted",
+    "expire": "deleted",
 }
 
 
