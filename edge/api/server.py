@@ -39,6 +39,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from edge.api.access_log import ACCESS_LOGGER, EdgeAccessLogger
 from edge.api.app import create_app
+from edge.api.console import CAMERA_SERVICES
 from edge.api.middleware import error_response, http_exception_error
 from edge.api.schemas import excerpt
 from edge.api.state import LIVENESS, PIPELINE, READY, STORE
@@ -512,8 +513,10 @@ def _services_ctx(settings: Settings, config_path: Path | None) -> Any:
 
         async with edge_services(
             settings, app[PIPELINE], app[STORE], app[LIVENESS], config_path=config_path
-        ):
+        ) as services:
+            app[CAMERA_SERVICES].current = services  # the console's live page listens
             yield
+            app[CAMERA_SERVICES].current = None
 
     return ctx
 
