@@ -124,6 +124,11 @@ def _page(name: str) -> web.Response:
     return resp
 
 
+def _see_other(where: str) -> web.Response:
+    """A redirect answered (not raised: the error middleware maps raised HTTP errors)."""
+    return web.Response(status=303, headers={"Location": where, "Cache-Control": "no-store"})
+
+
 def _session(request: web.Request) -> Session | None:
     return current_session(request, request.app[KEYS])
 
@@ -141,8 +146,7 @@ def _require_session(request: web.Request, *, csrf: bool = True) -> Session:
 
 @routes.route("GET", "/console", summary="The console: people when signed in", responses={})
 async def console_root(request: web.Request) -> web.StreamResponse:
-    where = "/console/people" if _session(request) else "/console/signin"
-    raise web.HTTPSeeOther(where)
+    return _see_other("/console/people" if _session(request) else "/console/signin")
 
 
 @routes.route("GET", "/console/signin", summary="Console sign-in page", responses={})
@@ -153,7 +157,7 @@ async def signin_page(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/console/{page:people|try|live|health}", summary="A page", responses={})
 async def console_page(request: web.Request) -> web.StreamResponse:
     if _session(request) is None:
-        raise web.HTTPSeeOther("/console/signin")
+        return _see_other("/console/signin")
     return _page(request.match_info["page"])
 
 
