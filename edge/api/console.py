@@ -99,10 +99,11 @@ def build_pages() -> tuple[dict[str, str], str]:
         raise ValueError("console.html lacks its <style>, <script> or CSP marker")
     policy = (
         "default-src 'none'; connect-src 'self'; img-src 'self' data: blob:; base-uri 'none';"
-        f" form-action 'none'; frame-ancestors 'none'; style-src {_sha256(style.group(1))};"
+        f" form-action 'none'; style-src {_sha256(style.group(1))};"
         f" script-src {_sha256(script.group(1))}"
     )
     page = page.replace("/*CONSOLE_CSP*/", policy)
+    policy += "; frame-ancestors 'none'"  # only honoured as a header, not in the <meta>
     pages = {name: page.replace('data-page=""', f'data-page="{name}"') for name in PAGES}
     pages["signin"] = page.replace('data-page=""', 'data-page="signin"')
     return pages, policy

@@ -192,9 +192,7 @@ def test_the_api_key_is_never_logged(console: Server, caplog: pytest.LogCaptureF
     assert KEY_A not in text  # ...without the key
 
 
-def test_console_off_serves_nothing_and_ignores_cookies(
-    tmp_path: Path, model_dir: Path
-) -> None:
+def test_console_off_serves_nothing_and_ignores_cookies(tmp_path: Path, model_dir: Path) -> None:
     srv = _serve(tmp_path, model_dir, console=ConsoleConfig(enabled=False))
     try:
         for method, path in (("GET", "/console"), ("GET", "/console/people")):
