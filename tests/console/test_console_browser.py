@@ -180,8 +180,16 @@ def test_a_person_runs_the_box_from_the_console(
     )[0]
     assert event.get_attribute("data-decision") == "known"
     assert "door" in event.text and " ms" in event.text
-    box.show(None)
     shot(drv, "live")
+
+    # enrol the person in front of the camera (guido is still there)
+    css(drv, "nav a[data-nav=people]").click()
+    ready(drv)
+    css(drv, "#enrol-key").send_keys("at the door")
+    css(drv, "#enrol-camera-btn").click()
+    wait(drv, "the camera enrolment", lambda d: rows(d).get("at the door") == "1", 60)
+    box.show(None)
+    assert keys_in_store(box) == ["Guido van Rossum", "Guido van Rossum", "at the door"]
 
     # health: readiness and the models with their runtime
     css(drv, "nav a[data-nav=health]").click()

@@ -107,7 +107,9 @@ def console_box(
         deadline = time.monotonic() + timeout
         while not box.ready():
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"edge-face serve did not get ready:\n{log.read_text()}")
+                raise AssertionError(
+                    f"edge-face serve did not get ready (exit {proc.poll()}):\n{log.read_text()}"
+                )
             time.sleep(0.2)
         yield box
     finally:

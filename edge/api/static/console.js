@@ -507,7 +507,8 @@
         faces.append(el("div", { class: "card" }, errorBox(det.reason)));
       }
       if (hit.status === "fulfilled") {
-        const found = hit.value.entitiesFound;
+        const found = [];  // one line per person: the best of their enrolments
+        for (const e of hit.value.entitiesFound) if (!found.some((f) => f.key === e.key)) found.push(e);
         const best = found[0];
         if (best && best.similarityScore >= threshold) {
           verdict.replaceChildren(el("p", { class: "big ok", data: { key: best.key } }, best.key || "(no name)"),
@@ -667,7 +668,7 @@
 
   // Start ---------------------------------------------------------------------------------
   async function start() {
-    if (PAGE === "signin") { signinPage(); return; }
+    if (PAGE === "signin") { signinPage(); document.body.dataset.ready = "1"; return; }
     for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("on", a.dataset.nav === PAGE);
     try {
       session = await api("GET", "/console/session");
@@ -687,6 +688,7 @@
     } catch (err) {
       main.replaceChildren(el("div", { class: "card" }, errorBox(err)));
     }
+    document.body.dataset.readyMs = String(Math.round(performance.now()));
     document.body.dataset.ready = "1";
   }
   start();
