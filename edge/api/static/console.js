@@ -65,6 +65,7 @@
   const $ = (sel, root = document) => root.querySelector(sel);
   const fmt = (n, d = 2) => (typeof n === "number" ? n.toFixed(d) : "–");
   const day = (iso) => (iso ? iso.replace("T", " ").replace(/:\d\dZ$/, "").replace("Z", "") : "–");
+  const num = (n) => (typeof n === "number" ? Number(n.toPrecision(2)).toString() : "–");
   const never = (iso) => !iso || iso.startsWith("3000-");
 
   function flash(text, bad) {
@@ -633,7 +634,7 @@
       for (const m of list) {
         const meas = m.measured || {};
         const rate = m.entity === "faces"
-          ? `FAR ${meas.far ?? "–"}, TAR ${meas.tar ?? "–"}` : `APCER ${meas.apcer ?? "–"}, BPCER ${meas.bpcer ?? "–"}`;
+          ? `FAR ${num(meas.far)}, TAR ${num(meas.tar)}` : `APCER ${num(meas.apcer)}, BPCER ${num(meas.bpcer)}`;
         models.append(el("h2", {}, m.name, " ", el("span", { class: "hint", text: `${m.entity} · aliases ${(m.aliases || []).join(", ") || "none"} · threshold ${m.recommendedThreshold} · ${rate}` })),
           el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Role", "File", "Backend", "Device", "Precision", "Licence"].map((h) => el("th", { text: h })))),
             el("tbody", {}, (m.components || []).map((c) => el("tr", { class: "component" },
@@ -650,7 +651,7 @@
       const text = await resp.text();
       const rows = [
         ["HTTP requests", metricSum(text, "edge_http_requests_total")],
-        ["HTTP 5xx answers", metricSum(text, "edge_http_requests_total", (l) => /status="5/.test(l))],
+        ["Internal errors (500)", metricSum(text, "edge_http_requests_total", (l) => /status="500"/.test(l)) || 0],
         ["Inference calls", metricSum(text, "edge_model_inference_seconds_count")],
         ["Camera frames read", metricSum(text, "edge_camera_frames_read_total")],
         ["Camera frames analysed", metricSum(text, "edge_camera_frames_processed_total")],
