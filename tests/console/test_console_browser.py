@@ -60,6 +60,16 @@ def rows(drv: Any) -> dict[str, str]:
     )
 
 
+def edit(drv: Any, person: str, action: str, value: str) -> None:
+    """Open a person's editor (rename / move / meta), type `value`, save."""
+    css(drv, f'tr.person[data-key="{person}"] .{action}').click()
+    field = css(drv, "tr.editor .edit-value")
+    field.clear()
+    field.send_keys(value)
+    css(drv, "tr.editor .save").click()
+    wait(drv, "the editor to close", lambda d: not d.find_elements(By.CSS_SELECTOR, "tr.editor"))
+
+
 def keys_in_store(box: ConsoleBox) -> list[str]:
     code, page = box.call("GET", "/api/v1/entities/faces?limit=1000")
     assert code == 200, page
@@ -127,6 +137,17 @@ def test_a_person_runs_the_box_from_the_console(
     assert keys_in_store(box) == ["guido", "guido", "katy"]
     shot(drv, "people")
 
+    # a photo without a face: the contract code, said as a sentence, and nothing stored
+    css(drv, "#enrol-key").send_keys("nobody")
+    css(drv, "#enrol-files").send_keys(str(testdata / "awkward" / "no_face_landscape_view.jpg"))
+    css(drv, "#enrol-btn").click()
+    refused = wait(
+        drv, "the refusal", lambda d: d.find_elements(By.CSS_SELECTOR, "#enrol-results .error"), 60
+    )[0]
+    assert refused.get_attribute("data-code") == "223"
+    assert "No face was found in the photo." in refused.text
+    assert keys_in_store(box) == ["guido", "guido", "katy"]
+
     # another photo of guido on the try-it page: his name, his box and landmarks drawn
     css(drv, "nav a[data-nav=try]").click()
     ready(drv)
@@ -149,12 +170,19 @@ def test_a_person_runs_the_box_from_the_console(
     css(drv, "nav a[data-nav=people]").click()
     ready(drv)
     wait(drv, "the table", lambda d: rows(d) == {"guido": "2", "katy": "1"})
-    css(drv, 'tr.person[data-key="guido"] .rename').click()
-    field = css(drv, "tr.editor .edit-value")
-    field.clear()
-    field.send_keys("Guido van Rossum")
-    css(drv, "tr.editor .save").click()
+    edit(drv, "guido", "rename", "Guido van Rossum")
     wait(drv, "the new name", lambda d: rows(d) == {"Guido van Rossum": "2", "katy": "1"})
+    edit(drv, "Guido van Rossum", "move", "staff")
+    edit(drv, "Guido van Rossum", "meta", "badge=42\nvisitor=false")
+    wait(drv, "the metadata", lambda d: "badge=42" in css(d, "tr.person").text)
+    code, page = box.call("GET", "/api/v1/entities/faces?key=Guido%20van%20Rossum")
+    assert code == 200 and page["count"] == 2, page
+    for entity in page["entities"]:
+        assert entity["collection"] == "staff"
+        assert entity["metadata"] == [
+            {"name": "badge", "type": "integer", "value": 42},
+            {"name": "visitor", "type": "boolean", "value": False},
+        ]
     delete = css(drv, 'tr.person[data-key="katy"] .delete-person')
     delete.click()
     assert "Confirm" in delete.text  # one click only arms it
@@ -190,6 +218,15 @@ def test_a_person_runs_the_box_from_the_console(
     wait(drv, "the camera enrolment", lambda d: rows(d).get("at the door") == "1", 60)
     box.show(None)
     assert keys_in_store(box) == ["Guido van Rossum", "Guido van Rossum", "at the door"]
+
+    # one enrolment of a person goes, the person stays
+    css(drv, 'tr.person[data-key="Guido van Rossum"] .toggle').click()
+    first = wait(drv, "the enrolments", lambda d: d.find_elements(By.CSS_SELECTOR, "tr.enrolment"))
+    uuid = first[0].get_attribute("data-uuid")
+    first[0].find_element(By.CSS_SELECTOR, ".delete-one").click()
+    css(drv, f'tr.enrolment[data-uuid="{uuid}"] .delete-one').click()  # confirm
+    wait(drv, "one photo left", lambda d: rows(d).get("Guido van Rossum") == "1")
+    assert box.call("GET", f"/api/v1/entities/faces/{uuid}")[0] == 404
 
     # health: readiness and the models with their runtime
     css(drv, "nav a[data-nav=health]").click()
