@@ -53,8 +53,10 @@ PAGES = ("people", "try", "live", "health")
 QUEUE_LIMIT = 200
 #: a comment line keeps idle proxies and browsers from closing the stream
 HEARTBEAT_S = 15.0
-#: how often a stream notices a shutdown or a signed-out session
+#: how often a stream notices a shutdown, a signed-out session or a closed page
 POLL_S = 0.5
+#: live pages open at once: each holds a connection, and an edge box has few
+MAX_STREAMS = 8
 
 
 class CameraServices(Protocol):
@@ -295,6 +297,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     """
     session = _require_session(request, csrf=False)
     sid = request.cookies.get(COOKIE, "")
+    store = request.app[SESSIONS]
+    if store.streams >= MAX_STREAMS:
+        raise EdgeError(429, f"{MAX_STREAMS} live pages are open already; close one and reload")
     services = request.app[CAMERA_SERVICES].current
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[dict[str, object]] = asyncio.Queue(QUEUE_LIMIT)
@@ -313,11 +318,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     if services is not None:
         services.listeners.append(listener)
-    state, store = request.app[READY], request.app[SESSIONS]
+    state = request.app[READY]
+    store.streams += 1
     try:
         await resp.write(b"retry: 2000\n: connected\n\n")
         idle = 0.0
-        while not state.shutting_down and store.get(sid) is not None:
+        while not state.shutting_down and store.get(sid) is not None and _open(request):
             try:
                 item = await asyncio.wait_for(queue.get(), POLL_S)
             except asyncio.TimeoutError:
@@ -332,10 +338,17 @@ async def events(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:
         pass  # the page went away
     finally:
+        store.streams -= 1
         if services is not None:
             with contextlib.suppress(ValueError):
                 services.listeners.remove(listener)
     return resp
+
+
+def _open(request: web.Request) -> bool:
+    """False once the page has gone (its connection is closing)."""
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 def _camera_instance(services: CameraServices | None, camera: str) -> str | None:

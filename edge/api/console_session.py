@@ -57,6 +57,8 @@ class SessionStore:
         self.max_sessions = config.max_sessions
         self._clock = clock
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        #: live-event streams open now (`edge.api.console` caps them)
+        self.streams = 0
 
     @staticmethod
     def _digest(sid: str) -> str:

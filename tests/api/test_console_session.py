@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -232,3 +233,35 @@ def test_sessions_end_after_their_idle_time_and_the_oldest_goes_first() -> None:
     c, _ = store.create(key, "k")
     assert len(store) == 2 and store.get(b) is None and store.get(a) and store.get(c)
     assert s1.csrf != store.get(a).csrf  # type: ignore[union-attr]
+
+
+def test_live_streams_are_capped_and_a_closed_page_frees_its_place(console: Server) -> None:
+    from edge.api.console import MAX_STREAMS
+
+    _r, sid, _csrf = sign_in(console, KEY_A)
+
+    def open_stream() -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        conn = http.client.HTTPConnection("127.0.0.1", console.port, timeout=30)
+        conn.request("GET", "/console/events", headers=with_session(sid))
+        return conn, conn.getresponse()
+
+    streams = [open_stream() for _ in range(MAX_STREAMS)]
+    try:
+        for _conn, resp in streams:
+            assert resp.status == 200 and resp.readline() == b"retry: 2000\n"
+        _conn, refused = open_stream()
+        assert refused.status == 429 and b"live pages are open" in refused.read()
+        _conn.close()
+        streams.pop()[0].close()  # the page goes away
+        deadline = time.monotonic() + 20
+        while True:  # its place is freed once the server notices the closed connection
+            conn, resp = open_stream()
+            if resp.status == 200:
+                streams.append((conn, resp))
+                break
+            conn.close()
+            assert time.monotonic() < deadline, "a closed stream kept its place"
+            time.sleep(0.2)
+    finally:
+        for conn, _resp in streams:
+            conn.close()

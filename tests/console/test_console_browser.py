@@ -251,9 +251,31 @@ def test_a_person_runs_the_box_from_the_console(
     assert drv.current_url.endswith("/console/signin")
 
 
-def test_the_photos_never_reach_the_server_log(box: ConsoleBox) -> None:
+def test_the_key_and_photos_never_reach_the_server_log(box: ConsoleBox) -> None:
     text = box.log.read_text()
     assert KEY not in text
     assert "base64" not in text and "/9j/" not in text  # no JPEG data
     if os.environ.get("CONSOLE_KEEP_LOG"):
         shutil.copy(box.log, os.environ["CONSOLE_KEEP_LOG"])
+
+
+def test_every_page_fits_a_phone(box: ConsoleBox, browser: Any) -> None:
+    """At 390 CSS px nothing makes the page scroll sideways (wide tables scroll in place)."""
+    drv = browser
+    drv.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    try:
+        drv.get(box.origin + "/console/signin")
+        ready(drv)
+        css(drv, "#api-key").send_keys(KEY)
+        css(drv, "#signin-btn").click()
+        wait(drv, "the people page", lambda d: d.current_url.endswith("/console/people"))
+        for page in ("people", "try", "live", "health"):
+            drv.get(box.origin + f"/console/{page}")
+            ready(drv)
+            wide = drv.execute_script("return document.documentElement.scrollWidth")
+            assert wide <= 390, (page, wide)
+    finally:
+        drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -438,6 +438,13 @@
       g.fillStyle = g.strokeStyle;
       g.font = `bold ${unit * 8}px system-ui,sans-serif`;
       g.fillText(String(i + 1), p.left + unit, Math.max(unit * 8, p.top - unit * 2));
+      if (d.angle) {  // the pose under the box
+        g.font = `${unit * 6}px system-ui,sans-serif`;
+        const a = d.angle;
+        const q = d.quality ? ` · sharp ${fmt(d.quality.sharpness)}` : "";
+        g.fillText(`yaw ${fmt(a.yaw, 0)}° pitch ${fmt(a.pitch, 0)}° roll ${fmt(a.roll, 0)}°${q}`,
+          p.left, Math.min(h - unit, p.top + p.height + unit * 7));
+      }
       g.fillStyle = "#facc15";
       for (const pt of d.landmarks || []) g.fillRect(pt.x - unit / 2, pt.y - unit / 2, unit, unit);
     });
