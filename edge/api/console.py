@@ -40,7 +40,7 @@ from edge.api.console_session import (
 )
 from edge.api.middleware import json_body
 from edge.api.routes import OpenApiRegistry, RouteTable
-from edge.api.state import ADMISSION, KEYS, READY, SETTINGS
+from edge.api.state import KEYS, READY, SETTINGS
 from edge.camera.events import RecognitionEvent
 from edge.camera.payload import recognition_payload
 from edge.errors import EdgeError
@@ -183,14 +183,15 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     presented = data.get("apiKey")
     if not isinstance(presented, str) or not presented.strip():
         raise EdgeError(110, "apiKey is required: paste an api-key of this box")
-    # sign-in attempts share one rate-limit bucket: a key cannot be guessed quickly
-    request.app[ADMISSION].check_rate("console-sign-in")
+    store = request.app[SESSIONS]
+    store.check_sign_in_allowed()
     secret = presented.strip()
     key = request.app[KEYS].lookup(secret)
     if key is None:
+        store.sign_in_failed()
         log.info("console sign-in refused: unknown api-key")
         raise EdgeError(401, "unknown api-key; use a key of this box (see its api-key file)")
-    sid, session = request.app[SESSIONS].create(key, secret)
+    sid, session = store.create(key, secret)
     log.info("console sign-in: key %s, instance %s", key.key_id, key.instance)
     resp = web.json_response({"instance": session.instance, "csrf": session.csrf})
     resp.set_cookie(
@@ -199,7 +200,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.app[SETTINGS].server.tls_cert_file is not None,
+        secure=request.secure or request.app[SETTINGS].server.tls_cert_file is not None,
     )
     return resp
 

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +32,9 @@ from edge.errors import EdgeError
 
 COOKIE = "edge_console"
 CSRF_HEADER = "x-csrf-token"
+#: failed sign-ins allowed per FAILURE_WINDOW_S (all clients together); more wait
+MAX_FAILURES = 10
+FAILURE_WINDOW_S = 60.0
 
 
 @dataclass
@@ -59,6 +62,23 @@ class SessionStore:
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         #: live-event streams open now (`edge.api.console` caps them)
         self.streams = 0
+        self._failures: deque[float] = deque()
+
+    def check_sign_in_allowed(self) -> None:
+        """429 while too many sign-ins failed recently: a key cannot be guessed by trying.
+
+        Counted for all clients together [decision]: behind NAT or a proxy every guesser
+        shares an address anyway, and a locked console still leaves the API to key holders.
+        """
+        now = self._clock()
+        while self._failures and now - self._failures[0] > FAILURE_WINDOW_S:
+            self._failures.popleft()
+        if len(self._failures) >= MAX_FAILURES:
+            wait = FAILURE_WINDOW_S - (now - self._failures[0])
+            raise EdgeError(429, f"too many failed sign-ins; try again in {max(1, round(wait))} s")
+
+    def sign_in_failed(self) -> None:
+        self._failures.append(self._clock())
 
     @staticmethod
     def _digest(sid: str) -> str:

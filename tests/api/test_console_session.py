@@ -207,6 +207,21 @@ def test_console_off_serves_nothing_and_ignores_cookies(tmp_path: Path, model_di
         stop_server(srv)
 
 
+def test_the_cookie_is_secure_when_the_box_serves_https(tmp_path: Path, model_dir: Path) -> None:
+    # only the setting matters for the flag: the files are not loaded by this in-process app
+    https = api_settings(tmp_path, model_dir).server.model_copy(
+        update={"tls_cert_file": tmp_path / "box.pem", "tls_key_file": tmp_path / "box.key"}
+    )
+    srv = _serve(tmp_path, model_dir, server=https)
+    try:
+        r, sid, _csrf = sign_in(srv, KEY_A)
+        assert r.status == 200 and sid
+        attrs = {a.strip().lower() for a in r.headers["set-cookie"].split(";")}
+        assert {"secure", "httponly", "samesite=strict"} <= attrs
+    finally:
+        stop_server(srv)
+
+
 # The session store on its own, with a hand-moved clock --------------------------------------
 class Clock:
     def __init__(self) -> None:
@@ -265,3 +280,32 @@ def test_live_streams_are_capped_and_a_closed_page_frees_its_place(console: Serv
     finally:
         for conn, _resp in streams:
             conn.close()
+
+
+def test_guessing_keys_is_slowed_down(tmp_path: Path, model_dir: Path) -> None:
+    from edge.api.console_session import MAX_FAILURES
+
+    srv = _serve(tmp_path, model_dir)
+    try:
+        for i in range(MAX_FAILURES):
+            assert sign_in(srv, f"guess-{i}")[0].status == 401
+        r, sid, _ = sign_in(srv, KEY_A)  # even the right key waits now
+        assert r.status == 429 and not sid and "too many failed sign-ins" in r.json["message"]
+    finally:
+        stop_server(srv)
+
+
+def test_failed_sign_ins_are_forgotten_after_the_window() -> None:
+    from edge.api.console_session import FAILURE_WINDOW_S, MAX_FAILURES
+    from edge.errors import EdgeError
+
+    clock = Clock()
+    store = SessionStore(ConsoleConfig(), clock=clock)
+    for _ in range(MAX_FAILURES):
+        store.check_sign_in_allowed()
+        store.sign_in_failed()
+    with pytest.raises(EdgeError) as refused:
+        store.check_sign_in_allowed()
+    assert refused.value.code == 429
+    clock.now += FAILURE_WINDOW_S + 1
+    store.check_sign_in_allowed()  # the window has passed
