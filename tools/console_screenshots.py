@@ -78,7 +78,7 @@ def palette_png(bgr: np.ndarray, path: Path, colours: int = 256) -> int:
         d = ((cand[i : i + 4096, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
         nearest[i : i + 4096] = d.argmin(axis=1)
     index = nearest[inverse].reshape(codes.shape)
-    h, w = index.shape
+    h, w = codes.shape[0], codes.shape[1]
     raw = b"".join(b"\x00" + index[y].tobytes() for y in range(h))
     pal8 = ((pal << 3) | (pal >> 2)).astype(np.uint8)
 
@@ -112,6 +112,8 @@ def save(drv: Any, out: Path, name: str, width: int = 1280, phone: bool = False)
     viewport(drv, width, min(max(int(tall), 600), 1500), phone)
     time.sleep(0.3)  # layout after the resize
     shot = cv2.imdecode(np.frombuffer(drv.get_screenshot_as_png(), np.uint8), cv2.IMREAD_COLOR)
+    if shot is None:
+        raise RuntimeError("chromium returned a screenshot that does not decode")
     for colours in (256, 128, 64, 32):
         size = palette_png(shot, out / f"{name}.png", colours)
         if size <= 80 * 1024:
@@ -230,10 +232,10 @@ def walker(box: ConsoleBox, photo: Path, stop: threading.Event) -> None:
 def server_cpu(box: ConsoleBox, seconds: float) -> float:
     """The server process's CPU over `seconds`, in % of one core."""
     proc = psutil.Process(box.proc.pid)
-    t0, c0 = time.monotonic(), sum(proc.cpu_times()[:2])
+    t0, c0 = time.monotonic(), float(sum(proc.cpu_times()[:2]))
     time.sleep(seconds)
-    t1, c1 = time.monotonic(), sum(proc.cpu_times()[:2])
-    return 100 * (c1 - c0) / (t1 - t0)
+    t1, c1 = time.monotonic(), float(sum(proc.cpu_times()[:2]))
+    return 100.0 * (c1 - c0) / (t1 - t0)
 
 
 def figures(box: ConsoleBox, browser: tuple[str, str], photos: Path, seconds: float) -> None:
