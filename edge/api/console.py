@@ -19,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -141,8 +143,8 @@ def _require_session(request: web.Request, *, csrf: bool = True) -> Session:
     if session is None:
         raise EdgeError(401, "not signed in to the console; sign in at /console/signin")
     if csrf:
-        token = request.headers.get(CSRF_HEADER, "")
-        if token != session.csrf:
+        token = request.headers.get(CSRF_HEADER, "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(token, session.csrf.encode()):
             raise EdgeError(401, f"missing or wrong {CSRF_HEADER} header; reload the page")
     return session
 
@@ -165,14 +167,13 @@ async def console_page(request: web.Request) -> web.StreamResponse:
 
 
 # Session ---------------------------------------------------------------------------------------
-class SignIn(BaseModel):
-    apiKey: str = Field(min_length=1, max_length=512)
-
-
 def _same_origin(request: web.Request) -> bool:
-    """A browser names the page that sent a POST; only this box's own pages may sign in."""
+    """A browser names the page that sent a POST; only this box's own pages may sign in.
+
+    The host is compared, not the scheme: behind a TLS-terminating proxy the page is https
+    while this server sees http."""
     origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
+    return origin is None or urlsplit(origin).netloc == request.host
 
 
 @routes.route("POST", "/console/session", summary="Sign in with an api-key", responses={})
@@ -271,6 +272,8 @@ async def camera_enroll(request: web.Request) -> web.StreamResponse:
     if name not in _own_cameras(services, session) or services is None:
         raise EdgeError(113, f"camera {name!r} does not exist on this box for this api-key")
     data = await json_body(request)
+    if not data.get("key"):
+        raise EdgeError(110, "key is required: the name to enrol the person under")
     try:
         req = CameraEnrol.model_validate(data)
     except ValueError:
