@@ -10,6 +10,8 @@ client) confirms what the console did; the page loads nothing from any other hos
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,13 +25,15 @@ from tests.support.browser import chromium, foreign, requested_urls, require_bro
 from tests.support.console_box import ConsoleBox, console_box
 
 KEY = "console-browser-key-0123456789"
+OTHER_KEY = "console-other-instance-key-0123"  # instance "back": no camera of its own
 GUIDO = "guido_van_rossum"
 KATY = "katy_perry"
 
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[ConsoleBox]:
-    with console_box(tmp_path_factory.mktemp("console"), model_dir, KEY) as b:
+    tmp = tmp_path_factory.mktemp("console")
+    with console_box(tmp, model_dir, KEY, other_keys={OTHER_KEY: "back"}) as b:
         yield b
 
 
@@ -279,3 +283,33 @@ def test_every_page_fits_a_phone(box: ConsoleBox, browser: Any) -> None:
             assert wide <= 390, (page, wide)
     finally:
         drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_another_instance_sees_no_camera_of_this_one(box: ConsoleBox) -> None:
+    """Signed in with the key of instance "back", the front door camera does not exist."""
+    conn = http.client.HTTPConnection("127.0.0.1", box.port, timeout=60)
+
+    def call(method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(
+            method, path, body=data, headers={"content-type": "application/json", **headers}
+        )
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, json.loads(raw) if raw else None, resp
+
+    try:
+        status, answer, resp = call("POST", "/console/session", {"apiKey": OTHER_KEY})
+        assert status == 200 and answer["instance"] == "back"
+        cookie = resp.getheader("set-cookie").split(";")[0]
+        session = {"cookie": cookie, "x-csrf-token": answer["csrf"]}
+        status, info, _ = call("GET", "/console/session", **session)
+        assert status == 200 and info["cameras"] == []
+        status, cams, _ = call("GET", "/console/cameras", **session)
+        assert status == 200 and cams == {"cameras": []}
+        status, err, _ = call("POST", "/console/cameras/door/enroll", {"key": "x"}, **session)
+        assert status == 400 and err["code"] == 113
+        status, listing, _ = call("GET", "/api/v1/entities/faces", **session)
+        assert status == 200 and listing["total"] == 0  # front's people are not back's
+    finally:
+        conn.close()

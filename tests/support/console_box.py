@@ -77,14 +77,18 @@ def console_box(
     *,
     instance: str = "front",
     device_id: str = "box-1",
+    other_keys: dict[str, str] | None = None,
     timeout: float = 300,
 ) -> Iterator[ConsoleBox]:
-    """The server (models from `model_dir`, or its default dir) with camera `door`."""
+    """The server (models from `model_dir`, or its default dir) with camera `door` in
+    `instance`; `other_keys` (key -> instance) are more keys of the box."""
+    keys = [{"key": key, "instance": instance}]
+    keys += [{"key": k, "instance": i} for k, i in (other_keys or {}).items()]
     camera = MjpegServer([background()], fps=10).start()
     config: dict[str, Any] = {
         "device_id": device_id,
         "data_dir": str(tmp / "data"),
-        "server": {"host": "127.0.0.1", "api_keys": [{"key": key, "instance": instance}]},
+        "server": {"host": "127.0.0.1", "api_keys": keys},
         "cameras": [
             {
                 "name": CAMERA,
