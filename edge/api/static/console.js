@@ -438,15 +438,23 @@
       g.fillStyle = g.strokeStyle;
       g.font = `bold ${unit * 8}px system-ui,sans-serif`;
       g.fillText(String(i + 1), p.left + unit, Math.max(unit * 8, p.top - unit * 2));
-      if (d.angle) {  // the pose under the box
-        g.font = `${unit * 6}px system-ui,sans-serif`;
+      if (d.angle) {  // the pose under the box, on a dark band so it reads on any photo
         const a = d.angle;
-        const q = d.quality ? ` · sharp ${fmt(d.quality.sharpness)}` : "";
-        g.fillText(`yaw ${fmt(a.yaw, 0)}° pitch ${fmt(a.pitch, 0)}° roll ${fmt(a.roll, 0)}°${q}`,
-          p.left, Math.min(h - unit, p.top + p.height + unit * 7));
+        const q = d.quality ? ` · sharpness ${fmt(d.quality.sharpness)}` : "";
+        const label = `yaw ${fmt(a.yaw, 0)}°  pitch ${fmt(a.pitch, 0)}°  roll ${fmt(a.roll, 0)}°${q}`;
+        const size = unit * 9;
+        g.font = `${size}px system-ui,sans-serif`;
+        const y = Math.min(h - size * 1.4, p.top + p.height + unit * 2);
+        const band = g.measureText(label).width + size;
+        const x = Math.max(0, Math.min(p.left, w - band));
+        g.fillStyle = "rgba(0,0,0,.65)";
+        g.fillRect(x, y, band, size * 1.4);
+        g.fillStyle = "#fff";
+        g.fillText(label, x + size / 2, y + size * 1.05);
       }
       g.fillStyle = "#facc15";
-      for (const pt of d.landmarks || []) g.fillRect(pt.x - unit / 2, pt.y - unit / 2, unit, unit);
+      const dot = unit * 1.5;
+      for (const pt of d.landmarks || []) g.fillRect(pt.x - dot / 2, pt.y - dot / 2, dot, dot);
     });
   }
 
