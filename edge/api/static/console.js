@@ -653,9 +653,12 @@
         models.append(el("h2", {}, m.name, " ", el("span", { class: "hint", text: `${m.entity} · aliases ${(m.aliases || []).join(", ") || "none"} · threshold ${m.recommendedThreshold} · ${rate}` })),
           el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Role", "File", "Backend", "Device", "Precision", "Licence"].map((h) => el("th", { text: h })))),
             el("tbody", {}, (m.components || []).map((c) => el("tr", { class: "component" },
-              el("td", { text: c.role }), el("td", { class: "mono", text: c.file }), el("td", { text: c.backend || "–" }),
+              el("td", { text: c.role }), el("td", { class: "mono", text: c.file }),
+              el("td", {}, c.backend || "–", c.fallback ? el("span", { class: "pill warn", text: "fallback" }) : null),
               el("td", { text: c.device || "–" }), el("td", { text: c.precision || "–" }),
-              el("td", {}, c.licence || "–", c.commercialUse === false ? el("span", { class: "pill warn", text: " non-commercial" }) : null)))))));
+              el("td", {}, c.licence || "–", " ",
+                c.nonCommercial ? el("span", { class: "pill bad", text: "non-commercial" }) : null,
+                (c.licenceFlags || []).filter((f) => f !== "non-commercial").map((f) => el("span", { class: "pill warn", text: f })))))))));
       }
     } catch (err) {
       models.append(errorBox(err));
