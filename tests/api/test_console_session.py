@@ -309,3 +309,28 @@ def test_failed_sign_ins_are_forgotten_after_the_window() -> None:
     assert refused.value.code == 429
     clock.now += FAILURE_WINDOW_S + 1
     store.check_sign_in_allowed()  # the window has passed
+
+
+def test_pruning_a_key_ends_its_console_sessions(tmp_path: Path, model_dir: Path) -> None:
+    from edge.api.app import create_app
+    from edge.api.keyring import read_key_file, write_key_file
+    from edge.config import load_settings
+
+    settings = load_settings(None, data_dir=tmp_path / "data", models={"dir": model_dir})
+    app = create_app(settings, load_models=False, announce=lambda _line: None)
+    add_test_routes(app, Gate())
+    srv = start_server(app, settings)
+    try:
+        old = read_key_file(settings.api_key_path)[0]
+        _r, sid, csrf = sign_in(srv, old)
+        assert sid
+        echo = ("POST", "/test/echo", {"x": 1})
+        assert srv.call(*echo, key=None, headers=with_session(sid, csrf)).status == 200
+        write_key_file(settings.api_key_path, ["a-brand-new-key-0123456789abcdef"])  # pruned
+        deadline = time.monotonic() + 20
+        while srv.call(*echo, key=None, headers=with_session(sid, csrf)).status != 401:
+            assert time.monotonic() < deadline, "the pruned key's session still works"
+            time.sleep(0.2)
+        assert srv.call("GET", "/console/people", key=None, headers=with_session(sid)).status == 303
+    finally:
+        stop_server(srv)
