@@ -254,6 +254,16 @@ class LoggingConfig(Section):
     )
 
 
+class ConsoleConfig(Section):
+    """The web console at /console: signed in with an api-key, it sees that key's instance."""
+
+    enabled: bool = Field(True, description="serve /console (the same api-keys guard it)")
+    session_idle_s: float = Field(
+        8 * 3600, gt=0, description="a console session ends after this long unused"
+    )
+    max_sessions: int = Field(32, ge=1, description="signed-in sessions kept; oldest dropped")
+
+
 class Settings(BaseSettings):
     """The effective configuration of one edge-face process."""
 
@@ -273,6 +283,7 @@ class Settings(BaseSettings):
     cameras: list[CameraConfig] = Field(default_factory=list)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @field_validator("data_dir", mode="after")
     @classmethod
