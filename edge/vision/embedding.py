@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.runtime.backends import InferenceSession
+from edge.vision.align import align_face
 
 __all__ = ["Embedder"]
 
@@ -45,6 +46,10 @@ class Embedder:
         v = v.astype(np.float32)
         n = float(np.linalg.norm(v))
         return v / n if n > 0 else v
+
+    def embed_face(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """Align (ArcFace template at the network's size) and embed one face of an image."""
+        return self.embed(align_face(bgr, kps, self.size))
 
     def embed_many(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(N, dim) for N aligned crops."""
