@@ -36,11 +36,12 @@ import psutil
 from benchmarks.stats import p, table
 from edge.camera.events import RecognitionEvent
 from edge.camera.payload import recognition_payload
-from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, CaptureStats, Frame, SourceSpec, parse_source
 from edge.camera.worker import CameraWorker
 from edge.config import CameraConfig, Settings, testdata_dir
+from edge.engine import Engine
 from edge.mqtt.bridge import MqttBridge
+from edge.recognition import Recognition
 from tests.support.broker import Broker
 
 W, H = 1280, 720
@@ -93,6 +94,14 @@ class Outcome:
     missed: bool = False  # no decision arrived for this face
 
 
+def _imread(path: Path) -> np.ndarray:
+    """A test photo as BGR; a missing or unreadable one stops the benchmark, naming it."""
+    img = cv2.imread(str(path))
+    if img is None:
+        raise RuntimeError(f"cannot read {path}: is the testdata complete?")
+    return img
+
+
 def _background() -> np.ndarray:
     y = np.linspace(70, 130, H, dtype=np.float32)[:, None]
     x = np.linspace(0, 30, W, dtype=np.float32)[None, :]
@@ -125,7 +134,7 @@ def build_video(
     """1-3 people at once, 2 s per group, 0.6 s empty between groups."""
     fid = testdata / "faces_by_identity"
     photos = {k: sorted((fid / k).iterdir()) for k in PEOPLE}
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (W, H))
     if not writer.isOpened():
         raise RuntimeError("OpenCV cannot write MJPG video")
     bg = _background()
@@ -142,7 +151,7 @@ def build_video(
         k = seg % 3 + 1
         keys = [PEOPLE[(person + i) % len(PEOPLE)] for i in range(k)]
         person += k
-        frame = _compose([cv2.imread(str(photos[key][1])) for key in keys])
+        frame = _compose([_imread(photos[key][1]) for key in keys])
         appearances += [
             Appearance(key, n, seg, i, k, photos[key][1].name) for i, key in enumerate(keys)
         ]
@@ -179,7 +188,7 @@ class _Receiver:
         c.on_connect = lambda cl, *_a: cl.subscribe(topic, qos=1)
         c.on_subscribe = lambda *_a: self._ready.set()
         c.on_message = lambda _c, _u, m: self.got.append((time.monotonic(), json.loads(m.payload)))
-        c.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
+        c.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho says int, sleeps a float
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         c.connect("127.0.0.1", port, 30, clean_start=False, properties=props)
@@ -288,7 +297,7 @@ class _RssSampler:
 def _run(
     name: str,
     settings: Settings,
-    rec: Recognizer,
+    rec: Recognition,
     video: Path,
     appearances: list[Appearance],
     broker: Broker,
@@ -402,17 +411,16 @@ def _appearance_of(appearances: list[Appearance], segment: int, pos: dict[str, i
 
 
 def _slot_scores(
-    img: np.ndarray, a: Appearance, rec: Recognizer, enrolled: dict[str, np.ndarray]
+    img: np.ndarray, a: Appearance, rec: Recognition, enrolled: dict[str, np.ndarray]
 ) -> dict[str, float] | None:
     """Calibrated score of the face in `a`'s slot against every enrolled person."""
     slot_w = W // a.slots
-    faces = [f for f in rec.detect(img) if (f.box[0] + f.box[2]) / 2 // slot_w == a.slot]
+    faces = [f for f in rec.detect_frame(img) if (f.box[0] + f.box[2]) / 2 // slot_w == a.slot]
     if not faces:
         return None
     face = max(faces, key=lambda f: f.width)
-    emb = rec.embed(rec.aligned(img, face))
-    cos_to_score = rec.pipeline.cosine_to_score
-    return {k: float(cos_to_score(float(np.dot(emb, v)))) for k, v in enrolled.items()}
+    emb = rec.embed(rec.align(img, face))
+    return {k: rec.similarity(emb, v) for k, v in enrolled.items()}
 
 
 def _cause(outs: list[Outcome], key: str, own: float, threshold: float) -> str:
@@ -429,7 +437,7 @@ def explain_wrong(
     results: list[RunResult],
     appearances: list[Appearance],
     video: Path,
-    rec: Recognizer,
+    rec: Recognition,
     enrolled: dict[str, np.ndarray],
     enrol_names: dict[str, str],
 ) -> list[str]:
@@ -469,34 +477,24 @@ def explain_wrong(
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from edge.runtime.registry import ModelRegistry
-    from edge.store.entities import EntityStore
-    from edge.vision.liveness import LivenessScorer
-    from edge.vision.pipeline import FacePipeline
-
     tmp = Path(tempfile.mkdtemp(prefix="edge-bench-camera-"))
     try:
         video = tmp / "people.avi"
         appearances, enrol_photos = build_video(
             video, testdata_dir(args.testdata, "bench camera"), args.seconds, args.fps
         )
-        registry = ModelRegistry(settings)
-        pipeline = FacePipeline(registry, settings)
-        liveness = LivenessScorer(registry, settings) if registry.has("liveness_v2") else None
-        pipeline.warmup()
-        if liveness is not None:
-            liveness.warmup()
-        store = EntityStore(tmp / "store.sqlite3", pack_fingerprint=registry.fingerprint)
+        bench = settings.model_copy(deep=True)
+        bench.store.path = tmp / "store.sqlite3"  # a scratch gallery, never the box's own
+        engine = Engine.open(bench)
+        engine.warm_up()
+        rec = Recognition(engine)
         enrolled: dict[str, np.ndarray] = {}
         for key, photo in enrol_photos.items():
-            a = pipeline.analyze_largest(cv2.imread(str(photo)))
-            enrolled[key] = a.embedding
-            name = settings.names.face
-            store.create(
-                instance="default", model=name, model_name=name, collection="", key=key,
-                metadata=[], ttl=-1, vector=a.embedding,
-            )  # fmt: skip
-        rec = Recognizer(settings, pipeline, store, liveness)
+            vector = engine.pipeline.analyze_largest(_imread(photo)).embedding
+            if vector is None:  # analyze_largest embeds unless told not to
+                raise RuntimeError(f"no embedding for {photo.name}")
+            enrolled[key] = vector
+            rec.enrol("default", vector, key=key, collection="", metadata=[], ttl=-1)
         if not Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto").exists():
             raise SystemExit("bench camera needs the mosquitto binary")
         broker = Broker(tmp / "broker")
@@ -520,7 +518,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         runs = [r for _n, r in results] + ([outage] if outage is not None else [])
         enrol_names = {k: v.name for k, v in enrol_photos.items()}
         wrong_lines = explain_wrong(runs, appearances, video, rec, enrolled, enrol_names)
-        store.close()
+        engine.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -549,10 +547,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("\n".join(wrong_lines))
     by = {(n, r.name): r for n, r in results}
     for n in args.cameras:
-        edge, naive = by.get((n, "edge-face")), by.get((n, "naive"))
-        if edge and naive and edge.latencies_ms and naive.latencies_ms:
-            ratio = p(np.asarray(naive.latencies_ms), 50) / p(np.asarray(edge.latencies_ms), 50)
-            cpu = naive.cpu_pct / max(edge.cpu_pct, 1e-9)
+        ours, naive_run = by.get((n, "edge-face")), by.get((n, "naive"))
+        if ours and naive_run and ours.latencies_ms and naive_run.latencies_ms:
+            naive_p50 = p(np.asarray(naive_run.latencies_ms), 50)
+            ratio = naive_p50 / p(np.asarray(ours.latencies_ms), 50)
+            cpu = naive_run.cpu_pct / max(ours.cpu_pct, 1e-9)
             print(
                 f"{n} camera(s): decision latency p50 naive/edge-face {ratio:.2f}x, "
                 f"CPU naive/edge-face {cpu:.2f}x"

@@ -83,10 +83,11 @@ def server_config(settings: Settings, data_dir: Path, key: str) -> dict[str, Any
 def prefill_synthetic(server: Settings, n: int, seed: int = 7) -> None:
     """Store `n` random unit vectors in the server's (not yet opened) store, as instance
     'bench', so searches scan a gallery of that size. Real faces are enrolled on top."""
-    from edge.runtime.registry import ModelRegistry
-    from edge.store import NewEntity, open_store
+    from edge.engine import Engine
+    from edge.store import NewEntity
 
-    store = open_store(server, ModelRegistry(server))
+    engine = Engine.open(server)  # the store the server will open (no model is loaded)
+    store = engine.store
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     try:
@@ -101,7 +102,7 @@ def prefill_synthetic(server: Settings, n: int, seed: int = 7) -> None:
                 ]
             )
     finally:
-        store.close()
+        engine.close()
     print(f"stored {n} synthetic vectors in {time.perf_counter() - t0:.1f} s")
 
 
@@ -141,14 +142,21 @@ class Level:
     throttled: int = 0
     seconds: float = 0.0
 
+    @property
+    def requests(self) -> int:
+        return len(self.ms) + self.errors + self.throttled
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else float("nan")
+
     def row(self) -> list[object]:
         a = np.asarray(self.ms)
-        n = len(self.ms) + self.errors + self.throttled
         return [
             self.mode,
             self.concurrency,
-            n,
-            n / self.seconds if self.seconds else float("nan"),
+            self.requests,
+            self.rps,
             p(a, 50),
             p(a, 95),
             p(a, 99),
@@ -239,15 +247,15 @@ class Direct:
     """The handler's work without the service: decode + analyze_largest + store search."""
 
     def __init__(self, settings: Settings, jpegs: list[bytes], gallery: int, workdir: Path):
-        from edge.runtime.registry import ModelRegistry
-        from edge.store import EntityStore, NewEntity
-        from edge.vision.pipeline import FacePipeline
+        from edge.engine import Engine
+        from edge.store import NewEntity
 
         self.settings = settings
-        registry = ModelRegistry(settings)
-        self.pipeline = FacePipeline(registry, settings)
-        self.pipeline.warmup()
-        self.store = EntityStore(workdir / "direct.sqlite3", pack_fingerprint=registry.fingerprint)
+        direct = settings.model_copy(deep=True)
+        direct.store.path = workdir / "direct.sqlite3"
+        self.engine = Engine.open(direct)  # the server's models, built by the same rule
+        self.engine.warm_up()
+        self.pipeline, self.store = self.engine.pipeline, self.engine.store
         self.b64s = [base64.b64encode(j).decode("ascii") for j in jpegs]
         vecs = [self._analyze(b).embedding for b in self.b64s]
         self.store.create_many(
@@ -288,7 +296,7 @@ class Direct:
         return lv
 
     def close(self) -> None:
-        self.store.close()
+        self.engine.close()
 
 
 def merge(parts: list[Level]) -> Level:
@@ -433,7 +441,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"HTTP overhead at c=1, p50: {extra:+.1f} ms per request")
     top = by_c.get(max(by_c)) if by_c else None
     if top is not None:
-        ratio = top.row()[3] / pooled.row()[3]  # type: ignore[operator]
+        ratio = top.rps / pooled.rps
         print(
             f"throughput at c={top.concurrency} / direct with {threads} threads "
             f"(blocks in turn): {ratio:.2f}x"
@@ -444,7 +452,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         checks.append(("c=1 p50 <= 20 ms", f"{v:.1f} ms", v <= TARGET_P50_C1_MS))
     c16 = by_c.get(16)
     if c16:
-        rps = float(c16.row()[3])  # type: ignore[arg-type]
+        rps = c16.rps
         p99 = p(np.asarray(c16.ms), 99)
         checks.append(("c=16 >= 60 req/s", f"{rps:.1f} req/s", rps >= TARGET_RPS_C16))
         checks.append(("c=16 zero errors", f"{c16.errors} errors", c16.errors == 0))

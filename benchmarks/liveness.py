@@ -26,10 +26,10 @@ import numpy as np
 
 from benchmarks.stats import p, peak_rss_mb, table
 from edge.config import Settings, testdata_dir
+from edge.engine import Models
 from edge.evaluation.liveness import find_face, load_samples
 from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import LivenessScorer, minifas_crop
-from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
 BASELINE = "baseline: 2 models, ort defaults, naive"
@@ -125,14 +125,24 @@ def time_interleaved(
     return {name: np.array(v[:runs]) for name, v in samples.items()}
 
 
+def _scoring(
+    scorer: LivenessScorer, nxt: Callable[[], tuple[np.ndarray, Face]]
+) -> Callable[[], object]:
+    """One timed call: score the next face with `scorer`."""
+    return lambda: scorer.score(*nxt())
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     data = testdata_dir(args.data, "bench liveness", "liveness")
     frames = _frames(data)
     if not frames:
         print(f"no full-frame images (>= 480 px) under {data}")
         return 2
-    base_registry = ModelRegistry(settings)
-    pipeline = FacePipeline(base_registry, settings)
+    base = Models.load(settings)
+    if base.liveness is None:
+        print(f"pack {settings.models.pack} has no liveness models: nothing to measure")
+        return 2
+    ours, base_registry, pipeline = base.liveness, base.registry, base.pipeline
     faces = []
     for frame, _ in frames:
         face, _how = find_face(frame, pipeline)
@@ -143,20 +153,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     calls: dict[str, Callable[[], object]] = {}
-    variants = {
+    variants: dict[str, dict[str, object]] = {
         f"openvino ({settings.models.openvino_precision})": {"backend": "openvino"},
         "openvino (f32)": {"backend": "openvino", "openvino_precision": "f32"},
         "onnxruntime (cpu)": {"backend": "onnxruntime", "providers": ["cpu"]},
     }
     for name, override in variants.items():
+        # Each backend variant is its own registry (own sessions), loaded by the same rule.
         models = settings.models.model_copy(update=override)
         s = settings.model_copy(update={"models": models})
-        scorer = LivenessScorer(ModelRegistry(s), s)
+        scorer = Models.load(s).liveness
+        assert scorer is not None  # same pack as `base`, which has the roles
         scorer.warmup()
-        nxt = _cycle(faces)
-        calls[f"liveness stage / face, {name}"] = lambda sc=scorer, n=nxt: sc.score(*n())
+        calls[f"liveness stage / face, {name}"] = _scoring(scorer, _cycle(faces))
 
-    ours = LivenessScorer(base_registry, settings)
     ours.warmup()
     baseline = NaiveBaseline(base_registry, ours)
     nxt_b = _cycle(faces)
@@ -164,6 +174,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     def detect(jpg: bytes) -> tuple[np.ndarray, Face]:
         bgr = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError("a benchmark frame does not decode as JPEG")
         return bgr, pipeline.analyze_largest(bgr, embed=False).face  # as the endpoint does
 
     nxt_d, nxt_f = _cycle([j for _, j in frames]), _cycle([j for _, j in frames])

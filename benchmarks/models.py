@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -64,7 +65,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{role}/{backend}: {e}")
                 continue
             feeds = probe_inputs(sess.info, bgr)
-            ms = time_calls(lambda s=sess, f=feeds: s.run(f), args.runs)
+            ms = time_calls(partial(sess.run, feeds), args.runs)
             timings[backend] = (p(ms, 50), p(ms, 95))
         ov, ort = timings.get("openvino"), timings.get("onnxruntime")
         ratio = ov[0] / ort[0] if ov and ort else float("nan")

@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from benchmarks.stats import p, peak_rss_mb, table, vm_hwm_mb
-from edge.config import Settings, testdata_dir
+from edge.config import Backend, Settings, testdata_dir
 from edge.evaluation.verification import identity_items
 from edge.imaging.decode import decode_bytes
 from edge.runtime.backends import open_session
@@ -106,7 +106,7 @@ def _timed(
 
 
 def _ours(
-    settings: Settings, backend: str, inputs: list[bytes], runs: int, warmup: int
+    settings: Settings, backend: Backend, inputs: list[bytes], runs: int, warmup: int
 ) -> dict[str, dict[str, np.ndarray]]:
     s = settings.model_copy(deep=True)
     s.models.backend = backend
@@ -128,7 +128,12 @@ def _ours(
     def details(_: Any) -> Any:
         return pipe.details.analyze(state["bgr"], state["face"], all_flags)
 
-    staged = {"decode": decode_bytes, "detect": detect, "align": align, "embed": emb.embed}
+    staged: dict[str, Callable[[Any], Any]] = {
+        "decode": decode_bytes,
+        "detect": detect,
+        "align": align,
+        "embed": emb.embed,
+    }
     out = {
         "stages": _timed(staged, inputs, runs, warmup),
         "stages+details": _timed({**staged, "details": details}, inputs, runs, warmup),
@@ -182,7 +187,10 @@ def _insightface(
     state: dict[str, Any] = {}
 
     def decode(b: bytes) -> np.ndarray:
-        return cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+        img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError("a benchmark input does not decode as JPEG")
+        return img
 
     def detect(img: np.ndarray) -> Any:
         state["img"] = img
@@ -194,7 +202,7 @@ def _insightface(
         from insightface.utils import face_align
 
         crop = face_align.norm_crop(state["img"], landmark=kps, image_size=112)
-        return recm.get_feat(crop).ravel()
+        return np.asarray(recm.get_feat(crop)).ravel()
 
     stages = _timed(
         {"decode": decode, "detect": detect, "align+embed": align_embed}, inputs, runs, warmup
@@ -225,7 +233,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     results: dict[str, Any] = {}
     p50: dict[str, float] = {}
 
-    def record(key: str, label: list[object], ms: np.ndarray) -> None:
+    def record(key: str, label: Sequence[object], ms: np.ndarray) -> None:
         """One table row and one JSON entry with the same p50/p95."""
         rows.append([*label, p(ms, 50), p(ms, 95)])
         results[key] = {"p50": p(ms, 50), "p95": p(ms, 95)}
@@ -246,9 +254,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         frames = [decode_bytes(b).bgr for b in inputs]
         for backend in ("openvino", "onnxruntime"):
             det = ScrfdDetector(open_session(scrfd, "bench_scrfd", backend), 0.5, 0.4, 640)
-            ms = _timed({"detect": det.detect}, frames, args.runs, args.warmup)["detect"]
+            det_ms = _timed({"detect": det.detect}, frames, args.runs, args.warmup)["detect"]
             label = [f"ours/{backend}", "SCRFD-2.5G@640", "detect"]
-            record(f"ours/{backend}/scrfd/detect", label, ms)
+            record(f"ours/{backend}/scrfd/detect", label, det_ms)
     theirs: dict[str, np.ndarray] | None = None
     why, rss_theirs = "skipped (--no-insightface)", float("nan")
     if not args.no_insightface:

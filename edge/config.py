@@ -62,6 +62,7 @@ def testdata_dir(given: Path | None, command: str, sub: str = "", flag: str = "-
 
 Backend = Literal["openvino", "onnxruntime"]
 Provider = Literal["tensorrt", "cuda", "openvino", "cpu"]
+DEFAULT_PROVIDERS: tuple[Provider, ...] = ("tensorrt", "cuda", "openvino", "cpu")
 
 
 def default_data_dir() -> Path:
@@ -90,7 +91,7 @@ class ModelsConfig(Section):
         default_factory=dict, description="per-role backend, e.g. {embedding: onnxruntime}"
     )
     providers: list[Provider] = Field(
-        default_factory=lambda: ["tensorrt", "cuda", "openvino", "cpu"],
+        default_factory=lambda: list(DEFAULT_PROVIDERS),
         description="onnxruntime providers allowed, in order of preference",
     )
     openvino_device: str = Field("CPU", description="CPU, GPU or AUTO")

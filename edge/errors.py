@@ -10,6 +10,7 @@ answering layer shares one catalogue.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 #: code -> (HTTP status, snake_case name), from api.md §1.
 ERROR_CATALOGUE: dict[int, tuple[int, str]] = {
@@ -41,6 +42,14 @@ ERROR_CATALOGUE: dict[int, tuple[int, str]] = {
 }
 
 
+class ErrorDict(TypedDict):
+    """The contract's error body (api.md §1), as every answering layer sends it."""
+
+    code: int
+    name: str
+    message: str
+
+
 @dataclass
 class EdgeError(Exception):
     """A failure with a contract error code; `message` names the field and the problem."""
@@ -60,5 +69,6 @@ class EdgeError(Exception):
     def http_status(self) -> int:
         return ERROR_CATALOGUE[self.code][0]
 
-    def body(self) -> dict[str, object]:
-        return {"code": self.code, "name": self.name, "message": self.message}
+    def body(self) -> ErrorDict:
+        name = self.name if self.name is not None else ERROR_CATALOGUE[self.code][1]
+        return {"code": self.code, "name": name, "message": self.message}

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 import sys
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from edge.timefmt import iso_utc_ms
 
@@ -42,19 +42,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    _StreamHandler = logging.StreamHandler[TextIO]
+else:  # subscriptable at run time only from Python 3.11
+    _StreamHandler = logging.StreamHandler
+
+
+class StderrHandler(_StreamHandler):
     """Writes to whatever `sys.stderr` is at emit time (it may be replaced, e.g. by tests
     calling the CLI in-process), never to a stream closed since configuration."""
+
+    #: marks the handler configure_logging installed, so a second call reuses it
+    _edge_handler = True
 
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
-    def stream(self) -> object:
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value: object) -> None:
+    def stream(self, _value: TextIO) -> None:
         pass
 
 
@@ -68,7 +77,6 @@ def configure_logging(level: int | str, fmt: LogFormat = "text") -> None:
     handler = next((h for h in root.handlers if getattr(h, "_edge_handler", False)), None)
     if handler is None:
         handler = StderrHandler()
-        handler._edge_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root.setLevel(level)

@@ -90,7 +90,9 @@ class Registry:
         self._items: dict[str, Histogram | Counter] = {}
         self._lock = threading.Lock()
 
-    def histogram(self, name: str, help_: str, buckets: tuple[float, ...] = DEFAULT_BUCKETS):
+    def histogram(
+        self, name: str, help_: str, buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    ) -> Histogram:
         with self._lock:
             item = self._items.setdefault(name, Histogram(name, help_, buckets))
         assert isinstance(item, Histogram)

@@ -1,8 +1,9 @@
 """The aiohttp application: components, middlewares and routes wired in one place.
 
-Components live in a `cleanup_ctx` so they are opened when the server starts and closed in
-reverse order on shutdown. Models load and warm up in a background thread: /healthz
-answers at once, /readyz (and every inference route) says 503 until warm-up finished.
+The engine (models and store, built by `edge.engine`, the one composition site) lives in a
+`cleanup_ctx`: opened when the server starts, closed on shutdown after the inference pool
+drained. Models warm up in a background thread: /healthz answers at once, /readyz (and
+every inference route) says 503 until warm-up finished.
 """
 
 from __future__ import annotations
@@ -24,21 +25,17 @@ from edge.api.middleware import error_middleware
 from edge.api.routes import OpenApiRegistry
 from edge.api.state import (
     ADMISSION,
+    DEVICES,
+    ENGINE,
     KEYS,
-    LIVENESS,
-    MODEL_REGISTRY,
     OPENAPI,
-    PIPELINE,
     READY,
     SETTINGS,
-    STORE,
+    Devices,
     ReadyState,
 )
 from edge.config import Settings
-from edge.runtime.registry import ModelRegistry
-from edge.store import EntityStore, open_store
-from edge.vision.liveness import LivenessScorer
-from edge.vision.pipeline import FacePipeline
+from edge.engine import Engine, Models
 
 log = logging.getLogger("edge.api")
 
@@ -76,17 +73,17 @@ def parser_limits(settings: Settings) -> dict[str, Any]:
 def create_app(
     settings: Settings,
     *,
-    registry: ModelRegistry | None = None,
-    pipeline: FacePipeline | None = None,
-    store: EntityStore | None = None,
-    liveness: LivenessScorer | None = None,
+    engine: Engine | None = None,
+    models: Models | None = None,
     load_models: bool = True,
     announce: Callable[[str], None] = print,
 ) -> web.Application:
-    """Build the application. Components not given are built from `settings` at startup.
+    """Build the application; the engine opens from `settings` at startup.
 
-    `load_models=False` leaves the app not ready (503 on inference) — for tests of the
-    skeleton and for tools that only need the store.
+    `engine` serves an engine opened by the caller (who closes it); `models` shares models
+    already loaded (tests serve many data dirs with one set). `load_models=False` leaves the
+    app not ready (503 on inference): for tests of the skeleton and tools that only need the
+    store.
     """
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -94,7 +91,6 @@ def create_app(
         handler_args=parser_limits(settings),
     )
     app[SETTINGS] = settings
-    app[MODEL_REGISTRY] = registry or ModelRegistry(settings)
     app[READY] = ReadyState()
     app[KEYS] = load_keyring(settings, announce=announce)
     app[OPENAPI] = add_routes(app.router, settings)
@@ -103,14 +99,9 @@ def create_app(
         settings.server.queue_limit,
         settings.server.rate_limit_per_key,
     )
-    if pipeline is not None:
-        app[PIPELINE] = pipeline
-    app[LIVENESS] = liveness
-    if store is not None:
-        app[STORE] = store
+    app[DEVICES] = Devices()  # `edge.api.server` runs cameras and MQTT when configured
 
-    app.cleanup_ctx.append(_store_ctx(store))
-    app.cleanup_ctx.append(_models_ctx(load_models))
+    app.cleanup_ctx.append(_engine_ctx(engine, models, load_models))
     app.cleanup_ctx.append(_purge_ctx)
     app.on_shutdown.append(_on_shutdown)
     return app
@@ -128,72 +119,37 @@ def add_routes(router: web.UrlDispatcher, settings: Settings) -> OpenApiRegistry
 
 
 # Components --------------------------------------------------------------------------------
-def _store_ctx(given: EntityStore | None) -> CleanupCtx:
+def _engine_ctx(given: Engine | None, models: Models | None, load: bool) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if given is not None:
-            yield
-            return
-        store = await asyncio.to_thread(open_store, app[SETTINGS], app[MODEL_REGISTRY])
-        app[STORE] = store
-        yield
-        await asyncio.to_thread(store.close)
-
-    return ctx
-
-
-def _models_ctx(load: bool) -> CleanupCtx:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        settings, registry = app[SETTINGS], app[MODEL_REGISTRY]
-        if PIPELINE not in app:
-            app[PIPELINE] = FacePipeline(registry, settings)
-        if app[LIVENESS] is None:
-            try:
-                app[LIVENESS] = LivenessScorer(registry, settings)
-            except ValueError as e:  # a pack without the liveness roles
-                log.warning("liveness not available: %s", e)
+            engine = given
+        else:  # the store's file IO runs off the loop
+            engine = await asyncio.to_thread(Engine.open, app[SETTINGS], models=models)
+        app[ENGINE] = engine
         task: asyncio.Task[None] | None = None
         if load:
             task = asyncio.create_task(_warm_up(app))
         else:
             app[READY].set_not_ready("models are not loaded (load_models=False)")
-        yield
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await asyncio.to_thread(app[ADMISSION].shutdown)  # waits for running inference
+        try:
+            yield
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await asyncio.to_thread(app[ADMISSION].shutdown)  # waits for running inference
+            if given is None:
+                await asyncio.to_thread(engine.close)
 
     return ctx
-
-
-def warm_up_models(
-    pipeline: FacePipeline, liveness: LivenessScorer | None, registry: ModelRegistry
-) -> None:
-    """Open and run every model once (blocking); logs backend/device, fallback as WARNING.
-
-    `liveness` is None for a pack without the liveness roles."""
-    pipeline.warmup()
-    if liveness is not None:
-        liveness.warmup()
-    for role, sess in sorted(registry.opened().items()):
-        info = sess.info
-        if info.fallback:
-            log.warning(
-                "model %s runs on %s/%s (FALLBACK: requested %s)",
-                role,
-                info.backend,
-                info.device,
-                info.requested,
-            )
-        else:
-            log.info("model %s runs on %s/%s", role, info.backend, info.device)
 
 
 async def _warm_up(app: web.Application) -> None:
     state = app[READY]
     state.set_not_ready("models are loading")
     try:
-        await asyncio.to_thread(warm_up_models, app[PIPELINE], app[LIVENESS], app[MODEL_REGISTRY])
+        await asyncio.to_thread(app[ENGINE].warm_up)
     except asyncio.CancelledError:
         raise
     except Exception as e:
@@ -211,8 +167,8 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             await asyncio.sleep(interval)
-            try:  # the store context, set up before this one, always holds a store
-                n = await asyncio.to_thread(app[STORE].purge_expired)
+            try:  # the engine context, set up before this one, always holds the engine
+                n = await asyncio.to_thread(app[ENGINE].store.purge_expired)
                 if n:
                     log.info("purged %s expired entities", n)
             except Exception:

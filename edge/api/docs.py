@@ -18,7 +18,7 @@ _MARKERS = ("/*DOCS_CSP*/", "/*DOCS_CSS*/", "/*DOCS_JS*/")
 
 
 def _asset(name: str) -> str:
-    return resources.files("edge").joinpath("api", "static", name).read_text(encoding="utf-8")
+    return (resources.files("edge") / "api" / "static" / name).read_text(encoding="utf-8")
 
 
 def _sha256(text: str) -> str:

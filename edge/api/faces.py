@@ -1,9 +1,10 @@
 """The AnySee face endpoints (api.md §3): entities CRUD, search, detect, compare.
 
 Each handler validates the whole body first (cheap, on the event loop, contract-exact codes
-from `schemas`), then runs decode + detection + embedding + the store write as ONE call in
-the inference pool, so the loop never blocks and a request costs one admission slot. The
-store write comes last: any error before it leaves nothing written.
+from `schemas`), then runs the image work (`edge.recognition`: decode, detection, embedding,
+search with the calibrated score and threshold rule, the store write) as ONE call in the
+inference pool, so the loop never blocks and a request costs one admission slot. The store
+write comes last: any error before it leaves nothing written.
 """
 
 from __future__ import annotations
@@ -14,19 +15,17 @@ from typing import Any
 from aiohttp import web
 
 from edge.api import schemas as s
+from edge.api.images import image_query, on_image
 from edge.api.inference import run_inference
 from edge.api.middleware import json_body
 from edge.api.routes import RouteTable
-from edge.api.state import PIPELINE, SETTINGS, STORE, instance_of
-from edge.api.wire import request_error, uploaded_json
+from edge.api.state import ENGINE, SETTINGS, instance_of, recognition
+from edge.api.wire import uploaded_json
 from edge.errors import EdgeError
-from edge.imaging.area import parse_area
-from edge.imaging.decode import DecodedImage, decode_image
-from edge.imaging.errors import ImageInputError
-from edge.store import UNSET
+from edge.recognition import Analyzed, Comparison, Enrolled, Recognition, SearchResult
+from edge.store import UNSET, Entity
 from edge.timefmt import iso_utc
-from edge.vision.errors import FaceError
-from edge.vision.types import Area, FaceAnalysis
+from edge.vision.types import FaceAnalysis
 
 FACES = "/api/v1/entities/faces"
 ENTITY = FACES + "/{uuid}"
@@ -39,7 +38,7 @@ routes = RouteTable()
 
 
 # Wire helpers ------------------------------------------------------------------------------
-def entity_out(e: Any) -> dict[str, Any]:
+def entity_out(e: Entity) -> dict[str, Any]:
     """The Entity wire object; `model` is the name the creating request used."""
     return {
         "uuid": e.uuid,
@@ -67,35 +66,9 @@ def path_uuid(request: web.Request) -> str:
 
 
 # Image work (runs in the inference pool) ---------------------------------------------------
-def decode_request_image(
-    app: web.Application, img: s.ImageRequest
-) -> tuple[DecodedImage, Area | None]:
-    """The decoded pixels (214-217) and `area` checked against them (112)."""
-    try:
-        decoded = decode_image(
-            img.data,
-            auto_rotate=img.auto_rotate,
-            max_pixels=app[SETTINGS].server.max_pixels,
-            require_color=True,
-        )
-        area = parse_area(img.area, decoded.width, decoded.height)
-    except ImageInputError as e:
-        raise request_error(e, img.field) from None
-    return decoded, area
-
-
-def analyze_image(
-    app: web.Application, img: s.ImageRequest, *, embed: bool = True
-) -> tuple[FaceAnalysis, DecodedImage]:
-    """Decode, then the largest face (fast detector, slow fallback); 214-217, 112, 223, 224."""
-    decoded, area = decode_request_image(app, img)
-    try:
-        fa = app[PIPELINE].analyze_largest(
-            decoded, area=area, flags=img.flags, embed=embed, auto_rotate=img.auto_rotate
-        )
-    except FaceError as e:
-        raise request_error(e, img.field) from None
-    return fa, decoded
+def analyze(rec: Recognition, img: s.ImageRequest) -> Analyzed:
+    """The largest face of a request image; errors name the image's field."""
+    return on_image(img.field, lambda: rec.analyze(image_query(img)))
 
 
 async def in_thread(fn: Any, *args: Any) -> Any:
@@ -118,25 +91,27 @@ async def create_face(request: web.Request) -> web.Response:
     app = request.app
     req = s.parse_create(await json_body(request), app[SETTINGS])
     instance = instance_of(request)
+    rec = recognition(app)
 
-    def work() -> tuple[Any, FaceAnalysis]:
-        fa, _ = analyze_image(app, req.image)
-        ent = app[STORE].create(
-            instance=instance,
-            model=req.model.canonical,
-            model_name=req.model.given,
-            collection=req.collection,
-            key=req.key,
-            metadata=req.metadata,
-            ttl=req.ttl,
-            vector=fa.embedding,
+    def work() -> Enrolled:
+        return on_image(
+            req.image.field,
+            lambda: rec.enrol_image(
+                instance,
+                image_query(req.image),
+                model=req.model.canonical,
+                model_name=req.model.given,
+                collection=req.collection,
+                key=req.key,
+                metadata=req.metadata,
+                ttl=req.ttl,
+            ),
         )
-        return ent, fa
 
-    ent, fa = await run_inference(request, work)
-    out = entity_out(ent)
+    enrolled = await run_inference(request, work)
+    out = entity_out(enrolled.entity)
     if req.image.flags.any:
-        out["entityUploaded"] = uploaded_json(fa)
+        out["entityUploaded"] = uploaded_json(enrolled.face)
     return web.json_response(out, status=201)
 
 
@@ -152,7 +127,7 @@ async def create_face(request: web.Request) -> web.Response:
 async def list_faces(request: web.Request) -> web.Response:
     q = s.parse_list_query(request.query, request.app[SETTINGS])
     model, collection, key, limit, after = q.model, q.collection, q.key, q.limit, q.after
-    store = request.app[STORE]
+    store = request.app[ENGINE].store
     total, ents = await asyncio.to_thread(
         lambda: store.list(
             instance_of(request),
@@ -185,7 +160,7 @@ async def list_faces(request: web.Request) -> web.Response:
 )
 async def get_face(request: web.Request) -> web.Response:
     uuid = path_uuid(request)
-    ent = await in_thread(request.app[STORE].get, instance_of(request), uuid)
+    ent = await in_thread(request.app[ENGINE].store.get, instance_of(request), uuid)
     if ent is None:
         raise not_found(uuid)
     return web.json_response(entity_out(ent))
@@ -206,7 +181,8 @@ async def patch_face(request: web.Request) -> web.Response:
     uuid = path_uuid(request)
     req = s.parse_patch(await json_body(request), app[SETTINGS])
     instance = instance_of(request)
-    store = app[STORE]
+    rec = recognition(app)
+    store = rec.store
     current = await in_thread(store.get, instance, uuid)
     if current is None:
         raise not_found(uuid)
@@ -218,11 +194,10 @@ async def patch_face(request: web.Request) -> web.Response:
     def unset(v: Any) -> Any:
         return UNSET if v is None else v
 
-    def work() -> Any:
+    def work() -> Entity | None:
         vector: Any = UNSET
         if req.image is not None:
-            fa, _ = analyze_image(app, req.image)
-            vector = fa.embedding
+            vector = analyze(rec, req.image).embedding
         return store.update(
             instance,
             uuid,
@@ -252,7 +227,7 @@ async def patch_face(request: web.Request) -> web.Response:
 )
 async def delete_face(request: web.Request) -> web.Response:
     uuid = path_uuid(request)
-    if not await in_thread(request.app[STORE].delete, instance_of(request), uuid):
+    if not await in_thread(request.app[ENGINE].store.delete, instance_of(request), uuid):
         raise not_found(uuid)
     return web.Response(status=204)
 
@@ -271,26 +246,24 @@ async def search_faces(request: web.Request) -> web.Response:
     app = request.app
     req = s.parse_search(await json_body(request), app[SETTINGS])
     instance = instance_of(request)
-    pipeline = app[PIPELINE]
+    rec = recognition(app)
 
-    def work() -> tuple[list[tuple[Any, float]], FaceAnalysis]:
-        fa, _ = analyze_image(app, req.image)
-        hits = app[STORE].search(
-            instance,
-            req.model.canonical,
-            fa.embedding,
-            collection=req.collection,
-            key=req.key,
-            limit=req.max_entities,
+    def work() -> SearchResult:
+        return on_image(
+            req.image.field,
+            lambda: rec.search_image(
+                instance,
+                image_query(req.image),
+                model=req.model.canonical,
+                collection=req.collection,
+                key=req.key,
+                limit=req.max_entities,
+                threshold=req.threshold,
+            ),
         )
-        return hits, fa
 
-    hits, fa = await run_inference(request, work)
-    found = []
-    for ent, cos in hits:
-        score = pipeline.cosine_to_score(cos)
-        if score >= req.threshold:
-            found.append({**entity_out(ent), "similarityScore": score})
+    result = await run_inference(request, work)
+    found = [{**entity_out(m.entity), "similarityScore": m.score} for m in result.matches]
     return web.json_response(
         {
             "model": req.model.given,
@@ -298,7 +271,7 @@ async def search_faces(request: web.Request) -> web.Response:
             "maxEntities": req.max_entities,
             "threshold": req.threshold,
             "entitiesFound": found,
-            "entityUploaded": uploaded_json(fa),
+            "entityUploaded": uploaded_json(result.face),
         }
     )
 
@@ -317,14 +290,10 @@ async def detect_faces(request: web.Request) -> web.Response:
     app = request.app
     req = s.parse_model_image(await json_body(request), app[SETTINGS])
     img = req.image
+    rec = recognition(app)
 
     def work() -> list[FaceAnalysis]:
-        decoded, area = decode_request_image(app, img)
-        return list(
-            app[PIPELINE].detect_all(
-                decoded, area=area, flags=img.flags, auto_rotate=img.auto_rotate
-            )
-        )
+        return on_image(img.field, lambda: rec.detect_all(image_query(img)))
 
     faces = await run_inference(request, work)
     entities = []
@@ -351,19 +320,17 @@ async def detect_faces(request: web.Request) -> web.Response:
 async def compare_faces(request: web.Request) -> web.Response:
     app = request.app
     req = s.parse_compare(await json_body(request), app[SETTINGS])
-    pipeline = app[PIPELINE]
+    rec = recognition(app)
 
-    def work() -> tuple[FaceAnalysis, FaceAnalysis]:
-        one, _ = analyze_image(app, req.image_one)
-        two, _ = analyze_image(app, req.image_two)
-        return one, two
+    def work() -> Comparison:
+        return rec.compare(analyze(rec, req.image_one), analyze(rec, req.image_two))
 
-    one, two = await run_inference(request, work)
+    cmp = await run_inference(request, work)
     return web.json_response(
         {
             "model": req.model.given,
-            "similarityScore": pipeline.similarity(one.embedding, two.embedding),
-            "entities": {"imageOne": uploaded_json(one), "imageTwo": uploaded_json(two)},
+            "similarityScore": cmp.score,
+            "entities": {"imageOne": uploaded_json(cmp.one), "imageTwo": uploaded_json(cmp.two)},
         }
     )
 
@@ -382,26 +349,23 @@ async def compare_entity(request: web.Request) -> web.Response:
     app = request.app
     uuid = path_uuid(request)
     req = s.parse_model_image(await json_body(request), app[SETTINGS])
-    store = app[STORE]
-    ent = await in_thread(lambda: store.get(instance_of(request), uuid, with_vector=True))
+    rec = recognition(app)
+    instance = instance_of(request)
     # Compare only sees entities of the same model whose vectors are comparable (same weights).
-    if (
-        ent is None
-        or ent.model != req.model.canonical
-        or ent.pack_fingerprint != store.pack_fingerprint
-    ):
+    ent = await in_thread(rec.comparable_entity, instance, uuid, req.model.canonical)
+    if ent is None or ent.vector is None:
         raise not_found(uuid)
-    pipeline = app[PIPELINE]
+    vector = ent.vector
 
-    def work() -> FaceAnalysis:
-        return analyze_image(app, req.image)[0]
+    def work() -> Analyzed:
+        return analyze(rec, req.image)
 
-    fa = await run_inference(request, work)
+    analyzed = await run_inference(request, work)
     return web.json_response(
         {
             "model": req.model.given,
-            "similarityScore": pipeline.similarity(ent.vector, fa.embedding),
+            "similarityScore": rec.similarity(vector, analyzed.embedding),
             "entity": entity_out(ent),
-            "entityUploaded": uploaded_json(fa),
+            "entityUploaded": uploaded_json(analyzed.face),
         }
     )

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from aiohttp import web
 
 from edge.api import schemas as s
-from edge.api.faces import analyze_image
+from edge.api.images import on_image
 from edge.api.inference import run_inference
 from edge.api.middleware import json_body
 from edge.api.routes import RouteTable
-from edge.api.state import LIVENESS, SETTINGS
+from edge.api.state import SETTINGS, recognition
 from edge.api.wire import position_json
 from edge.errors import EdgeError
-from edge.imaging.decode import rotate_cw
+from edge.recognition import ImageQuery, Recognition
 
 #: images the served model reads (RGB, single frame); extra items are validated, then ignored
 IMAGES_NEEDED = 1
@@ -28,23 +27,11 @@ IMAGES_NEEDED = 1
 routes = RouteTable()
 
 
-def score_first_image(app: web.Application, first: s.LivenessImage) -> dict[str, Any]:
+def score_first_image(rec: Recognition, first: s.LivenessImage) -> dict[str, Any]:
     """Blocking: decode images[0], find its largest face, score it."""
-    scorer = app[LIVENESS]
-    img = s.ImageRequest(field=first.field, data=first.data, auto_rotate=first.auto_rotate)
-    fa, decoded = analyze_image(app, img, embed=False)
-    # analyze_largest may have turned the decoded pixels further (autoRotate with no face
-    # upright): score the face in the very pixels it was found in.
-    extra = (fa.rotated - decoded.rotated) % 360
-    bgr: np.ndarray = rotate_cw(decoded.bgr, extra) if extra else decoded.bgr
-    w, h = fa.image_size
-    if (bgr.shape[1], bgr.shape[0]) != (w, h):
-        raise RuntimeError(f"liveness frame {bgr.shape[1]}x{bgr.shape[0]} != analysed {w}x{h}")
-    result = scorer.score(bgr, fa.face)
-    return {
-        "spoofScore": float(min(max(result.spoof_score, 0.0), 1.0)),
-        "position": position_json(fa.face.position(w, h)),
-    }
+    query = ImageQuery(data=first.data, auto_rotate=first.auto_rotate)
+    check = on_image(first.field, lambda: rec.liveness(query))
+    return {"spoofScore": check.spoof_score, "position": position_json(check.position)}
 
 
 @routes.route(
@@ -62,7 +49,8 @@ def score_first_image(app: web.Application, first: s.LivenessImage) -> dict[str,
 async def liveness(request: web.Request) -> web.Response:
     app = request.app
     req = s.parse_liveness(await json_body(request), app[SETTINGS], IMAGES_NEEDED)
-    if app[LIVENESS] is None:
+    rec = recognition(app)
+    if not rec.has_liveness:
         raise EdgeError(503, "the liveness model is not available on this box")
-    out = await run_inference(request, score_first_image, app, req.images[0])
+    out = await run_inference(request, score_first_image, rec, req.images[0])
     return web.json_response({"model": req.model.given, **out})

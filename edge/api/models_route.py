@@ -15,7 +15,7 @@ from aiohttp import web
 from edge.api import schemas as s
 from edge.api.inference import check_ready
 from edge.api.routes import RouteTable
-from edge.api.state import LIVENESS, MODEL_REGISTRY, PIPELINE, SETTINGS
+from edge.api.state import ENGINE, SETTINGS
 from edge.api.wire import face_model_json, liveness_model_json
 from edge.config import Settings
 
@@ -33,8 +33,9 @@ def _aliases(settings: Settings, entity: Literal["faces", "liveness"]) -> list[s
 
 
 def face_model(app: web.Application) -> dict[str, Any]:
-    settings, pipeline, registry = app[SETTINGS], app[PIPELINE], app[MODEL_REGISTRY]
-    info = face_model_json(pipeline.model_info())
+    settings, engine = app[SETTINGS], app[ENGINE]
+    registry = engine.registry
+    info = face_model_json(engine.pipeline.model_info())
     components = [c for c in registry.components() if not c["role"].startswith("liveness")]
     return {
         "name": settings.names.face,
@@ -46,10 +47,10 @@ def face_model(app: web.Application) -> dict[str, Any]:
 
 
 def liveness_model(app: web.Application) -> dict[str, Any] | None:
-    scorer = app[LIVENESS]
+    settings, engine = app[SETTINGS], app[ENGINE]
+    scorer, registry = engine.liveness, engine.registry
     if scorer is None:
         return None
-    settings, registry = app[SETTINGS], app[MODEL_REGISTRY]
     model_info = scorer.model_info()
     info = liveness_model_json(model_info)
     components = registry.components()

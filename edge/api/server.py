@@ -38,10 +38,11 @@ except ImportError:  # aiohttp < 3.10 reports an unknown method as a bad status 
 from aiohttp.web_protocol import RequestHandler
 
 from edge.api.access_log import ACCESS_LOGGER, EdgeAccessLogger
-from edge.api.app import create_app
+from edge.api.app import CleanupCtx, create_app
 from edge.api.middleware import error_response, http_exception_error
 from edge.api.schemas import excerpt
-from edge.api.state import LIVENESS, PIPELINE, READY, STORE
+from edge.api.state import DEVICES, ENGINE, READY
+from edge.camera.service import edge_services
 from edge.config import Settings
 from edge.errors import EdgeError
 from edge.metrics import REGISTRY
@@ -503,17 +504,19 @@ async def drain(app: web.Application, runner: web.BaseRunner, seconds: float) ->
 
 
 # Optional device services (cameras, MQTT) --------------------------------------------------
-def _services_ctx(settings: Settings, config_path: Path | None) -> Any:
+def _services_ctx(settings: Settings, config_path: Path | None) -> CleanupCtx:
+    """Cameras and the MQTT bridge over the app's engine, kept in `DEVICES` for handlers."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if not (settings.mqtt.enabled or settings.cameras):
             yield
             return
-        from edge.camera.service import edge_services
-
-        async with edge_services(
-            settings, app[PIPELINE], app[STORE], app[LIVENESS], config_path=config_path
-        ):
-            yield
+        async with edge_services(app[ENGINE], config_path=config_path) as services:
+            app[DEVICES].current = services
+            try:
+                yield
+            finally:
+                app[DEVICES].current = None
 
     return ctx
 

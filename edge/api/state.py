@@ -1,9 +1,12 @@
 """Typed application keys: the one place route modules find the shared components.
 
-Handlers read `request.app[PIPELINE]` etc.; typed `web.AppKey`s let a type checker follow
-the component from `create_app` to the handler without string keys drifting apart. This
-module imports only the plain classes the keys hold (the admission pool, the key ring, the
-route documentation), never the aiohttp glue that reads the keys: dependencies point one way.
+Handlers read `request.app[ENGINE]` (models and store, built by `edge.engine`, the one
+composition site) and go through `recognition(app)` for image work; `DEVICES` holds the
+cameras and the MQTT bridge when the process runs them. Typed `web.AppKey`s let a type
+checker follow each component from `create_app` to the handler without string keys drifting
+apart. This module imports only the plain classes the keys hold (the engine, the device
+services, the admission pool, the key ring, the route documentation), never the aiohttp glue
+that reads the keys: dependencies point one way.
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ from aiohttp import web
 from edge.api.admission import Admission
 from edge.api.keyring import KeyRing
 from edge.api.routes import OpenApiRegistry
+from edge.camera.service import EdgeServices
 from edge.config import Settings
+from edge.engine import Engine
 from edge.errors import EdgeError
-from edge.runtime.registry import ModelRegistry
-from edge.store import EntityStore
-from edge.vision.liveness import LivenessScorer
-from edge.vision.pipeline import FacePipeline
+from edge.recognition import Recognition
 
 
 @dataclass
@@ -54,17 +56,32 @@ class ReadyState:
         self.shutting_down, self.reason = True, "shutting down"
 
 
+@dataclass
+class Devices:
+    """The cameras and the MQTT bridge while they run (`current`), else None.
+
+    A slot set once by `create_app`: the services stop during the app's cleanup, when its
+    keys must no longer change (aiohttp deprecates that), so the slot changes instead.
+    """
+
+    current: EdgeServices | None = None
+
+
 SETTINGS = web.AppKey("edge.settings", Settings)
-#: the model registry (which files, which backend); not the metrics registry of edge.metrics
-MODEL_REGISTRY = web.AppKey("edge.model_registry", ModelRegistry)
-PIPELINE = web.AppKey("edge.pipeline", FacePipeline)
-#: None when the model pack has no liveness roles (the liveness route then answers 503)
-LIVENESS: web.AppKey[LivenessScorer | None] = web.AppKey("edge.liveness")
-STORE = web.AppKey("edge.store", EntityStore)
+#: models and store, opened when the app starts (`engine.liveness` is None when the pack has
+#: no liveness roles: the liveness route then answers 503)
+ENGINE = web.AppKey("edge.engine", Engine)
+#: the cameras and the MQTT bridge of this process, while they run
+DEVICES = web.AppKey("edge.devices", Devices)
 ADMISSION = web.AppKey("edge.admission", Admission)
 READY = web.AppKey("edge.ready", ReadyState)
 KEYS = web.AppKey("edge.keys", KeyRing)
 OPENAPI = web.AppKey("edge.openapi", OpenApiRegistry)
+
+
+def recognition(app: web.Application) -> Recognition:
+    """The recognition service over the app's engine (a light view: built per call)."""
+    return Recognition(app[ENGINE])
 
 
 def _request_key(name: str, t: type) -> Any:

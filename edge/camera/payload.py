@@ -65,7 +65,7 @@ def recognition_payload(event: RecognitionEvent) -> dict[str, object]:
     m, lv, p = event.match, event.liveness, event.position
     w, h = event.frame_size
     payload = RecognitionPayload(
-        schema=RECOGNITION_SCHEMA,
+        schema_=RECOGNITION_SCHEMA,
         eventId=event.event_id,
         time=iso_utc_ms(event.time),
         deviceId=event.device_id,

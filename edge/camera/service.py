@@ -1,6 +1,7 @@
 """Composition of the background services: the MQTT bridge and the configured cameras.
 
-The server's composition root enters `edge_services(...)` once models and store are ready;
+The server enters `edge_services(engine)` once the engine (models and store, built by
+`edge.engine`) is open; cameras do their image work through `edge.recognition` like REST;
 leaving it stops cameras first (no new events), then flushes and closes the bridge, whose
 final retained status still lists the stopped cameras with their last counters.
 The bridge re-publishes the retained status whenever a camera starts, stops or changes
@@ -22,14 +23,16 @@ from pydantic import Field
 
 from edge.camera.events import RecognitionEvent
 from edge.camera.payload import recognition_payload
-from edge.camera.recognizer import LivenessLike, Recognizer
 from edge.camera.sources import Capture, parse_source
 from edge.camera.worker import CameraWorker
 from edge.config import CameraConfig, ConfigError, Settings, load_settings
+from edge.engine import Engine
 from edge.errors import EdgeError
 from edge.mqtt.bridge import MqttBridge
 from edge.mqtt.commands import CommandRequest
 from edge.mqtt.schemas import entity_payload
+from edge.recognition import Recognition
+from edge.store.entities import Change
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ class CameraRunner:
 
 def start_camera(
     cfg: CameraConfig,
-    recognizer: Recognizer,
+    recognition: Recognition,
     sink: Callable[[RecognitionEvent], None],
     *,
     device_id: str,
@@ -68,14 +71,17 @@ def start_camera(
     spec = parse_source(cfg.source)
     realtime = cfg.realtime if cfg.realtime is not None else True
     capture = Capture(spec, realtime=realtime, name=cfg.name, on_state=on_state).start()
-    worker = CameraWorker(cfg, capture, recognizer, sink, device_id=device_id).start()
+    worker = CameraWorker(cfg, capture, recognition, sink, device_id=device_id).start()
     return CameraRunner(cfg, capture, worker)
 
 
 @dataclass
 class EdgeServices:
+    """The cameras and the MQTT bridge of one process, reachable by REST handlers through
+    `edge.api.state.DEVICES` and by MQTT commands."""
+
     settings: Settings
-    recognizer: Recognizer
+    recognition: Recognition
     bridge: MqttBridge | None
     config_path: Path | None = None
     cameras: dict[str, CameraRunner] = field(default_factory=dict)
@@ -92,7 +98,7 @@ class EdgeServices:
             except Exception:
                 log.exception("recognition listener failed")
 
-    def on_entity_change(self, change: Any) -> None:
+    def on_entity_change(self, change: Change) -> None:
         if self.bridge is not None:
             self.bridge.publish_event("entity", entity_payload(change, self.settings.device_id))
 
@@ -108,7 +114,7 @@ class EdgeServices:
             if cfg.enabled and cfg.name not in self.cameras:
                 self.cameras[cfg.name] = start_camera(
                     cfg,
-                    self.recognizer,
+                    self.recognition,
                     self.emit,
                     device_id=self.settings.device_id,
                     on_state=self._status_changed,
@@ -139,15 +145,16 @@ class EdgeServices:
     def enroll(self, req: EnrollRequest) -> dict[str, Any]:
         if req.ttl != -1 and req.ttl < 1:
             raise EdgeError(112, "ttl must be -1 or >= 1")
+        runner: CameraRunner | None
         if req.camera is None:
             if len(self.cameras) != 1:
                 raise EdgeError(110, "camera is required when the device has several cameras")
             runner = next(iter(self.cameras.values()))
         else:
             runner = self.cameras.get(req.camera)
-            if runner is None:
-                raise EdgeError(113, f"camera {req.camera!r} does not exist")
-        entity: Any = runner.worker.enroll_current(
+        if runner is None:
+            raise EdgeError(113, f"camera {req.camera!r} does not exist")
+        entity = runner.worker.enroll_current(
             key=req.key, collection=req.collection, ttl=req.ttl, timeout_s=req.timeoutS
         )
         return {
@@ -182,16 +189,14 @@ class EdgeServices:
 
 @contextlib.asynccontextmanager
 async def edge_services(
-    settings: Settings,
-    pipeline: Any,
-    store: Any,
-    liveness: LivenessLike | None,
-    *,
-    config_path: Path | None = None,
+    engine: Engine, *, config_path: Path | None = None
 ) -> AsyncIterator[EdgeServices]:
-    """Start the MQTT bridge (if enabled) and the configured cameras; stop them on exit."""
-    recognizer = Recognizer(settings, pipeline, store, liveness)
-    services = EdgeServices(settings, recognizer, None, config_path=config_path)
+    """Start the MQTT bridge (if enabled) and the cameras `engine.settings` configure, over
+    the engine's models and store; stop them on exit (the engine stays open: its owner
+    closes it)."""
+    settings = engine.settings
+    store = engine.store
+    services = EdgeServices(settings, Recognition(engine), None, config_path=config_path)
     if settings.mqtt.enabled:
         bridge = MqttBridge(settings, status_extra=services.status)
         bridge.register_command("enroll", EnrollRequest, services.enroll)

@@ -4,8 +4,9 @@ While a new face is still undecided the loop analyses every frame it can get (ne
 first, so it never falls behind), which brings the decision in after a few frame periods;
 once every face in view is decided it drops back to `detect_fps` to follow them cheaply.
 
-This module is the threaded part: capture, the models (`Recognizer`), the tracker, events
-and metrics. When a track's decision is due and what it is (best frame, liveness votes,
+This module is the threaded part: capture, the image work (`edge.recognition`, the same
+service the REST API uses: fast detector, calibrated score, threshold rule), the tracker,
+events and metrics. When a track's decision is due and what it is (best frame, liveness votes,
 re-checks, the two-in-a-row debounce) is decided by `edge.camera.decision`, a pure state
 machine fed one observation per track and frame.
 """
@@ -37,11 +38,12 @@ from edge.camera.metrics import (
     FRAMES_PROCESSED,
 )
 from edge.camera.quality import frame_quality
-from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, Frame
 from edge.camera.tracker import Track, Tracker
 from edge.config import CameraConfig
 from edge.errors import EdgeError
+from edge.recognition import Recognition
+from edge.store.entities import Entity
 from edge.vision.types import Face
 
 log = logging.getLogger(__name__)
@@ -56,9 +58,9 @@ class _Crop:
     aligned: np.ndarray
     embedding: np.ndarray | None = None  # computed once, on the first search or enrolment
 
-    def embed(self, recognizer: Recognizer) -> np.ndarray:
+    def embed(self, recognition: Recognition) -> np.ndarray:
         if self.embedding is None:
-            self.embedding = recognizer.embed(self.aligned)
+            self.embedding = recognition.embed(self.aligned)
         return self.embedding
 
 
@@ -73,19 +75,19 @@ class CameraWorker:
         self,
         cfg: CameraConfig,
         capture: Capture,
-        recognizer: Recognizer,
+        recognition: Recognition,
         sink: EventSink,
         *,
         device_id: str,
     ) -> None:
         self.cfg = cfg
         self.capture = capture
-        self.recognizer = recognizer
+        self.recognition = recognition
         self.sink = sink
         self.device_id = device_id
         self.tracker = Tracker(timeout_s=cfg.track_timeout_s)
         self.rules = Rules(
-            liveness=recognizer.liveness is not None,
+            liveness=recognition.has_liveness,
             votes=cfg.liveness_votes,
             spoof_threshold=cfg.spoof_threshold,
         )
@@ -161,7 +163,7 @@ class CameraWorker:
 
     def process(self, frame: Frame) -> None:
         img = frame.image
-        faces = self.recognizer.detect(img)
+        faces = self.recognition.detect_frame(img)
         with self._lock:
             updated, ended = self.tracker.update(faces, frame.ts, frame.captured)
             for t in ended:
@@ -177,25 +179,24 @@ class CameraWorker:
         """Measure one frame for the state machine; the crop is built only for a new best."""
         h, w = img.shape[:2]
         quality = frame_quality(img, face)
-        sp = self.recognizer.spoof(img, face)
+        sp = self.recognition.spoof(img, face)
         obs = Observation(
             quality=quality,
             position=face.position(w, h),
             frame_size=(w, h),
-            liveness=LivenessScore(*sp) if sp is not None else None,
+            liveness=LivenessScore(float(sp.spoof_score), sp.reliable) if sp is not None else None,
         )
-        st.decision.observe(obs, lambda: _Crop(self.recognizer.aligned(img, face)))
+        st.decision.observe(obs, lambda: _Crop(self.recognition.align(img, face)))
 
     def _recognize(self, crop: _Crop) -> Match | None:
         """Search the best frame: the entity at or above the threshold, None if nobody."""
-        hit = self.recognizer.search(
-            self.cfg.instance, self.cfg.collection, crop.embed(self.recognizer)
+        hit = self.recognition.best_match(
+            self.cfg.instance, self.cfg.collection, crop.embed(self.recognition)
         )
-        if hit is not None and hit.score >= self.recognizer.threshold:
-            return Match(
-                uuid=hit.uuid, key=hit.key, collection=hit.collection, score=round(hit.score, 4)
-            )
-        return None
+        if hit is None:
+            return None
+        e = hit.entity
+        return Match(uuid=e.uuid, key=e.key, collection=e.collection, score=round(hit.score, 4))
 
     def _publish(self, st: _TrackState, decision: Decision | None) -> None:
         if decision is None:
@@ -209,7 +210,7 @@ class CameraWorker:
             revision=decision.revision,
             decision="known" if decision.known else "unknown",
             match=decision.match,
-            threshold=self.recognizer.threshold,
+            threshold=self.recognition.threshold,
             liveness=decision.liveness,
             quality=round(decision.quality, 4),
             position=decision.position,
@@ -242,7 +243,7 @@ class CameraWorker:
         metadata: list[dict[str, object]] | None = None,
         ttl: int = -1,
         timeout_s: float = 5.0,
-    ) -> object:
+    ) -> Entity:
         """Create an entity from the best frame of the best track in view (image not kept).
 
         Waits up to `timeout_s` for a face; raises EdgeError 223 when none appears.
@@ -257,12 +258,12 @@ class CameraWorker:
                 ]
                 if candidates:
                     best, track = max(candidates, key=lambda c: (c[0].quality, c[1].hits))
-                    vec = best.crop.embed(self.recognizer)
+                    vec = best.crop.embed(self.recognition)
                     break
             if time.monotonic() >= deadline or self.finished.is_set():
                 raise EdgeError(223, f"no face in view of camera {self.cfg.name!r}")
             time.sleep(0.05)
-        entity = self.recognizer.enroll(
+        entity = self.recognition.enrol(
             self.cfg.instance, vec, key=key, collection=collection, metadata=metadata or [], ttl=ttl
         )
         with self._lock:  # the person in view is now known: let the track decide again

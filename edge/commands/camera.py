@@ -22,6 +22,7 @@ from edge.camera.payload import recognition_payload
 from edge.camera.service import EnrollRequest, edge_services
 from edge.camera.sources import parse_source
 from edge.config import CameraConfig, Settings
+from edge.engine import Engine
 from edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
@@ -79,30 +80,22 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_main(settings, args, Path(args.config) if args.config else None))
 
 
-def _open_parts(settings: Settings) -> tuple[object, object, object | None]:
-    from edge.runtime.registry import ModelRegistry
-    from edge.store import open_store
-    from edge.vision.pipeline import FacePipeline
-
-    registry = ModelRegistry(settings)
-    pipeline = FacePipeline(registry, settings)
-    liveness = None
-    if registry.has("liveness_v2"):
-        from edge.vision.liveness import LivenessScorer
-
-        liveness = LivenessScorer(registry, settings)
-    store = open_store(settings, registry)
-    pipeline.warmup()
-    if liveness is not None:
-        liveness.warmup()
-    return pipeline, store, liveness
+def _open_engine(settings: Settings) -> Engine:
+    """Models and store by the engine's one rule, warmed up before the camera starts."""
+    engine = Engine.open(settings)
+    try:
+        engine.warm_up()
+    except BaseException:
+        engine.close()
+        raise
+    return engine
 
 
 async def _main(settings: Settings, args: argparse.Namespace, config_path: Path | None) -> int:
     from edge import sdnotify
 
     loop = asyncio.get_running_loop()
-    pipeline, store, liveness = await loop.run_in_executor(None, _open_parts, settings)
+    engine = await loop.run_in_executor(None, _open_engine, settings)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -112,9 +105,7 @@ async def _main(settings: Settings, args: argparse.Namespace, config_path: Path 
 
     code = 0
     try:
-        async with edge_services(
-            settings, pipeline, store, liveness, config_path=config_path
-        ) as services:
+        async with edge_services(engine, config_path=config_path) as services:
             services.listeners.append(print_event)
             runner = services.cameras[settings.cameras[0].name]
             sdnotify.notify("READY=1")
@@ -138,7 +129,5 @@ async def _main(settings: Settings, args: argparse.Namespace, config_path: Path 
             sdnotify.notify("STOPPING=1")
             print(json.dumps({"camera": runner.worker.stats()}), file=sys.stderr, flush=True)
     finally:
-        close = getattr(store, "close", None)
-        if close:
-            close()
+        engine.close()
     return code

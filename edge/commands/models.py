@@ -6,10 +6,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 from edge.config import Settings, testdata_dir
 from edge.runtime.fetch import FetchError, install_file, remove_stale_parts, verify_file
 from edge.runtime.manifest import Manifest, ModelFile
+
+
+class _ListRow(TypedDict):
+    """One file of `models list` (also its --json shape)."""
+
+    file: str
+    role: str
+    bytes: int
+    licence: str
+    flags: list[str]
+    installed: bool
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,7 +110,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("all files installed and verified (sha256)")
         return 0
     if action == "list":
-        rows = [
+        rows: list[_ListRow] = [
             {
                 "file": f.file,
                 "role": f.role,

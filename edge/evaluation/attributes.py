@@ -58,7 +58,8 @@ def _attributes(pipeline: Any, path: Path) -> tuple[FaceAttributes | None, float
 
 
 def _labels(testdata: Path, name: str) -> dict[str, Any]:
-    return json.loads((testdata / "annotations" / name).read_text())["labels"]
+    labels: dict[str, Any] = json.loads((testdata / "annotations" / name).read_text())["labels"]
+    return labels
 
 
 def _emotion_items(testdata: Path) -> list[tuple[str, str]]:

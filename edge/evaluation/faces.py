@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edge.config import Settings, testdata_dir
+from edge.engine import Models
 from edge.evaluation import attributes as attr_eval
 from edge.evaluation import fusion as recognizers
 from edge.evaluation.report import table
@@ -30,7 +31,6 @@ from edge.evaluation.verification import (
     roc_auc,
     tar_at_far,
 )
-from edge.runtime.registry import ModelRegistry
 from edge.vision.detection import build_detectors
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # Verification -----------------------------------------------------------------------------
-def _verification_row(name: str, pairs: Pairs, mask_g: Any, mask_i: Any, thr_cos: float) -> dict:
+def _verification_row(
+    name: str, pairs: Pairs, mask_g: Any, mask_i: Any, thr_cos: float
+) -> dict[str, Any]:
     g, i = pairs.genuine[mask_g], pairs.impostor[mask_i]
     row: dict[str, Any] = {
         "subset": name,
@@ -88,7 +90,8 @@ def _iou_matrix(gt: np.ndarray, det: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     ag = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
     ad = (det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1])
-    return inter / (ag[:, None] + ad[None, :] - inter)
+    iou: np.ndarray = inter / (ag[:, None] + ad[None, :] - inter)
+    return iou
 
 
 def _greedy_matches(iou: np.ndarray, thr: float) -> int:
@@ -157,9 +160,9 @@ def detection(
         rows.append(r)
     labelled = _labelled_counts(testdata)
     counts = []
-    for n in LABELLED_COUNTS:
-        rel = f"multi_face/{n}"
-        row = {"image": n, "labelled": labelled.get(rel)}
+    for image in LABELLED_COUNTS:
+        rel = f"multi_face/{image}"
+        row = {"image": image, "labelled": labelled.get(rel)}
         row.update({name: len(found[name][rel]) for name in finders})
         counts.append(row)
     return rows, counts
@@ -177,9 +180,14 @@ def evaluate(
 ) -> dict[str, Any]:
     cal = pipe.calibration
     thr = cal.recommended_threshold
-    samples = embed_samples(
-        lambda b: pipe.analyze_largest(b).embedding, testdata, identity_items(testdata), progress
-    )
+
+    def embed(bgr: np.ndarray) -> np.ndarray:
+        emb = pipe.analyze_largest(bgr).embedding
+        if emb is None:  # analyze_largest embeds unless told not to
+            raise RuntimeError("the pipeline returned a face without an embedding")
+        return emb
+
+    samples = embed_samples(embed, testdata, identity_items(testdata), progress)
     pairs = pair_cosines(samples)
     thr_cos = cal.cos_at_threshold
     kinds: dict[str, dict[str, int]] = {}
@@ -187,7 +195,7 @@ def evaluate(
         k = kinds.setdefault(s.kind, {"images": 0, "no_face": 0})
         k["images"] += 1
         k["no_face"] += s.embedding is None
-    osr = open_set(samples, lambda c: cal.score(c), thr)
+    osr = open_set(samples, lambda c: np.asarray(cal.score(c)), thr)
     fast, slow = build_detectors(pipe.registry, pipe.settings)
     finders = {
         "fast (raw)": fast.detect,
@@ -313,9 +321,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if not (data / "SOURCES.json").is_file():
         print(f"edge-face eval: {data} has no SOURCES.json (use --data)", file=sys.stderr)
         return 2
-    pipe = FacePipeline(ModelRegistry(settings), settings)
-    pipe.warmup()
-    res = evaluate(pipe, data, attributes=not args.no_attributes, progress=not args.quiet)
+    models = Models.load(settings)  # the models the service serves, by the same rule
+    models.pipeline.warmup()
+    res = evaluate(
+        models.pipeline, data, attributes=not args.no_attributes, progress=not args.quiet
+    )
     print(format_report(res))
     if args.out:
         clean = {k: v for k, v in res.items() if not k.startswith("_")}

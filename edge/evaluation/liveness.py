@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from edge.config import Settings, testdata_dir
-from edge.runtime.registry import ModelRegistry
+from edge.engine import Models
 from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.geometry import Box
 from edge.vision.liveness import LivenessScorer
@@ -339,9 +339,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"edge-face eval liveness: {e}", file=sys.stderr)
         return 2
-    registry = ModelRegistry(settings)
-    scorer = LivenessScorer(registry, settings)
-    rows = score_samples(samples, scorer, FacePipeline(registry, settings))
+    models = Models.load(settings)  # the models the service serves, by the same rule
+    scorer = models.liveness
+    if scorer is None:
+        print(
+            f"edge-face eval liveness: pack {settings.models.pack!r} has no liveness models; "
+            "choose a pack that has them (models.pack)",
+            file=sys.stderr,
+        )
+        return 2
+    registry = models.registry
+    rows = score_samples(samples, scorer, models.pipeline)
     threshold = args.threshold if args.threshold is not None else scorer.params.threshold
     report = evaluate(rows, threshold)
     report["pack"] = registry.pack_name

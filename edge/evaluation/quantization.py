@@ -282,7 +282,7 @@ def _recognition_rows(
         s = Sample(it.sample.file, it.sample.identity, it.sample.kind)
         img = ctx.image(s.file)
         faces = det.detect(img) if img is not None else []
-        if faces:
+        if img is not None and faces:
             face = max(faces, key=lambda f: f.area)
             s.embedding = emb.embed(align_face(img, face.kps))
         else:

@@ -98,10 +98,18 @@ class Pairs:
     impostor_kind: np.ndarray
 
 
+def _stack(samples: list[Sample]) -> np.ndarray:
+    """The samples' embeddings as rows; every sample given must have been embedded."""
+    rows = [s.embedding for s in samples if s.embedding is not None]
+    if len(rows) != len(samples):
+        raise ValueError("a sample without an embedding reached a measure that needs one")
+    return np.stack(rows)
+
+
 def pair_cosines(samples: list[Sample]) -> Pairs:
     """All unordered pairs of embedded samples, split into genuine and impostor."""
     ok = [s for s in samples if s.embedding is not None]
-    e = np.stack([s.embedding for s in ok]).astype(np.float32)
+    e = _stack(ok).astype(np.float32)
     ids = np.array([s.identity for s in ok])
     kinds = np.array([s.kind for s in ok])
     sim = e @ e.T
@@ -167,9 +175,9 @@ def open_set(
     enrolled = set(names[::2])
     gallery = [by_id[n][0] for n in names if n in enrolled]
     probes = [s for n in names for s in (by_id[n][1:] if n in enrolled else by_id[n])]
-    g = np.stack([s.embedding for s in gallery])
+    g = _stack(gallery)
     gid = np.array([s.identity for s in gallery])
-    p = np.stack([s.embedding for s in probes])
+    p = _stack(probes)
     known = np.array([s.identity in enrolled for s in probes])
     cos = p @ g.T
     best = cos.argmax(1)

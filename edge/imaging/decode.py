@@ -78,7 +78,7 @@ def decode_image(
 
 
 def decode_bytes(
-    raw: bytes,
+    raw: bytes | bytearray | memoryview,
     *,
     auto_rotate: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -37,7 +37,7 @@ from edge.config import Settings
 from edge.mqtt.commands import CommandRequest, CommandRouter, Handler
 from edge.mqtt.homeassistant import discovery_messages
 from edge.mqtt.metrics import CONNECTS, DELIVERED, EVENTS_PUBLISHED, QUEUE_DROPPED
-from edge.mqtt.schemas import QueueStats, StatusPayload, dump
+from edge.mqtt.schemas import DeviceState, QueueStats, StatusPayload, dump
 from edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class MqttBridge:
         return self.cfg.client_id or f"edge-face-{self.settings.device_id}"
 
     def _status(
-        self, state: str, reason: str | None = None, *, detail: bool = True
+        self, state: DeviceState, reason: str | None = None, *, detail: bool = True
     ) -> StatusPayload:
         """`detail=False` (the last will) leaves out cameras and queue: they would be stale."""
         extra: dict[str, Any] = {}
@@ -106,7 +106,7 @@ class MqttBridge:
                 log.exception("building the camera part of the MQTT status failed")
         return StatusPayload(
             deviceId=self.settings.device_id,
-            state=state,  # type: ignore[arg-type]
+            state=state,
             version=__version__,
             protocol=self._protocol,
             reason=reason,
@@ -135,7 +135,8 @@ class MqttBridge:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
             client.tls_insecure_set(self.cfg.tls_insecure)
-        # Exponential backoff: min, 2*min, 4*min ... capped at max (paho accepts fractions).
+        # Exponential backoff: min, 2*min, 4*min ... capped at max. paho annotates int but
+        # sleeps a float, and sub-second delays matter here: hence the two ignores.
         client.reconnect_delay_set(
             min_delay=self.cfg.reconnect_min_s,  # type: ignore[arg-type]
             max_delay=self.cfg.reconnect_max_s,  # type: ignore[arg-type]

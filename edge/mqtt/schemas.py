@@ -18,6 +18,9 @@ STATUS_SCHEMA = "edge-face.status/1"
 ENTITY_SCHEMA = "edge-face.entity/1"
 RESPONSE_SCHEMA = "edge-face.response/1"
 
+DeviceState = Literal["online", "offline"]
+EntityAction = Literal["created", "updated", "deleted"]
+
 
 class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -33,7 +36,7 @@ class QueueStats(Wire):
 class StatusPayload(Wire):
     schema_: str = Field(STATUS_SCHEMA, alias="schema")
     deviceId: str
-    state: Literal["online", "offline"]
+    state: DeviceState
     time: str = Field(default_factory=utc_now_ms)
     version: str
     protocol: str | None = None
@@ -47,7 +50,7 @@ class EntityEvent(Wire):
     eventId: str
     time: str = Field(default_factory=utc_now_ms)
     deviceId: str
-    action: Literal["created", "updated", "deleted"]
+    action: EntityAction
     entity: dict[str, Any]
 
 
@@ -67,7 +70,12 @@ class CommandResponse(Wire):
     error: ErrorBody | None = None
 
 
-_ACTIONS = {"create": "created", "update": "updated", "delete": "deleted", "expire": "deleted"}
+_ACTIONS: dict[str, EntityAction] = {
+    "create": "created",
+    "update": "updated",
+    "delete": "deleted",
+    "expire": "deleted",
+}
 
 
 def entity_payload(change: Any, device_id: str) -> dict[str, Any]:
@@ -87,7 +95,7 @@ def entity_payload(change: Any, device_id: str) -> dict[str, Any]:
     event = EntityEvent(
         eventId=change.change_id or str(uuid.uuid4()),
         deviceId=device_id,
-        action=_ACTIONS.get(change.op, "updated"),  # type: ignore[arg-type]
+        action=_ACTIONS.get(change.op, "updated"),
         entity={k: v for k, v in entity.items() if v is not None},
     )
     return event.model_dump(by_alias=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -70,11 +70,11 @@ class OpenVinoSession(_Timed):
     """OpenVINO compiled model; one infer request per calling thread (requests are not
     thread-safe, compiled models are)."""
 
-    _core = None
+    _core: Any = None  # an openvino.Core; openvino ships no type information
     _core_lock = threading.Lock()
 
     @classmethod
-    def core(cls):  # type: ignore[no-untyped-def]
+    def core(cls) -> Any:
         with cls._core_lock:
             if cls._core is None:
                 import openvino as ov
@@ -151,7 +151,8 @@ def _short_precision(p: str) -> str:
     return p
 
 
-def _ov_shape(ps) -> tuple[int | str | None, ...]:  # type: ignore[no-untyped-def]
+def _ov_shape(ps: Iterable[Any]) -> tuple[int | str | None, ...]:
+    """The static dims of an openvino PartialShape (its Dimension objects are untyped)."""
     return tuple(d.get_length() if d.is_static else None for d in ps)
 
 

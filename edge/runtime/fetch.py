@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, TextIO
 
 from edge.runtime.manifest import ModelFile
 
@@ -67,11 +67,11 @@ def sha256_file(path: Path) -> str:
 class Progress:
     """A dependency-free progress bar on stderr (silent when stderr is not a terminal)."""
 
-    def __init__(self, total: int, label: str, stream: object = None) -> None:
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
         self.total = max(total, 1)
         self.label = label
         self.done = 0
-        self.stream = stream or sys.stderr
+        self.stream: TextIO = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def update(self, n: int) -> None:
@@ -106,7 +106,7 @@ def verify_file(spec: ModelFile, model_dir: Path) -> FileStatus:
     return FileStatus(spec, path, "ok" if digest == spec.sha256 else "mismatch", digest)
 
 
-def _copy_verified(src: BinaryIO, spec: ModelFile, dest_dir: Path, size_hint: int) -> Path:
+def _copy_verified(src: IO[bytes], spec: ModelFile, dest_dir: Path, size_hint: int) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.file}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)

@@ -34,8 +34,8 @@ def disable() -> bool:
     def send_nothing(self: Any, *args: Any, **kwargs: Any) -> None:
         return None
 
-    opt_in_checker.OptInChecker.check = declined  # type: ignore[method-assign]
-    sender.TelemetrySender.send = send_nothing  # type: ignore[method-assign]
+    opt_in_checker.OptInChecker.check = declined
+    sender.TelemetrySender.send = send_nothing
     # A library imported before us may already hold the singleton with consent given.
     instance = getattr(tm_main.Telemetry, "_SingletonMetaClass__single_instance", None)
     if instance is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from edge.store.configured import open_store
 from edge.store.entities import UNSET, Change, Entity, EntityStore, NewEntity, normalise_vector
 from edge.store.index import ExactIndex, IndexEntry, VectorIndex
 from edge.store.schema import MIGRATIONS, NEVER_EXPIRES, Migration, SchemaError
@@ -21,5 +20,4 @@ __all__ = [
     "SchemaError",
     "VectorIndex",
     "normalise_vector",
-    "open_store",
 ]

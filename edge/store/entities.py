@@ -17,6 +17,7 @@ pruned by age and count at each write, so the file stays proportional to the liv
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import logging
 import sqlite3
@@ -823,7 +824,7 @@ class EntityStore:
         collection: str | None = None,
         key: str | None = None,
         limit: int = 10,
-    ) -> list[tuple[Entity, float]]:
+    ) -> builtins.list[tuple[Entity, float]]:
         """Best `limit` live entities of (instance, model) by cosine to `vector`, best first."""
         started = time.perf_counter()
         query = normalise_vector(vector)
@@ -853,7 +854,7 @@ class EntityStore:
         SEARCH_SECONDS.observe(time.perf_counter() - started)
         return result
 
-    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+    def changes_since(self, seq: int, limit: int = 1000) -> builtins.list[Change]:
         """Outbox rows with seq > `seq`, oldest first (the sync worker's cursor).
 
         The log is compacted: only an entity's latest change is kept (a full state, or a

@@ -95,7 +95,8 @@ def similarity_crop(
 def to_image(points: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Map crop coordinates back to the image with the inverse of affine `m`."""
     inv = cv2.invertAffineTransform(m)
-    return points @ inv[:, :2].T + inv[:, 2]
+    mapped: np.ndarray = points @ inv[:, :2].T + inv[:, 2]
+    return mapped
 
 
 class LandmarkModel:

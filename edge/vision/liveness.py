@@ -383,10 +383,12 @@ class LivenessScorer:
         if spec.kind == "minifasnet":
             box = self.crop_box(spec, face)
             patch = minifas_crop(bgr, box, spec.scale, spec.size, spec.context)
-            return patch.transpose(2, 0, 1)[None].astype(np.float32)  # BGR, raw 0-255
+            raw: np.ndarray = patch.transpose(2, 0, 1)[None].astype(np.float32)
+            return raw  # BGR, raw 0-255
         if spec.kind == "celeba":
             patch = celeba_crop(bgr, face.box, spec.scale, spec.size)
-            return (patch.transpose(2, 0, 1)[None].astype(np.float32)) / 255.0
+            scaled: np.ndarray = patch.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+            return scaled
         raise ValueError(f"unknown liveness model kind {spec.kind!r}")
 
     def logits(self, bgr: np.ndarray, face: Face) -> dict[str, np.ndarray]:

@@ -158,6 +158,11 @@ class FacePipeline:
         self.embedder.embed_face(np.zeros((112, 112, 3), dtype=np.uint8), ARCFACE_TEMPLATE)
         self.details.warmup()
 
+    def detect_fast(self, bgr: np.ndarray) -> list[Face]:
+        """Every face of the fast detector alone, unselected: for callers that see the same
+        face many times (a camera), where a miss costs one frame, not an answer."""
+        return self._detectors()[0].detect(bgr)
+
     # Detection with the selection rules ---------------------------------------------------
     def _find(self, bgr0: np.ndarray, area: Area | None, auto_rotate: bool) -> _Found | None:
         """Which turn of the image holds a face, and the candidate faces there.

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from edge.runtime.registry import ModelRegistry
+from tests.support.engine import GatedModels
 from tests.support.faces import FacesServer, face_server
 from tests.support.servers import (
     Gate,
-    GatedPipeline,
     Server,
     add_test_routes,
     api_settings,
@@ -35,16 +33,14 @@ def warm_server(
     settings = api_settings(
         tmp_path_factory.mktemp("warm"), model_dir, queue_limit=1, inference_threads=2
     )
-    registry = ModelRegistry(settings)
-    warm_gate = threading.Event()
-    pipeline = GatedPipeline(registry, settings, gate=warm_gate)
-    app = create_app(settings, registry=registry, pipeline=pipeline)
+    models = GatedModels.load(settings)
+    app = create_app(settings, models=models)
     gate = Gate()
     add_test_routes(app, gate)
     srv = start_server(app, settings)
     srv.notes["readyz_before"] = srv.call("GET", "/readyz", key=None)
     srv.notes["infer_before"] = srv.call("GET", "/test/infer")
-    warm_gate.set()
+    models.gate.set()
     wait_ready(srv)
     yield srv, gate
     gate.release.set()

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-import pytest
 from aiohttp import web
 
-from edge.api.app import create_app, warm_up_models
+from edge.api.app import create_app
 from edge.api.inference import admitted, run_inference
-from edge.api.state import ADMISSION, READY, STORE
-from edge.config import load_settings
-from edge.runtime.registry import ModelRegistry
-from edge.store import Change, EntityStore
-from edge.vision.pipeline import FacePipeline
+from edge.api.state import ADMISSION, ENGINE, READY
+from edge.engine import Engine
+from edge.store import Change
 from tests.support.servers import (
     KEY_A,
     Gate,
@@ -32,11 +28,8 @@ def test_background_purge_deletes_expired_entities(tmp_path: Path, model_dir: Pa
     settings = api_settings(tmp_path, model_dir)
     settings.store.purge_interval_s = 0.05
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
-    store = EntityStore(
-        tmp_path / "purge.sqlite3",
-        pack_fingerprint=ModelRegistry(settings).fingerprint,
-        clock=lambda: now[0],
-    )
+    engine = Engine.open(settings, clock=lambda: now[0])
+    store = engine.store
     expired = threading.Event()
     seen: list[Change] = []
 
@@ -56,17 +49,18 @@ def test_background_purge_deletes_expired_entities(tmp_path: Path, model_dir: Pa
         ttl=1,
         vector=np.ones(128, np.float32),
     )
-    app = create_app(settings, store=store, load_models=False)
+    app = create_app(settings, engine=engine, load_models=False)
     srv = start_server(app, settings)
     try:
-        assert app[STORE] is store
+        assert app[ENGINE] is engine
         assert not expired.wait(0.3)  # not expired yet: the purge leaves it alone
         now[0] += timedelta(seconds=5)
         assert expired.wait(30), "the purge task never ran"
         assert [c.entity_uuid for c in seen] == [ent.uuid]
     finally:
         stop_server(srv)
-    store.close()
+    assert store.count("inst-a") == 0  # a given engine outlives the app: its owner closes it
+    engine.close()
 
 
 def test_admitted_handler_holds_one_slot_for_several_inference_calls(
@@ -132,23 +126,3 @@ def test_requests_after_shutdown_began_get_503_and_connection_close(
         assert app[READY].in_flight == 0
     finally:
         stop_server(srv)
-
-
-def test_warm_up_logs_backend_per_model_and_a_fallback_as_warning(
-    tmp_path: Path, model_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    import openvino as ov
-
-    if any(d.startswith("GPU") for d in ov.Core().available_devices):
-        pytest.skip("this box has an OpenVINO GPU: no fallback to observe")
-    settings = load_settings(
-        None, data_dir=tmp_path, models={"dir": model_dir, "openvino_device": "GPU"}
-    )
-    registry = ModelRegistry(settings)
-    caplog.set_level(logging.INFO, logger="edge.api")
-    warm_up_models(FacePipeline(registry, settings), None, registry)
-    records = [r for r in caplog.records if r.name == "edge.api" and "model " in r.message]
-    roles = {r.message.split()[1] for r in records}
-    assert {"detector_fast", "detector_slow", "embedding"} <= roles
-    for r in records:  # every model asked for GPU and runs on CPU: each is a WARNING
-        assert r.levelno == logging.WARNING and "FALLBACK" in r.message, r.message

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from edge.config import Settings, load_settings
-from tests.support.faces import FACES, FacesServer, shared_components
+from tests.support.engine import shared_models
+from tests.support.faces import FACES, FacesServer
 from tests.support.images import img
 from tests.support.servers import api_settings, start_server, stop_server, wait_ready
 
@@ -33,10 +34,7 @@ def umask_022() -> Iterator[None]:
 def _serve(settings: Settings, model_dir: Path) -> FacesServer:
     from edge.api.app import create_app
 
-    registry, pipeline, liveness = shared_components("", str(model_dir))
-    app = create_app(
-        settings, registry=registry, pipeline=pipeline, liveness=liveness, announce=lambda _: None
-    )
+    app = create_app(settings, models=shared_models(str(model_dir)), announce=lambda _: None)
     srv = start_server(app, settings, FacesServer)
     wait_ready(srv)
     return srv

@@ -64,7 +64,8 @@ def test_aliases_off_are_not_listed_nor_accepted(
     # api_settings() does not expose names; build the server with names overridden
     from edge.api.app import create_app
     from edge.config import load_settings
-    from tests.support.faces import FACES, shared_components
+    from tests.support.engine import shared_models
+    from tests.support.faces import FACES
     from tests.support.images import img
     from tests.support.servers import api_settings, start_server, stop_server, wait_ready
 
@@ -72,8 +73,7 @@ def test_aliases_off_are_not_listed_nor_accepted(
     settings = load_settings(
         None, **{**base.model_dump(mode="python"), "names": {"aliases_enabled": False}}
     )
-    reg, pipe, live = shared_components("", str(model_dir))
-    srv = start_server(create_app(settings, registry=reg, pipeline=pipe, liveness=live), settings)
+    srv = start_server(create_app(settings, models=shared_models(str(model_dir))), settings)
     try:
         wait_ready(srv)
         models = srv.call("GET", "/api/v1/models").json["models"]

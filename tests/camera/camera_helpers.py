@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import Settings
+from edge.engine import Models
 from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import LivenessScorer
 from edge.vision.pipeline import FacePipeline
@@ -23,10 +24,23 @@ SPOOF = "liveness/spoof/doubango_spoof.jpg"  # a presentation-attack photo (not 
 
 @dataclass
 class Vision:
+    """The session's settings and models (built by `edge.engine`, shared by every test)."""
+
     settings: Settings
-    registry: ModelRegistry
-    pipeline: FacePipeline
-    liveness: LivenessScorer
+    models: Models
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self.models.registry
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        return self.models.pipeline
+
+    @property
+    def liveness(self) -> LivenessScorer:
+        assert self.models.liveness is not None, "the default pack has liveness"
+        return self.models.liveness
 
 
 def camera_settings(vision: Vision, tmp_path: Path, **over: Any) -> Settings:

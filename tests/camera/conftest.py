@@ -4,44 +4,52 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from camera_helpers import KNOWN, SPOOF, STRANGERS, Vision
+from camera_helpers import KNOWN, SPOOF, STRANGERS, Vision, camera_settings
 from camera_video import Segment, write_video
 
 from edge.config import Settings
-from edge.runtime.registry import ModelRegistry
+from edge.engine import Engine, Models
 from edge.store.entities import EntityStore
-from edge.vision.liveness import LivenessScorer
-from edge.vision.pipeline import FacePipeline
 from tests.support.images import read_bgr
 
 
 @pytest.fixture(scope="session")
 def vision(session_settings: Settings) -> Vision:
-    reg = ModelRegistry(session_settings)
-    return Vision(
-        session_settings,
-        reg,
-        FacePipeline(reg, session_settings),
-        LivenessScorer(reg, session_settings),
-    )
+    return Vision(session_settings, Models.load(session_settings))
 
 
 @pytest.fixture
-def store(tmp_path: Path, vision: Vision) -> Iterator[EntityStore]:
-    s = EntityStore(tmp_path / "store.sqlite3", pack_fingerprint=vision.registry.fingerprint)
-    yield s
-    s.close()
+def open_engine(vision: Vision, tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    """Opens this test's engine: `camera_settings(**over)` (one store under tmp_path) over the
+    session's models, or over `models` when given; closed after the test."""
+    opened: list[Engine] = []
+
+    def open_(*, models: Models | None = None, **over: Any) -> Engine:
+        engine = Engine.open(
+            camera_settings(vision, tmp_path, **over), models=models or vision.models
+        )
+        opened.append(engine)
+        return engine
+
+    yield open_
+    for engine in opened:
+        engine.close()
 
 
 @pytest.fixture
-def enroll_known(
-    store: EntityStore, vision: Vision, testdata: Path
-) -> Callable[[], dict[str, str]]:
-    """Enrols the KNOWN people from their first photo; returns key -> uuid."""
+def engine(open_engine: Callable[..., Engine]) -> Engine:
+    """An engine with the camera test settings and no camera configured."""
+    return open_engine()
 
-    def run() -> dict[str, str]:
+
+@pytest.fixture
+def enroll_known(vision: Vision, testdata: Path) -> Callable[[EntityStore], dict[str, str]]:
+    """Enrols the KNOWN people from their first photo into a store; returns key -> uuid."""
+
+    def run(store: EntityStore) -> dict[str, str]:
         out = {}
         for key, (person, photo, _shown) in KNOWN.items():
             a = vision.pipeline.analyze_largest(

@@ -16,7 +16,7 @@ from camera_helpers import KNOWN, Vision
 from camera_video import background, place
 from mjpeg_stream import MjpegServer
 
-from edge.store.entities import EntityStore
+from edge.engine import Engine
 from tests.support.broker import Broker, Subscriber
 from tests.support.images import read_bgr
 from tests.support.paths import REPO_ROOT
@@ -62,7 +62,8 @@ def test_enroll_key_enrols_the_first_person_and_exits(
     enrolled = next(x["enrolled"] for x in lines if "enrolled" in x)
     assert enrolled["entity"]["key"] == "first" and enrolled["camera"] == "cam"
     settings = vision.settings.model_copy(update={"data_dir": tmp_path / "data"})
-    with EntityStore(settings.store_path, pack_fingerprint=vision.registry.fingerprint) as store:
+    with Engine.open(settings, models=vision.models) as engine:
+        store = engine.store
         assert store.count() == 1
         e = store.get("default", enrolled["entity"]["uuid"], with_vector=True)
         assert e is not None and e.vector is not None

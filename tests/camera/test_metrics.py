@@ -6,36 +6,32 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from camera_helpers import Vision, camera_settings
 from prom_text import sample
 
 from edge.camera.service import edge_services
+from edge.engine import Engine
 from edge.metrics import REGISTRY
 from edge.store.entities import EntityStore
 from tests.support.broker import Broker, Subscriber
 
 
 async def test_camera_and_bridge_series_match_the_run(
-    vision: Vision,
-    store: EntityStore,
+    open_engine: Callable[..., Engine],
     broker: Broker,
-    tmp_path: Path,
-    enroll_known: Callable[[], dict[str, str]],
+    enroll_known: Callable[[EntityStore], dict[str, str]],
     people_video: tuple[Path, list[tuple[str, int]]],
 ) -> None:
-    enroll_known()
     video, starts = people_video
     cam = f"metrics-{uuid.uuid4().hex[:6]}"  # the registry is process-wide: a fresh label
     mqtt = {"enabled": True, "port": broker.port, "reconnect_min_s": 0.2, "reconnect_max_s": 1}
-    settings = camera_settings(
-        vision,
-        tmp_path,
+    engine = open_engine(
         mqtt=mqtt,
         cameras=[{"name": cam, "source": str(video), "realtime": False, "track_timeout_s": 0.4}],
     )
     before = REGISTRY.render()
     sub = Subscriber(broker.port, ["edge-face/dev-1/events/recognition"]).connect()
-    async with edge_services(settings, vision.pipeline, store, vision.liveness) as services:
+    enroll_known(engine.store)
+    async with edge_services(engine) as services:
         runner = services.cameras[cam]
         got = sub.collect("edge-face/dev-1/events/recognition", len(starts), timeout=120)
         assert runner.worker.finished.wait(60)

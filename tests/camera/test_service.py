@@ -7,13 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from camera_helpers import STRANGERS, Vision, camera_settings
+from camera_helpers import STRANGERS
 from camera_video import background, place
 from mjpeg_stream import MjpegServer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.camera.service import edge_services
+from edge.engine import Engine
 from edge.store.entities import EntityStore
 from tests.support.broker import Broker, Subscriber
 from tests.support.images import read_bgr
@@ -26,23 +27,20 @@ def mqtt_cfg(broker: Broker) -> dict[str, object]:
 
 
 async def test_camera_events_and_entity_events_reach_mqtt(
-    vision: Vision,
-    store: EntityStore,
+    open_engine: Callable[..., Engine],
     broker: Broker,
-    tmp_path: Path,
-    enroll_known: Callable[[], dict[str, str]],
+    enroll_known: Callable[[EntityStore], dict[str, str]],
     people_video: tuple[Path, list[tuple[str, int]]],
 ) -> None:
-    uuids = enroll_known()
     video, starts = people_video
-    settings = camera_settings(
-        vision,
-        tmp_path,
+    engine = open_engine(
         mqtt=mqtt_cfg(broker),
         cameras=[{"name": "door", "source": str(video), "realtime": False, "track_timeout_s": 0.4}],
     )
+    settings, store = engine.settings, engine.store
+    uuids = enroll_known(store)
     sub = Subscriber(broker.port, [f"{BASE}/#"]).connect()
-    async with edge_services(settings, vision.pipeline, store, vision.liveness) as services:
+    async with edge_services(engine) as services:
         assert services.bridge is not None and services.bridge.wait_connected(10)
         runner = services.cameras["door"]
         # An entity created and deleted the way the REST API does it: straight in the store.
@@ -77,7 +75,7 @@ async def test_camera_events_and_entity_events_reach_mqtt(
 
 
 async def test_enroll_command_on_an_mjpeg_camera(
-    vision: Vision, store: EntityStore, broker: Broker, tmp_path: Path, testdata: Path
+    open_engine: Callable[..., Engine], broker: Broker, tmp_path: Path, testdata: Path
 ) -> None:
     person, photo = STRANGERS["kate"]
     frame = place(background(), read_bgr(testdata / "faces_by_identity" / person / photo), 440)
@@ -85,15 +83,14 @@ async def test_enroll_command_on_an_mjpeg_camera(
     config = tmp_path / "config.yaml"
     camera = {"name": "gate", "source": server.url, "detect_fps": 8}
     config.write_text(yaml.safe_dump({"cameras": [camera]}))
-    settings = camera_settings(vision, tmp_path, mqtt=mqtt_cfg(broker), cameras=[camera])
+    engine = open_engine(mqtt=mqtt_cfg(broker), cameras=[camera])
+    store = engine.store
     sub = Subscriber(
         broker.port, [f"{BASE}/events/recognition", f"{BASE}/cmd/+/response", "reply/#"]
     )
     sub.connect()
     try:
-        async with edge_services(
-            settings, vision.pipeline, store, vision.liveness, config_path=config
-        ) as services:
+        async with edge_services(engine, config_path=config) as services:
             _t, first, _p, _r = sub.wait_for(lambda t, b: t.endswith("recognition"), timeout=60)
             assert first["decision"] == "unknown" and first["camera"] == "gate"
 

@@ -8,23 +8,25 @@ from pathlib import Path
 from camera_helpers import Vision
 
 from edge.camera.events import LivenessVerdict, RecognitionEvent
-from edge.camera.recognizer import Recognizer
 from edge.camera.sources import Capture, parse_source
 from edge.camera.worker import CameraWorker
 from edge.config import CameraConfig
+from edge.engine import Engine, Models
+from edge.recognition import Recognition
 from edge.store.entities import EntityStore
+from tests.support.engine import manifest_without_liveness
 
 FPS = 25.0
 
 
 def run_video(
-    vision: Vision, store: EntityStore, video: Path, *, liveness: bool = True, **cam: object
+    engine: Engine, video: Path, **cam: object
 ) -> tuple[list[RecognitionEvent], CameraWorker]:
     opts: dict[str, object] = {"detect_fps": 8, "realtime": False, "track_timeout_s": 0.4}
     opts.update(cam)
     cfg = CameraConfig(name="door", source=str(video), **opts)  # type: ignore[arg-type]
     events: list[RecognitionEvent] = []
-    rec = Recognizer(vision.settings, vision.pipeline, store, vision.liveness if liveness else None)
+    rec = Recognition(engine)
     capture = Capture(parse_source(cfg.source), realtime=False, name=cfg.name).start()
     worker = CameraWorker(cfg, capture, rec, events.append, device_id="dev-1").start()
     assert worker.finished.wait(120), "video was not processed"
@@ -41,14 +43,13 @@ def segment_of(event: RecognitionEvent, starts: list[tuple[str, int]]) -> str:
 
 
 def test_one_decision_per_person_with_identity_and_liveness(
-    vision: Vision,
-    store: EntityStore,
-    enroll_known: Callable[[], dict[str, str]],
+    engine: Engine,
+    enroll_known: Callable[[EntityStore], dict[str, str]],
     people_video: tuple[Path, list[tuple[str, int]]],
 ) -> None:
-    uuids = enroll_known()
+    uuids = enroll_known(engine.store)
     video, starts = people_video
-    events, worker = run_video(vision, store, video)
+    events, worker = run_video(engine, video)
 
     by_segment: dict[str, list[RecognitionEvent]] = {}
     for e in events:
@@ -77,23 +78,30 @@ def test_one_decision_per_person_with_identity_and_liveness(
 
 
 def test_without_enrolment_everyone_is_unknown(
-    vision: Vision, store: EntityStore, people_video: tuple[Path, list[tuple[str, int]]]
+    engine: Engine, people_video: tuple[Path, list[tuple[str, int]]]
 ) -> None:
     video, starts = people_video
-    events, _ = run_video(vision, store, video)
+    events, _ = run_video(engine, video)
     assert len(events) == len(starts)
     assert all(e.decision == "unknown" and e.match is None for e in events)
 
 
 def test_without_a_liveness_model_each_person_is_decided_on_the_first_frame(
     vision: Vision,
-    store: EntityStore,
-    enroll_known: Callable[[], dict[str, str]],
+    open_engine: Callable[..., Engine],
+    tmp_path: Path,
+    enroll_known: Callable[[EntityStore], dict[str, str]],
     people_video: tuple[Path, list[tuple[str, int]]],
 ) -> None:
-    uuids = enroll_known()
+    # A pack without the liveness roles: the engine loads no liveness, the camera skips it.
+    manifest = manifest_without_liveness(tmp_path / "manifest.json")
+    settings = vision.settings.model_copy(deep=True)
+    settings.models.manifest = manifest
+    engine = open_engine(models=Models.load(settings))
+    assert engine.liveness is None
+    uuids = enroll_known(engine.store)
     video, starts = people_video
-    events, _ = run_video(vision, store, video, liveness=False)
+    events, _ = run_video(engine, video)
     assert [segment_of(e, starts) for e in events] == [name for name, _ in starts], events
     for e in events:
         label = segment_of(e, starts)
@@ -105,7 +113,7 @@ def test_without_a_liveness_model_each_person_is_decided_on_the_first_frame(
 
 
 def test_detection_runs_at_the_configured_rate_on_the_source_clock(
-    vision: Vision, store: EntityStore, tmp_path: Path
+    engine: Engine, tmp_path: Path
 ) -> None:
     import cv2
     from camera_video import background
@@ -115,7 +123,7 @@ def test_detection_runs_at_the_configured_rate_on_the_source_clock(
     for _ in range(100):  # 4 s of an empty scene
         w.write(background())
     w.release()
-    events, worker = run_video(vision, store, path, detect_fps=5)
+    events, worker = run_video(engine, path, detect_fps=5)
     assert events == []
     assert worker.capture.stats.frames_read == 100
     assert worker.frames_processed in (20, 21)  # 4 s x 5/s, on the file's own clock

@@ -31,16 +31,14 @@ def test_baseline_agrees_with_the_scorer_on_what_is_spoof(
     session_settings: Settings, testdata: Path
 ) -> None:
     """The baseline must compute the same models on the same crops, or its timing is moot."""
+    from edge.engine import Models
     from edge.evaluation.liveness import find_face
-    from edge.runtime.registry import ModelRegistry
-    from edge.vision.liveness import LivenessScorer
-    from edge.vision.pipeline import FacePipeline
     from tests.support.images import read_bgr
 
-    reg = ModelRegistry(session_settings)
-    scorer = LivenessScorer(reg, session_settings)
-    base = bench.NaiveBaseline(reg, scorer)
-    pipeline = FacePipeline(reg, session_settings)
+    models = Models.load(session_settings)
+    scorer, pipeline = models.liveness, models.pipeline
+    assert scorer is not None
+    base = bench.NaiveBaseline(models.registry, scorer)
     for name in ("live/doubango_genuine.jpg", "spoof/apfol_fake_510.png"):
         bgr = read_bgr(testdata / "liveness" / name)
         face, _ = find_face(bgr, pipeline)

@@ -126,12 +126,10 @@ def test_empty_folder_is_an_error(
 def test_tight_crop_face_is_found_and_mapped_to_the_original_pixels(
     make_settings: Callable[..., Settings], testdata: Path
 ) -> None:
-    from edge.runtime.registry import ModelRegistry
-    from edge.vision.pipeline import FacePipeline
+    from edge.engine import Models
     from tests.support.images import read_bgr
 
-    s = make_settings()
-    pipeline = FacePipeline(ModelRegistry(s), s)
+    pipeline = Models.load(make_settings()).pipeline
     bgr = read_bgr(testdata / "liveness" / "spoof" / "apfol_fake_0.png")
     face, how = ev.find_face(bgr, pipeline)
     assert face is not None and how in ("direct", "padded")
@@ -143,12 +141,10 @@ def test_face_missed_on_a_tight_crop_is_found_on_a_padded_copy(
     make_settings: Callable[..., Settings], testdata: Path
 ) -> None:
     """With the research pack's detectors this replay crop needs the black border."""
-    from edge.runtime.registry import ModelRegistry
-    from edge.vision.pipeline import FacePipeline
+    from edge.engine import Models
     from tests.support.images import read_bgr
 
-    s = make_settings(models={"pack": "research-nc"})
-    pipeline = FacePipeline(ModelRegistry(s), s)
+    pipeline = Models.load(make_settings(models={"pack": "research-nc"})).pipeline
     bgr = read_bgr(testdata / "liveness" / "spoof" / "apfol_fake_10.png")
     with pytest.raises(NoFaceFound):
         pipeline.analyze_largest(bgr, embed=False)

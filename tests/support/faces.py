@@ -7,42 +7,26 @@ module's server; each server gets its own data dir, so its SQLite store starts e
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.api.state import STORE
+from edge.api.state import ENGINE
 from edge.config import Settings
-from edge.runtime.registry import ModelRegistry
-from edge.vision.liveness import LivenessScorer
-from edge.vision.pipeline import FacePipeline
+from edge.store import EntityStore
+from tests.support.engine import shared_models
 from tests.support.servers import KEY_A, Resp, Server, api_settings, start_server, stop_server
 from tests.support.servers import wait_ready as wait_ready
 
 FACES = "/api/v1/entities/faces"
 
 
-@functools.lru_cache(maxsize=2)
-def shared_components(settings_json: str, model_dir: str) -> tuple[Any, Any, Any]:
-    """(registry, pipeline, liveness) built once per model dir and detection settings."""
-    from edge.config import load_settings
-
-    settings = load_settings(None, models={"dir": Path(model_dir)})
-    registry = ModelRegistry(settings)
-    pipeline = FacePipeline(registry, settings)
-    pipeline.warmup()
-    liveness = LivenessScorer(registry, settings)
-    liveness.warmup()
-    return registry, pipeline, liveness
-
-
 class FacesServer(Server):
     """A loopback server plus handy calls for the face endpoints."""
 
     @property
-    def store(self) -> Any:
-        return self.app[STORE]
+    def store(self) -> EntityStore:
+        return self.app[ENGINE].store
 
     def count(self, instance: str = "inst-a") -> int:
         return int(self.store.count(instance))
@@ -58,8 +42,7 @@ def face_server(data_dir: Path, model_dir: Path, **server: Any) -> Iterator[Face
     from edge.api.app import create_app
 
     settings: Settings = api_settings(data_dir, model_dir, **server)
-    registry, pipeline, liveness = shared_components("", str(model_dir))
-    app = create_app(settings, registry=registry, pipeline=pipeline, liveness=liveness)
+    app = create_app(settings, models=shared_models(str(model_dir)))
     srv = start_server(app, settings, FacesServer)
     wait_ready(srv)
     try:

@@ -27,9 +27,8 @@ from aiohttp import web
 from edge.api.inference import run_inference
 from edge.api.middleware import json_body
 from edge.api.server import make_runner
-from edge.api.state import PIPELINE, instance_of
+from edge.api.state import ENGINE, instance_of
 from edge.config import Settings, load_settings
-from edge.vision.pipeline import FacePipeline
 from tests.support.paths import REPO_ROOT
 
 KEY_A = "test-key-a-0123456789"
@@ -176,7 +175,7 @@ def add_test_routes(app: web.Application, gate: Gate) -> None:
         return web.json_response({"result": await run_inference(request, gate.wait)})
 
     async def infer(request: web.Request) -> web.Response:
-        pipeline = request.app[PIPELINE]
+        pipeline = request.app[ENGINE].pipeline
         crop = np.full((112, 112, 3), 120, np.uint8)
         vec = await run_inference(request, pipeline.embedder.embed, crop)
         return web.json_response({"dim": int(np.asarray(vec).size)})
@@ -185,18 +184,6 @@ def add_test_routes(app: web.Application, gate: Gate) -> None:
     app.router.add_route("*", "/test/boom", boom)
     app.router.add_get("/test/block", block)
     app.router.add_get("/test/infer", infer)
-
-
-class GatedPipeline(FacePipeline):
-    """The real pipeline whose warm-up waits for the test, to observe /readyz before it."""
-
-    def __init__(self, *args: Any, gate: threading.Event, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.gate = gate
-
-    def warmup(self) -> None:
-        self.gate.wait(120)
-        super().warmup()
 
 
 def api_settings(data_dir: Path, model_dir: Path, **server: Any) -> Settings:

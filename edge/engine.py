@@ -1,0 +1,171 @@
+"""The composition root: the one place that builds the model registry, the face pipeline,
+the liveness scorer and the entity store from `Settings`.
+
+Why one place: the server, the camera command, the benchmarks, the evaluation and the test
+fixtures must all see the same components built by the same rules, or they measure and
+serve different things. The rules, stated once:
+
+- models open lazily (constructing is cheap); `warm_up()` runs each once and logs which
+  backend/device it really got, a fallback as WARNING;
+- liveness is absent (None) exactly when the pack lacks one of the roles its calibration
+  names: never on an error of another kind, which must stay loud;
+- the store sits at `settings.store_path`, stamping vectors with the pack's fingerprint,
+  so vectors of one pack are never searched with another's.
+
+`Models` (registry + pipeline + liveness) is the expensive, shareable half; an `Engine` is
+`Models` plus a store. Tests share one `Models` between servers, each with its own store;
+nothing else constructs the components.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+
+from edge.config import Settings
+from edge.runtime.registry import ModelRegistry
+from edge.store.entities import EntityStore
+from edge.vision.liveness import LivenessParams, LivenessScorer
+from edge.vision.pipeline import FacePipeline
+
+__all__ = ["Engine", "Models", "open_store"]
+
+log = logging.getLogger("edge.engine")
+
+
+@dataclass(frozen=True)
+class Models:
+    """The pack's models, built by the one rule; thread-safe, shareable between stores."""
+
+    registry: ModelRegistry
+    pipeline: FacePipeline
+    liveness: LivenessScorer | None
+
+    @classmethod
+    def load(cls, settings: Settings) -> Models:
+        """Registry, pipeline and (when the pack has its roles) liveness; nothing opened yet."""
+        registry = ModelRegistry(settings)
+        pipeline = FacePipeline(registry, settings)
+        params = LivenessParams.load(registry.pack_name)
+        missing = [m.role for m in params.models if not registry.has(m.role)]
+        liveness: LivenessScorer | None = None
+        if missing:
+            log.warning(
+                "liveness not available: pack %s lacks roles %s", registry.pack_name, missing
+            )
+        else:
+            liveness = LivenessScorer(registry, settings, params)
+        return cls(registry, pipeline, liveness)
+
+    def warm_up(self) -> None:
+        """Open and run every model once (blocking) so the first request pays no
+        compile/alloc cost; logs backend/device per model, a fallback as WARNING."""
+        self.pipeline.warmup()
+        if self.liveness is not None:
+            self.liveness.warmup()
+        for role, sess in sorted(self.registry.opened().items()):
+            info = sess.info
+            if info.fallback:
+                log.warning(
+                    "model %s runs on %s/%s (FALLBACK: requested %s)",
+                    role,
+                    info.backend,
+                    info.device,
+                    info.requested,
+                )
+            else:
+                log.info("model %s runs on %s/%s", role, info.backend, info.device)
+
+
+def open_store(
+    settings: Settings,
+    registry: ModelRegistry,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> EntityStore:
+    """The store at `settings.store_path`, stamping vectors with the pack's fingerprint.
+
+    With fleet sync the sync worker prunes the change log once the hub has acknowledged;
+    without it nothing reads the log back, so the store keeps only a short window of it.
+    `clock` is for tests of expiry (real UTC time otherwise).
+    """
+    sync = settings.sync.enabled
+    return EntityStore(
+        settings.store_path,
+        pack_fingerprint=registry.fingerprint,
+        clock=clock,
+        change_log_keep_s=None if sync else settings.store.change_log_keep_s,
+        change_log_keep_rows=None if sync else settings.store.change_log_keep_rows,
+    )
+
+
+class Engine:
+    """Settings, models and the store of one process, opened together and closed together.
+
+    Use `Engine.open(settings)` (or `with Engine.open(settings) as engine:`); `close()`
+    closes the store. The models are not closed: sessions end with the process, and a
+    shared `Models` may serve other engines.
+    """
+
+    def __init__(self, settings: Settings, models: Models, store: EntityStore) -> None:
+        self.settings = settings
+        self.models = models
+        self.store = store
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        models: Models | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Engine:
+        """Build the components `settings` describe and open the store (blocking: file IO).
+
+        `models` shares models already loaded (tests serve many data dirs with one set);
+        `clock` is the store's clock (tests of expiry).
+        """
+        if models is None:
+            models = Models.load(settings)
+        elif models.registry.pack_name != settings.models.pack:
+            raise ValueError(
+                f"models of pack {models.registry.pack_name!r} cannot serve settings of pack "
+                f"{settings.models.pack!r}: load the models from these settings"
+            )
+        return cls(settings, models, open_store(settings, models.registry, clock=clock))
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The model registry (which files, which backend); not the metrics registry."""
+        return self.models.registry
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        return self.models.pipeline
+
+    @property
+    def liveness(self) -> LivenessScorer | None:
+        """None when the pack lacks the liveness roles (see the module docstring)."""
+        return self.models.liveness
+
+    def warm_up(self) -> None:
+        """Run every model once; see `Models.warm_up`."""
+        self.models.warm_up()
+
+    def close(self) -> None:
+        """Close the store (idempotent); the models stay usable by other engines."""
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
