@@ -74,6 +74,10 @@ class DlibEmbedder:
         n = float(np.linalg.norm(v))
         return v / n if n > 0 else v
 
+    def align(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """The chip `embed` reads."""
+        return dlib_chip(bgr, kps)
+
     def embed_face(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
         return self.embed(dlib_chip(bgr, kps))
 

@@ -47,9 +47,12 @@ class Embedder:
         n = float(np.linalg.norm(v))
         return v / n if n > 0 else v
 
+    def align(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """The crop `embed` reads: the ArcFace template at the network's input size."""
+        return align_face(bgr, kps, self.size)
+
     def embed_face(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
-        """Align (ArcFace template at the network's size) and embed one face of an image."""
-        return self.embed(align_face(bgr, kps, self.size))
+        return self.embed(self.align(bgr, kps))
 
     def embed_many(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(N, dim) for N aligned crops."""

@@ -36,19 +36,25 @@ __all__ = [
 ]
 
 
-class PartEmbedder(Protocol):
-    """One recognition network: a face of an image (5 keypoints) -> unit vector."""
+class FaceEmbedder(Protocol):
+    """A recognizer: a face of an image (5 keypoints) -> unit vector, directly
+    (`embed_face`) or in two steps (`align` now, `embed` later: cameras keep the crop)."""
 
     @property
     def dim(self) -> int: ...
 
+    def align(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray: ...
+
+    def embed(self, crop_bgr: np.ndarray) -> np.ndarray: ...
+
     def embed_face(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray: ...
 
 
-class FaceEmbedder(PartEmbedder, Protocol):
-    """What the pipeline needs; `embed` takes an ArcFace-aligned 112 crop (older callers)."""
+class PartEmbedder(FaceEmbedder, Protocol):
+    """One network of a fused recognizer; it reads a square crop of `size` pixels."""
 
-    def embed(self, crop_bgr: np.ndarray) -> np.ndarray: ...
+    @property
+    def size(self) -> int: ...
 
 
 def embedding_roles(roles: Mapping[str, object]) -> list[str]:
@@ -83,8 +89,6 @@ def split(vector: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
 class FusedEmbedder:
     """Several networks, one vector (see the module docstring); one part = that network."""
 
-    size = 112  # the crop `embed` accepts: the ArcFace-aligned one older callers pass
-
     def __init__(self, parts: Sequence[PartEmbedder], weights: Sequence[float]) -> None:
         if not parts:
             raise ValueError("a fused embedder needs at least one network")
@@ -94,17 +98,39 @@ class FusedEmbedder:
         fuse([np.zeros(1)] * len(self.parts), self.weights)  # validates the weights
         self.dims = tuple(p.dim for p in self.parts)
         self.dim = sum(self.dims)
+        #: (height, width) of `align`'s image: the parts' square crops side by side
+        self.packed = (max(p.size for p in self.parts), sum(p.size for p in self.parts))
 
     def embed_face(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
         """Each network aligns the face its own way from the image, then the parts fuse."""
         return fuse([p.embed_face(bgr, kps) for p in self.parts], self.weights)
 
+    def align(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """Every network's own crop side by side in one image (zero-padded to the tallest),
+        so a caller that keeps one crop per face keeps what each network reads."""
+        crops = [p.align(bgr, kps) for p in self.parts]
+        out = np.zeros((max(c.shape[0] for c in crops), sum(c.shape[1] for c in crops), 3),
+                       dtype=crops[0].dtype)  # fmt: skip
+        at = 0
+        for c in crops:
+            out[: c.shape[0], at : at + c.shape[1]] = c
+            at += c.shape[1]
+        return out
+
     def embed(self, crop_bgr: np.ndarray) -> np.ndarray:
-        """From an ArcFace-aligned crop: its keypoints are the template, so each network
-        re-aligns from the crop. Lossier than `embed_face` (the dlib chip reaches below the
-        ArcFace crop's chin line, filled black): use `embed_face` where the image is at hand."""
-        s = crop_bgr.shape[0] / 112.0
-        return self.embed_face(crop_bgr, ARCFACE_TEMPLATE * s)
+        """From `align`'s image (exact), or from a square ArcFace-aligned crop as older
+        callers pass: its keypoints are the template, so each network re-aligns from it,
+        which is lossier (the dlib chip reaches below the ArcFace crop's chin line)."""
+        h, w = crop_bgr.shape[:2]
+        if (h, w) == self.packed:
+            vecs, at = [], 0
+            for p in self.parts:
+                vecs.append(p.embed(crop_bgr[: p.size, at : at + p.size]))
+                at += p.size
+            return fuse(vecs, self.weights)
+        if h != w:
+            raise ValueError(f"a {w}x{h} crop is neither this embedder's `align` output nor square")
+        return self.embed_face(crop_bgr, ARCFACE_TEMPLATE * (h / 112.0))
 
     def embed_many(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         if not crops:

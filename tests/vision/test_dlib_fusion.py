@@ -131,17 +131,22 @@ def test_v2_parts_are_the_v1_and_cc0_vectors(
     assert isinstance(pipes["default"].embedder, Embedder)  # V1 keeps its own code path
 
 
-def test_fused_embed_from_an_arcface_crop_approximates_embed_face(
-    pipes: dict[str, FacePipeline], testdata: Path
+@pytest.mark.parametrize("pack", ["v2", "cc0"])
+def test_align_then_embed_is_embed_face(
+    pipes: dict[str, FacePipeline], testdata: Path, pack: str
 ) -> None:
-    """Older callers pass the 112 ArcFace crop; the dlib chip re-cut from it loses the chin
-    strip below the crop, so it is close to, not equal to, the exact path."""
-    pipe = pipes["v2"]
+    """Cameras keep `align`'s crop and embed it later: exactly the vector of the direct path.
+    A bare 112 ArcFace crop (older callers) re-cuts the dlib chip from it, which loses the
+    chin strip below the crop: close to, never equal to, the exact vector."""
+    pipe = pipes[pack]
     img = _img(testdata, REFERENCE["faces"][9]["file"])
     face = pipe.analyze_largest(img).face
     exact = pipe.embedder.embed_face(img, face.kps)
+    assert np.array_equal(pipe.embedder.embed(pipe.embedder.align(img, face.kps)), exact)
     approx = pipe.embedder.embed(align_face(img, face.kps))
-    assert 0.9 < float(exact @ approx) < 1.0
+    assert 0.85 < float(exact @ approx) < 0.9999
+    with pytest.raises(ValueError, match="align"):
+        pipe.embedder.embed(np.zeros((150, 100, 3), np.uint8))
 
 
 def test_v2_and_cc0_rank_same_person_above_others(
