@@ -223,3 +223,16 @@ def test_build_embedder_refuses_a_fusion_without_weights(
     reg = ModelRegistry(_settings(model_dir, tmp_path, "v2"), broken)
     with pytest.raises(ValueError, match="embedding_weights"):
         build_embedder(reg)
+
+
+def test_int8_gate_leaves_the_dlib_network_on_fp(
+    model_dir: Path, tmp_path: Path, testdata: Path
+) -> None:
+    """The embedding gate measures MobileFaceNet crops: a cc0 box must not get an INT8 dlib
+    network accepted by a gate that never ran it on its own chips."""
+    from edge.evaluation.quantization import QuantContext, quantize_role
+
+    ctx = QuantContext(_settings(model_dir, tmp_path, "cc0"), testdata, progress=False)
+    res = quantize_role(ctx, "embedding", [])
+    assert res.accepted is None and "MobileFaceNet" in res.reason
+    assert not (model_dir / "int8").exists() or not any((model_dir / "int8").glob("*dlib*"))
