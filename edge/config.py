@@ -181,6 +181,11 @@ class ServerConfig(Section):
         return self
 
 
+#: The face model name a pack serves when `names.face` is not set: its recognizer's name
+#: (V1 = MobileFaceNet, V2 = MobileFaceNet + dlib fused, CC0 = dlib alone).
+PACK_FACE_NAMES = {"v2": "EDGE_FACE_V2", "cc0": "EDGE_FACE_CC0"}
+
+
 class ModelNamesConfig(Section):
     face: str = "EDGE_FACE_V1"
     face_aliases: list[str] = Field(default_factory=lambda: ["JCV_FACE_K25000", "JCV_FACE_J10000"])
@@ -289,6 +294,14 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @model_validator(mode="after")
+    def _face_name_of_pack(self) -> Settings:
+        """A pack with another recognizer answers to its own model name unless one is set."""
+        face = PACK_FACE_NAMES.get(self.models.pack)
+        if face and "face" not in self.names.model_fields_set:
+            self.names.face = face
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -42,6 +42,7 @@ from edge.runtime.quantize import (
 from edge.vision.align import align_face
 from edge.vision.attributes import MaskDetector
 from edge.vision.detection import FaceDetector, detector_for_file
+from edge.vision.dlib_embedding import DLIB_FILE
 from edge.vision.embedding import Embedder
 from edge.vision.errors import FaceError
 from edge.vision.types import Face
@@ -456,6 +457,8 @@ def quantize_role(
     src = ctx.registry.path(role)
     if role not in QUANTIZABLE_ROLES or src.suffix.lower() != ".onnx":
         return RoleResult(role, spec.file, None, "not a quantizable ONNX role")
+    if spec.file == DLIB_FILE:  # the gate embeds MobileFaceNet crops (cc0 pack)
+        return RoleResult(role, spec.file, None, "the INT8 gate is written for MobileFaceNet")
     used = len(images)
     if feeds is None:
         feeds, used = calibration_feeds(ctx, role, images)
