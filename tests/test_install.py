@@ -38,7 +38,9 @@ from edge.api.keyring import read_key_file
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "tools" / "install.sh"
 SETUP = REPO / "tools" / "setup.sh"
-SERVICE_USER = "edge-face-ci"  # not the real `edge-face`, so a box's own install is untouched
+#: Not the real `edge-face`, so a box's own install is untouched; one per test process, so
+#: two checkouts tested at once on one machine do not delete each other's user.
+SERVICE_USER = f"edge-face-ci{os.getpid()}"
 SYSTEM_PYTHON = Path("/usr/bin/python3")  # what the service user can execute (not ~/.pyenv)
 #: The environment of a machine whose package index is unreachable and unconfigured.
 OFFLINE_PIP = {
