@@ -107,14 +107,19 @@ def pack(obj: object) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def unpack_any(data: bytes) -> object:
+    """Any msgpack value (stored records); WireError when it is not msgpack."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException) as e:
+        raise WireError(f"not a msgpack frame: {e}") from None
+
+
 def unpack(data: bytes) -> dict[str, Any]:
     """A frame: a map with `v` == WIRE_VERSION."""
     if len(data) > MAX_FRAME_BYTES:
         raise WireError(f"frame larger than {MAX_FRAME_BYTES} bytes")
-    try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.UnpackException) as e:
-        raise WireError(f"not a msgpack frame: {e}") from None
+    obj = unpack_any(data)
     if not isinstance(obj, dict):
         raise WireError("a frame must be a map")
     if obj.get("v") != WIRE_VERSION:

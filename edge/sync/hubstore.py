@@ -82,9 +82,7 @@ class HubStore(Protocol):
     def acked(self, origin: str) -> int:
         """The highest origin seq held for `origin` (0 if none)."""
 
-    def feed(
-        self, instances: Sequence[str], fingerprint: str, after: int, limit: int
-    ) -> FeedPage:
+    def feed(self, instances: Sequence[str], fingerprint: str, after: int, limit: int) -> FeedPage:
         """Records with a feed sequence > `after`, oldest first, at most `limit`."""
 
     def head(self) -> int:
