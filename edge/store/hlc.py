@@ -105,6 +105,12 @@ class HybridClock:
                 self._advance(self._ms, self._counter + 1)
             return Hlc(self._ms, self._counter, self.origin)
 
+    def seed(self, stamp: Hlc) -> None:
+        """Start after a stamp this replica already holds (on open), without a skew check."""
+        with self._lock:
+            if (stamp.ms, stamp.counter) > (self._ms, self._counter):
+                self._ms, self._counter = stamp.ms, stamp.counter
+
     def check(self, remote: Hlc) -> None:
         """ClockSkewError when `remote` is more than `max_ahead_ms` ahead of the wall clock."""
         ahead = remote.ms - self._wall()

@@ -88,10 +88,10 @@ class SqliteHubStore:
             head = int(c.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
             new_acked = acked
             for seq, rec in changes:
-                if seq <= acked:
+                if 0 < seq <= acked:
                     skipped += 1
                     continue
-                new_acked = max(new_acked, seq)
+                new_acked = max(new_acked, seq)  # seq 0: a re-push, merged, never acked
                 old = c.execute("SELECT body FROM records WHERE uuid = ?", (rec.uuid,)).fetchone()
                 merged = rec if old is None else merge(_decode(old[0]), rec)
                 if old is not None and merged == _decode(old[0]):

@@ -11,7 +11,8 @@ Contract every engine must keep (the shared test suite checks each):
    `acked(origin)` are skipped, the rest are merged into the stored records, and the new
    acked seq is saved in the SAME transaction as the records. A resent batch changes
    nothing and moves no feed sequence. Merging a state that changes nothing (e.g. a box's
-   own state coming back) moves no feed sequence either.
+   own state coming back) moves no feed sequence either. Seq 0 marks a full re-push (a
+   box's first contact, or a hub with a new epoch): always merged, never acked.
 2. Feed sequences are unique, positive and grow with commit order as readers see it: once
    any reader has been handed a page ending at sequence N, no record may later become
    visible with a sequence <= N. (SQLite gets this by serialised writers. PostgreSQL with

@@ -47,20 +47,24 @@ class Vector:
     model: str  # canonical model name: the search scope
     model_name: str  # the name the enrolling request used
     dim: int
-    data: bytes  # little-endian fp16, L2-normalised before rounding
+    data: bytes  # little-endian fp16 of the L2-normalised vector
 
     @classmethod
     def from_float32(cls, model: str, model_name: str, vec: np.ndarray) -> Vector:
+        """Round a stored (already L2-normalised) vector to fp16.
+
+        No renormalisation here, on purpose: `Vector.from_float32(v.to_float32())` must
+        give back the same bytes, so a replica that stored a received vector describes it
+        exactly as the sender did (equal stamps, equal values, equal digests).
+        """
         v = np.asarray(vec, dtype=np.float32).reshape(-1)
-        norm = float(np.linalg.norm(v.astype(np.float64)))
-        if v.size == 0 or not np.isfinite(norm) or norm == 0.0:
+        if v.size == 0 or not np.all(np.isfinite(v)) or not np.any(v):
             raise ValueError("vector must be non-empty, finite and non-zero")
-        return cls(model, model_name, int(v.size), (v / norm).astype(_FP16).tobytes())
+        return cls(model, model_name, int(v.size), v.astype(_FP16).tobytes())
 
     def to_float32(self) -> np.ndarray:
-        """The vector as float32, L2-normalised again after the fp16 rounding."""
-        v = np.frombuffer(self.data, dtype=_FP16).astype(np.float32)
-        return (v / float(np.linalg.norm(v.astype(np.float64)))).astype(np.float32)
+        """The fp16 values as float32, exactly (norm 1 within fp16 rounding)."""
+        return np.frombuffer(self.data, dtype=_FP16).astype(np.float32)
 
 
 @dataclass(frozen=True, order=True)

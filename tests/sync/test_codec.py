@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
+from edge.store.entities import normalise_vector
 from edge.sync.codec import (
     FeedPage,
     PushAck,
@@ -95,7 +96,10 @@ def test_fp16_wire_changes_real_similarity_scores_negligibly(
     _, pipe, _ = shared_components("", str(model_dir))
     fbi = testdata / "faces_by_identity"
     embs = [pipe.analyze_largest(read_bgr(fbi / p / f)).embedding for p, f in PHOTOS]
+    embs = [normalise_vector(e) for e in embs]  # as the store keeps them
     wired = [Vector.from_float32("M", "M", e).to_float32() for e in embs]
+    assert all(Vector.from_float32("M", "M", w).to_float32().tobytes() == w.tobytes()
+               for w in wired)  # a replica re-describes a received vector exactly  # fmt: skip
     d_cos, d_score, order_kept = 0.0, 0.0, True
     for i, probe in enumerate(embs):
         exact = [pipe.similarity(probe, g) for g in embs]
