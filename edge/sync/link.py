@@ -136,11 +136,12 @@ class HttpLink:
         params: dict[str, str] | None = None, wait_s: float = 0,
     ) -> bytes:  # fmt: skip
         timeout = aiohttp.ClientTimeout(total=self._timeout_s + wait_s)
-        headers = {"Content-Type": CONTENT_TYPE} if body is not None else {}
         try:
+            # No Content-Type on the msgpack body: the server's JSON API middleware refuses
+            # any other declared type; the sync routes know their frame format.
             async with self._client().request(
-                method, self.base + path, data=body, params=params, headers=headers,
-                timeout=timeout,
+                method, self.base + path, data=body, params=params, timeout=timeout,
+                skip_auto_headers=("Content-Type",),
             ) as resp:  # fmt: skip
                 raw = await resp.read()
                 if resp.status == 200:

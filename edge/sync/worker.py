@@ -305,7 +305,12 @@ class SyncWorker:
         return self._clock() - since > limit
 
     def report(self) -> dict[str, Any]:
+        """The status document (reads the outbox: call it off the event loop)."""
         s = self.status
+        push_seq = int(self.store.sync_state().get("push_seq", "0"))
+        n, oldest = self.store.change_backlog(push_seq)
+        s.pending = n
+        s.oldest_pending_s = 0.0 if oldest is None else max(0.0, self._clock() - oldest.timestamp())
         return {
             "role": "box",
             "name": self.name,
