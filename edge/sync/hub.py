@@ -42,6 +42,9 @@ HUB_REJECTED = REGISTRY.counter(
     "edge_sync_hub_rejected_total", "sync calls the hub refused, by reason"
 )
 HUB_APPLIED = REGISTRY.counter("edge_sync_hub_applied_total", "records that changed the hub")
+HUB_CONFLICTS = REGISTRY.counter(
+    "edge_sync_hub_conflicts_total", "pushes merged with concurrent changes from other replicas"
+)
 HUB_HEAD = REGISTRY.gauge("edge_sync_hub_head", "the hub's newest feed sequence")
 HUB_SKEW = REGISTRY.gauge(
     "edge_sync_hub_clock_skew_seconds", "newest stamp a box pushed minus the hub's clock"
@@ -145,8 +148,13 @@ class Hub:
             self.check_batch(box, batch)
         except Refused as r:
             return r.response()
-        res = await asyncio.to_thread(self.store.push, batch.origin, batch.changes)
+        # Origins are namespaced by the authenticated box, so no box can move another's
+        # acknowledged sequence (and make the hub skip that box's later changes).
+        origin = f"{box.id}/{batch.origin}"
+        res = await asyncio.to_thread(self.store.push, origin, batch.changes)
         self.seen.setdefault(box.id, BoxSeen()).last_push = time.time()
+        if res.conflicts:
+            HUB_CONFLICTS.inc(res.conflicts)
         if res.applied:
             HUB_APPLIED.inc(res.applied)
             self.notifier.changed()

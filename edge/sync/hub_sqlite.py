@@ -81,7 +81,7 @@ class SqliteHubStore:
         return self._epoch
 
     def push(self, origin: str, changes: Sequence[tuple[int, Record]]) -> PushResult:
-        applied = unchanged = skipped = 0
+        applied = unchanged = skipped = conflicts = 0
         with self._tx() as c:
             row = c.execute("SELECT acked FROM origins WHERE origin = ?", (origin,)).fetchone()
             acked = int(row[0]) if row else 0
@@ -93,10 +93,13 @@ class SqliteHubStore:
                     continue
                 new_acked = max(new_acked, seq)  # seq 0: a re-push, merged, never acked
                 old = c.execute("SELECT body FROM records WHERE uuid = ?", (rec.uuid,)).fetchone()
-                merged = rec if old is None else merge(_decode(old[0]), rec)
-                if old is not None and merged == _decode(old[0]):
+                stored = None if old is None else _decode(old[0])
+                merged = rec if stored is None else merge(stored, rec)
+                if merged == stored:
                     unchanged += 1
                     continue
+                if stored is not None and merged != rec and merged.deleted is None:
+                    conflicts += 1
                 head += 1
                 c.execute(
                     "INSERT OR REPLACE INTO records (uuid, instance, seq, deleted, body) "
@@ -109,7 +112,7 @@ class SqliteHubStore:
                 "INSERT INTO origins VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET acked = ?",
                 (origin, new_acked, new_acked),
             )
-        return PushResult(new_acked, applied, unchanged, skipped)
+        return PushResult(new_acked, applied, unchanged, skipped, conflicts)
 
     def acked(self, origin: str) -> int:
         with self._lock:

@@ -50,6 +50,7 @@ class PushResult:
     applied: int  # records whose merged state changed (each got a new feed sequence)
     unchanged: int  # merged to the same state (duplicates, echoes, older states)
     skipped: int  # seq at or below the previous acked: a resent batch
+    conflicts: int = 0  # merges where the stored and the pushed state each won something
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ merges it with what the hub sent and writes the result together with the new cur
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from edge.store.entities import EntityStore, SyncRow, SyncTombstone
 from edge.store.hlc import Hlc
@@ -72,7 +74,20 @@ def row_of(
     )
 
 
-def apply_pulled(store: EntityStore, records: Sequence[Record], state: Mapping[str, str]) -> int:
+@dataclass
+class Applied:
+    changed: int = 0
+    conflicts: int = 0  # merges where both sides held something the other lacked
+
+
+def apply_pulled(
+    store: EntityStore,
+    records: Sequence[Record],
+    state: Mapping[str, str],
+    *,
+    now_s: float | None = None,
+    outcome: Applied | None = None,
+) -> int:
     """Merge pulled records into the store and save `state` (the cursor) atomically.
 
     Returns how many entities changed. Changes applied here are not written to the outbox
@@ -85,18 +100,25 @@ def apply_pulled(store: EntityStore, records: Sequence[Record], state: Mapping[s
         for s in r.stamps():
             store.hlc.seed(s)
     fingerprint = store.pack_fingerprint
+    now = int(time.time() if now_s is None else now_s)
+    out = outcome if outcome is not None else Applied()
 
     def resolve(uuid: str, local: SyncRow | SyncTombstone | None) -> SyncRow | SyncTombstone | None:
         remote = merge_all(incoming[uuid])
         if local is None:
+            if remote.deleted is None and not remote.live(now):
+                return None  # expired already: expiry is local, nothing to hold
             return row_of(remote, fingerprint, None)
         mine = record_of(local)
         merged = merge(mine, remote)
         if merged == mine:
             return None
+        if merged != remote and merged.deleted is None:
+            out.conflicts += 1
         return row_of(merged, fingerprint, local)
 
-    return store.sync_apply(list(incoming), resolve, state)
+    out.changed = store.sync_apply(list(incoming), resolve, state)
+    return out.changed
 
 
 def metadata_text(metadata: object) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -29,7 +30,7 @@ from edge.store.entities import Change, EntityStore
 from edge.sync.codec import FeedPage, PushBatch
 from edge.sync.link import HubLink, HubRefused, HubUnavailable
 from edge.sync.record import Record
-from edge.sync.replica import apply_pulled, record_of
+from edge.sync.replica import Applied, apply_pulled, record_of
 from edge.timefmt import iso_utc
 
 log = logging.getLogger("edge.sync")
@@ -48,6 +49,9 @@ SKEW = REGISTRY.gauge(
 APPLIED = REGISTRY.counter(
     "edge_sync_applied_total", "records sent to the hub (push) or changed here (pull)"
 )
+CONFLICTS = REGISTRY.counter(
+    "edge_sync_conflicts_total", "pulled records merged with concurrent local changes"
+)
 REJECTED = REGISTRY.counter("edge_sync_rejected_total", "batches the hub refused, by reason")
 ERRORS = REGISTRY.counter("edge_sync_errors_total", "failed sync cycles, by kind")
 
@@ -65,6 +69,7 @@ class SyncStatus:
     pushed: int = 0
     applied: int = 0
     rejected: int = 0
+    conflicts: int = 0
     clock_skew_ms: int = 0
 
 
@@ -164,13 +169,18 @@ class SyncWorker:
         page = await self.link.feed(
             self.instances, self.store.pack_fingerprint, cursor, self.settings.pull_batch, wait_s
         )
-        if fresh or state.get("epoch") != page.epoch:
+        # A hub behind this box's cursor was restored from an older copy: what it lost
+        # must come back from the boxes, as for a new hub.
+        behind = page.head < cursor
+        if fresh or behind or state.get("epoch") != page.epoch:
             if state.get("epoch"):
                 log.warning(
-                    "sync: the hub's data changed (epoch %s -> %s): sending what this box "
-                    "holds again and re-reading the feed from the start",
+                    "sync: the hub's data changed (epoch %s -> %s, head %d, cursor %d): "
+                    "sending what this box holds again and re-reading the feed",
                     state.get("epoch"),
                     page.epoch,
+                    page.head,
+                    cursor,
                 )
             await self._full_push()
             await asyncio.to_thread(
@@ -190,9 +200,15 @@ class SyncWorker:
             skew = newest - int(self._clock() * 1000)
             self.status.clock_skew_ms = skew
             SKEW.set(skew / 1000, peer=self.name)
+        outcome = Applied()
         changed = await asyncio.to_thread(
-            apply_pulled, self.store, records, {"cursor": str(page.next)}
+            functools.partial(
+                apply_pulled, self.store, records, {"cursor": str(page.next)}, outcome=outcome
+            )
         )
+        if outcome.conflicts:
+            self.status.conflicts += outcome.conflicts
+            CONFLICTS.inc(outcome.conflicts)
         self.status.cursor, self.status.hub_head = page.next, page.head
         self.status.epoch = page.epoch
         self.status.applied += changed
@@ -329,6 +345,7 @@ class SyncWorker:
             "pushed": s.pushed,
             "applied": s.applied,
             "rejected": s.rejected,
+            "conflicts": s.conflicts,
             "clockSkewMs": s.clock_skew_ms,
             "galleryStale": self.stale,
         }

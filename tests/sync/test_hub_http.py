@@ -160,3 +160,17 @@ async def test_feed_query_errors_are_400(hub_url: tuple[str, Hub]) -> None:
                 assert (await r.json())["name"] == "invalid_query"
         async with s.get(f"{url}/sync/v1/feed?instances=inst-a&fingerprint=fp") as r:
             assert r.status == 200 and decode_feed(await r.read()).records == []
+
+
+async def test_a_box_cannot_move_another_boxs_acknowledged_sequence(
+    hub_url: tuple[str, Hub],
+) -> None:
+    url, hub = hub_url
+    assert (await post(url, encode_push(PushBatch("o", [(5, rec("u1"))])), TOKEN_A))[0] == 200
+    # box-b claims the same origin id with a huge sequence ...
+    status, ack = await post(url, encode_push(PushBatch("o", [(10**9, rec("u2"))])), TOKEN_B)
+    assert status == 200 and ack.acked == 10**9
+    # ... and box-a's next change is still taken, not skipped as already acknowledged.
+    status, ack = await post(url, encode_push(PushBatch("o", [(6, rec("u3"))])), TOKEN_A)
+    assert status == 200 and ack.acked == 6 and ack.applied == 1
+    assert hub.store.get("u3") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,16 @@ def test_epoch_survives_reopen(tmp_path: Path) -> None:
     assert b.epoch == epoch and b.acked("box-a") == 1 and b.get("u1") is not None
     b.close()
     assert SqliteHubStore(tmp_path / "other.sqlite3").epoch != epoch
+
+
+def test_concurrent_group_edits_merge_and_are_counted_as_conflicts(hub: HubStore) -> None:
+    base = rec("u1", 10, "k0")
+    hub.push("box-a", [(1, base)])
+    renamed = replace(base, meta=Versioned(Hlc(20, 0, "box-a"), Meta("", "renamed", "[]", 1)))
+    shorter = replace(base, expiry=Versioned(Hlc(21, 0, "box-b"), 1_900_000_000))
+    assert hub.push("box-a", [(2, renamed)]).conflicts == 0  # a plain newer state
+    res = hub.push("box-b", [(1, shorter)])  # b never saw the rename
+    assert res.applied == 1 and res.conflicts == 1
+    got = hub.get("u1")
+    assert got is not None and got.meta is not None and got.expiry is not None
+    assert (got.meta.value.key, got.expiry.value) == ("renamed", 1_900_000_000)

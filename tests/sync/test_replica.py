@@ -209,3 +209,47 @@ async def test_local_writes_wake_a_long_polling_worker(box: Callable[..., SyncWo
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_hub_restored_from_an_older_copy_gets_the_lost_changes_back(
+    box: Callable[..., SyncWorker], tmp_path: Path
+) -> None:
+    live = tmp_path / "restored-hub.sqlite3"
+    hub = SqliteHubStore(live)
+    a, b = box("a"), box("b")
+    a.link = b.link = LocalLink(hub)
+    first = enrol(a, 40)
+    await a.sync_now()
+    backup = tmp_path / "hub-backup.sqlite3"
+    src, dst = sqlite3.connect(live), sqlite3.connect(backup)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    second = enrol(a, 41)
+    await a.sync_now()
+    await b.sync_now()
+    hub.close()
+    for leftover in (tmp_path / "restored-hub.sqlite3-wal", tmp_path / "restored-hub.sqlite3-shm"):
+        leftover.unlink(missing_ok=True)
+    backup.replace(live)  # the hub's disk is restored from the older copy (same epoch)
+    old = SqliteHubStore(live)
+    try:
+        assert old.get(second) is None
+        a.link = b.link = LocalLink(old)
+        await b.sync_now()  # b is ahead of the hub: it pushes what it holds again
+        await a.sync_now()
+        assert old.get(first) is not None and old.get(second) is not None
+        assert b.store.get(INST, second) is not None
+    finally:
+        old.close()
+
+
+def test_an_already_expired_record_is_not_stored(box: Callable[..., SyncWorker]) -> None:
+    from edge.sync.replica import apply_pulled, record_of
+
+    a, b = box("a"), box("b")
+    uuid = enrol(a, 50, ttl=60)
+    rec = record_of(a.store.sync_load([uuid])[uuid])
+    assert apply_pulled(b.store, [rec], {}, now_s=rec.expiry.value + 1) == 0  # type: ignore[union-attr]
+    assert b.store.sync_load([uuid]) == {}
+    assert apply_pulled(b.store, [rec], {}) == 1  # still live now: stored
