@@ -18,6 +18,10 @@ def _reset(sock: socket.socket) -> None:
     """Close with RST (SO_LINGER 0), as a dead link or a killed peer looks to the client."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # shutdown() first: close() alone does not wake a pump thread blocked in recv() on this
+    # socket, and the connection would stay open until that thread returns.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
 
