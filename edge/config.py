@@ -290,6 +290,9 @@ class SyncConfig(Section):
     max_clock_ahead_s: float = Field(
         60, gt=0, description="refuse remote clock stamps further ahead of this clock"
     )
+    repair_interval_s: float = Field(
+        3600, ge=0, description="compare bucket digests with the hub this often; 0 = never"
+    )
     hub_path: Path | None = Field(None, description="hub database; default <data_dir>/hub.sqlite3")
     boxes: list[SyncBoxConfig] = Field(default_factory=list, description="hub: the boxes served")
 

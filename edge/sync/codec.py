@@ -204,3 +204,24 @@ def decode_feed(data: bytes) -> FeedPage:
         _str(f.get("epoch"), "epoch"), records, _int(f.get("next"), "next"),
         _int(f.get("head"), "head"),
     )  # fmt: skip
+
+
+def encode_digest(buckets: dict[str, str]) -> bytes:
+    return pack({"v": WIRE_VERSION, "buckets": buckets})
+
+
+def decode_digest(data: bytes) -> dict[str, str]:
+    b = unpack(data).get("buckets")
+    if not isinstance(b, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in b.items()
+    ):
+        raise WireError("buckets must map bucket names to digests")
+    return dict(b)
+
+
+def encode_records(records: Sequence[Record]) -> bytes:
+    return pack({"v": WIRE_VERSION, "records": [encode_record(r) for r in records]})
+
+
+def decode_records(data: bytes) -> list[Record]:
+    return [decode_record(r) for r in _list(unpack(data).get("records"), "records")]

@@ -31,10 +31,14 @@ from edge.sync.codec import (
     WireError,
     decode_push,
     encode_ack,
+    encode_digest,
     encode_feed,
+    encode_records,
 )
+from edge.sync.digest import BUCKET_DIGITS, comparable, digest
 from edge.sync.hubstore import HubStore
-from edge.sync.link import FeedNotifier
+from edge.sync.link import FeedNotifier, scan_all
+from edge.sync.record import Record
 
 log = logging.getLogger("edge.sync.hub")
 
@@ -185,6 +189,50 @@ class Hub:
             await self.notifier.wait(wait)
             page = await asyncio.to_thread(self.store.feed, instances, fingerprint, after, limit)
         return web.Response(body=encode_feed(page), content_type=CONTENT_TYPE)
+
+    def _scope(self, request: web.Request) -> tuple[SyncBoxConfig, list[str], str]:
+        box = self.authenticate(request)
+        instances = [i for i in request.query.get("instances", "").split(",") if i]
+        fingerprint = request.query.get("fingerprint", "")
+        if not instances or not fingerprint:
+            raise Refused(400, "invalid_query", "give instances=a,b and fingerprint=<model pack>")
+        self.allow(box, instances)
+        return box, instances, fingerprint
+
+    async def digest(self, request: web.Request) -> web.Response:
+        """Per-bucket digests of what a box of `fingerprint` should hold (drift check)."""
+        try:
+            _, instances, fingerprint = self._scope(request)
+        except Refused as r:
+            return r.response()
+
+        def compute() -> dict[str, str]:
+            now = time.time()
+            return digest(scan_all(self.store, instances), fingerprint, now)
+
+        return web.Response(
+            body=encode_digest(await asyncio.to_thread(compute)), content_type=CONTENT_TYPE
+        )
+
+    async def bucket(self, request: web.Request) -> web.Response:
+        """The records of one digest bucket, as a box of `fingerprint` should hold them."""
+        try:
+            _, instances, fingerprint = self._scope(request)
+            bucket = request.query.get("bucket", "")
+            if len(bucket) != BUCKET_DIGITS or any(c not in "0123456789abcdef" for c in bucket):
+                raise Refused(400, "invalid_query", f"bucket must be {BUCKET_DIGITS} hex digits")
+        except Refused as r:
+            return r.response()
+
+        def collect() -> list[Record]:
+            now = time.time()
+            views = (
+                comparable(r, fingerprint, now) for r in scan_all(self.store, instances, bucket)
+            )
+            return [v for v in views if v is not None]
+
+        records = await asyncio.to_thread(collect)
+        return web.Response(body=encode_records(records), content_type=CONTENT_TYPE)
 
     def report(self) -> dict[str, Any]:
         counts = self.store.counts()

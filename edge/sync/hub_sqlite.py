@@ -166,6 +166,21 @@ class SqliteHubStore:
         next_uuid = str(rows[-1][0]) if len(rows) == limit else None
         return SnapshotPage(out, next_uuid, start)
 
+    def scan(
+        self, instances: Sequence[str], after_uuid: str, limit: int, bucket: str | None = None
+    ) -> list[Record]:
+        marks = ",".join("?" * len(instances))
+        where = f"instance IN ({marks}) AND uuid > ?"
+        args: list[object] = [*instances, after_uuid]
+        if bucket is not None:
+            where += " AND lower(substr(uuid, -?)) = ?"
+            args += [len(bucket), bucket.lower()]
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT body FROM records WHERE {where} ORDER BY uuid LIMIT ?", (*args, limit)
+            ).fetchall()
+        return [_decode(b) for (b,) in rows]
+
     def get(self, uuid: str) -> Record | None:
         with self._lock:
             row = self._db.execute("SELECT body FROM records WHERE uuid = ?", (uuid,)).fetchone()

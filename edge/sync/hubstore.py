@@ -101,6 +101,12 @@ class HubStore(Protocol):
         """Live `fingerprint` records with uuid > `after_uuid` (tombstones are not needed:
         a box bootstrapping holds nothing to erase)."""
 
+    def scan(
+        self, instances: Sequence[str], after_uuid: str, limit: int, bucket: str | None = None
+    ) -> list[Record]:
+        """Every record (tombstones included) of `instances` with uuid > `after_uuid`, in
+        uuid order; with `bucket`, only uuids ending in those hex digits (digest repair)."""
+
     def get(self, uuid: str) -> Record | None:
         """The merged record (tombstone included) of one entity."""
 

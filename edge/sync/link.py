@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -24,10 +25,14 @@ from edge.sync.codec import (
     PushBatch,
     WireError,
     decode_ack,
+    decode_digest,
     decode_feed,
+    decode_records,
     encode_push,
 )
+from edge.sync.digest import comparable, digest
 from edge.sync.hubstore import HubStore
+from edge.sync.record import Record
 
 
 class HubUnavailable(ConnectionError):
@@ -48,6 +53,12 @@ class HubLink(Protocol):
     async def feed(
         self, instances: Sequence[str], fingerprint: str, after: int, limit: int, wait_s: float
     ) -> FeedPage: ...
+
+    async def digest(self, instances: Sequence[str], fingerprint: str) -> dict[str, str]: ...
+
+    async def bucket(
+        self, instances: Sequence[str], fingerprint: str, bucket: str
+    ) -> list[Record]: ...
 
     async def close(self) -> None: ...
 
@@ -98,8 +109,32 @@ class LocalLink:
         await self.notifier.wait(wait_s)
         return await asyncio.to_thread(self.hub.feed, instances, fingerprint, after, limit)
 
+    async def digest(self, instances: Sequence[str], fingerprint: str) -> dict[str, str]:
+        def compute() -> dict[str, str]:
+            return digest(scan_all(self.hub, instances), fingerprint, time.time())
+
+        return await asyncio.to_thread(compute)
+
+    async def bucket(self, instances: Sequence[str], fingerprint: str, bucket: str) -> list[Record]:
+        def collect() -> list[Record]:
+            now = time.time()
+            views = (comparable(r, fingerprint, now) for r in scan_all(self.hub, instances, bucket))
+            return [v for v in views if v is not None]
+
+        return await asyncio.to_thread(collect)
+
     async def close(self) -> None:
         return None
+
+
+def scan_all(
+    store: HubStore, instances: Sequence[str], bucket: str | None = None
+) -> Iterator[Record]:
+    """Every record of `instances` (optionally one digest bucket), page by page."""
+    after = ""
+    while page := store.scan(instances, after, 5000, bucket):
+        yield from page
+        after = page[-1].uuid
 
 
 def client_tls(
@@ -179,6 +214,22 @@ class HttpLink:
             return decode_feed(raw)
         except WireError as e:
             raise HubUnavailable(f"bad feed answer from the hub: {e}") from None
+
+    async def digest(self, instances: Sequence[str], fingerprint: str) -> dict[str, str]:
+        params = {"instances": ",".join(instances), "fingerprint": fingerprint}
+        raw = await self._call("GET", "/sync/v1/digest", params=params, wait_s=120)
+        try:
+            return decode_digest(raw)
+        except WireError as e:
+            raise HubUnavailable(f"bad digest answer from the hub: {e}") from None
+
+    async def bucket(self, instances: Sequence[str], fingerprint: str, bucket: str) -> list[Record]:
+        params = {"instances": ",".join(instances), "fingerprint": fingerprint, "bucket": bucket}
+        raw = await self._call("GET", "/sync/v1/bucket", params=params, wait_s=60)
+        try:
+            return decode_records(raw)
+        except WireError as e:
+            raise HubUnavailable(f"bad bucket answer from the hub: {e}") from None
 
     async def close(self) -> None:
         if self._session is not None:

@@ -28,7 +28,7 @@ from edge.usererror import UserError
 log = logging.getLogger("edge.sync")
 
 #: The paths boxes call with a bearer token instead of an api-key.
-BEARER_PATHS = frozenset({"/sync/v1/push", "/sync/v1/feed"})
+BEARER_PATHS = frozenset({"/sync/v1/push", "/sync/v1/feed", "/sync/v1/digest", "/sync/v1/bucket"})
 
 
 class SyncService:
@@ -49,7 +49,12 @@ class SyncService:
             web.post("/sync/v1/now", self.now_route),
         ]
         if self.is_hub:
-            out += [web.post("/sync/v1/push", self._push), web.get("/sync/v1/feed", self._feed)]
+            out += [
+                web.post("/sync/v1/push", self._push),
+                web.get("/sync/v1/feed", self._feed),
+                web.get("/sync/v1/digest", self._digest),
+                web.get("/sync/v1/bucket", self._bucket),
+            ]
         return out
 
     async def _push(self, request: web.Request) -> web.StreamResponse:
@@ -61,6 +66,16 @@ class SyncService:
         if self.hub is None:
             return _not_started()
         return await self.hub.feed(request)
+
+    async def _digest(self, request: web.Request) -> web.StreamResponse:
+        if self.hub is None:
+            return _not_started()
+        return await self.hub.digest(request)
+
+    async def _bucket(self, request: web.Request) -> web.StreamResponse:
+        if self.hub is None:
+            return _not_started()
+        return await self.hub.bucket(request)
 
     async def status_route(self, request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(self.report))

@@ -20,7 +20,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from edge.config import SyncConfig
 from edge.metrics import REGISTRY
 from edge.store.entities import Change, EntityStore
 from edge.sync.codec import FeedPage, PushBatch
+from edge.sync.digest import bucket_of, differing, digest
 from edge.sync.link import HubLink, HubRefused, HubUnavailable
 from edge.sync.record import Record
 from edge.sync.replica import Applied, apply_pulled, record_of
@@ -52,6 +53,9 @@ APPLIED = REGISTRY.counter(
 CONFLICTS = REGISTRY.counter(
     "edge_sync_conflicts_total", "pulled records merged with concurrent local changes"
 )
+REPAIRS = REGISTRY.counter(
+    "edge_sync_repaired_buckets_total", "digest buckets that differed from the hub's"
+)
 REJECTED = REGISTRY.counter("edge_sync_rejected_total", "batches the hub refused, by reason")
 ERRORS = REGISTRY.counter("edge_sync_errors_total", "failed sync cycles, by kind")
 
@@ -70,6 +74,7 @@ class SyncStatus:
     applied: int = 0
     rejected: int = 0
     conflicts: int = 0
+    repaired: int = 0
     clock_skew_ms: int = 0
 
 
@@ -102,6 +107,8 @@ class SyncWorker:
         self._clock = clock
         self.status = SyncStatus()
         self._started = clock()
+        # The first digest comparison runs one interval after start, not at every boot.
+        self._last_repair = self._started
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scope = f"{','.join(self.instances)}|{store.pack_fingerprint}"
@@ -226,11 +233,47 @@ class SyncWorker:
                 return changed
             page = await self._fetch(0)
 
-    async def sync_now(self) -> None:
-        """One full cycle (push everything, pull until caught up); raises on failure."""
+    async def repair(self) -> int:
+        """Compare bucket digests with the hub and exchange the records of every bucket
+        that differs (both ways: the merge sorts out who is behind). Returns how many
+        buckets differed. Run after a full push and pull, so only real drift shows."""
+        fp = self.store.pack_fingerprint
+        mine = await asyncio.to_thread(self._local_digest)
+        theirs = await self.link.digest(self.instances, fp)
+        buckets = differing(mine, theirs)
+        for b in buckets:
+            records = await self.link.bucket(self.instances, fp, b)
+            await asyncio.to_thread(apply_pulled, self.store, records, {})
+            local = await asyncio.to_thread(self._local_bucket, b)
+            if local:
+                await self.link.push(PushBatch(self.store.hlc.origin, [(0, r) for r in local]))
+        if buckets:
+            log.warning("sync: repaired drift in %d of 256 digest buckets", len(buckets))
+            REPAIRS.inc(len(buckets))
+        self.status.repaired += len(buckets)
+        self._last_repair = self._clock()
+        return len(buckets)
+
+    def _local_records(self) -> Iterator[Record]:
+        after = ""
+        while items := self.store.sync_export(after, 5000):
+            after = items[-1].uuid
+            yield from (record_of(it) for it in items if it.instance in self.instances)
+
+    def _local_digest(self) -> dict[str, str]:
+        return digest(self._local_records(), self.store.pack_fingerprint, self._clock())
+
+    def _local_bucket(self, bucket: str) -> list[Record]:
+        return [r for r in self._local_records() if bucket_of(r.uuid) == bucket]
+
+    async def sync_now(self, *, repair: bool = True) -> None:
+        """One full cycle (push everything, pull until caught up, and by default a digest
+        comparison); raises on failure."""
         async with self._lock:
             await self.push_pending()
             await self.pull(0)
+            if repair:
+                await self.repair()
             self._succeeded()
 
     def _succeeded(self) -> None:
@@ -270,6 +313,9 @@ class SyncWorker:
                     await self.push_pending()
                     await self.refresh_metrics()
                     await self.pull(0)
+                    every = self.settings.repair_interval_s
+                    if every and self._clock() - self._last_repair >= every:
+                        await self.repair()
                     self._succeeded()
                 await self._long_poll()
                 delay, first_failure = self.settings.retry_min_s, True
@@ -346,6 +392,7 @@ class SyncWorker:
             "applied": s.applied,
             "rejected": s.rejected,
             "conflicts": s.conflicts,
+            "repairedBuckets": s.repaired,
             "clockSkewMs": s.clock_skew_ms,
             "galleryStale": self.stale,
         }

@@ -3,6 +3,7 @@ clock checks and malformed frames are refused whole; boxes sync through them."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ async def hub_url(tmp_path: Path) -> AsyncIterator[tuple[str, Hub]]:
     app = web.Application()
     app.router.add_post("/sync/v1/push", hub.push)
     app.router.add_get("/sync/v1/feed", hub.feed)
+    app.router.add_get("/sync/v1/digest", hub.digest)
+    app.router.add_get("/sync/v1/bucket", hub.bucket)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -143,6 +146,10 @@ async def test_two_boxes_sync_through_http(hub_url: tuple[str, Hub], tmp_path: P
         got = b.store.get("inst-a", e.uuid)
         assert got is not None and got.key == "alice"
         assert b.store.search("inst-a", "M", vec, limit=1)[0][0].uuid == e.uuid
+        # Digest repair over HTTP: a row lost at b comes back.
+        with sqlite3.connect(b.store.path) as c:
+            c.execute("DELETE FROM entities WHERE uuid = ?", (e.uuid,))
+        assert await b.repair() == 1 and b.store.get("inst-a", e.uuid) is not None
     finally:
         for ln in links:
             await ln.close()
