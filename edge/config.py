@@ -279,6 +279,12 @@ class SyncConfig(Section):
     ca_file: Path | None = Field(None, description="CA bundle that signed the hub's certificate")
     cert_file: Path | None = Field(None, description="client certificate for mutual TLS")
     key_file: Path | None = None
+    client_ca_file: Path | None = Field(
+        None, description="hub: CA of the boxes' client certificates (HTTPS asks for one)"
+    )
+    require_client_cert: bool = Field(
+        False, description="hub: refuse sync calls without a verified client certificate"
+    )
     push_batch: int = Field(500, ge=1, le=10_000)
     pull_batch: int = Field(1000, ge=1, le=10_000)
     long_poll_s: float = Field(25, ge=0, le=300, description="how long a pull waits at the hub")
@@ -306,6 +312,8 @@ class SyncConfig(Section):
             raise ValueError("a hub needs sync.boxes (id, token_sha256, instances per box)")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("sync.cert_file and sync.key_file go together")
+        if self.require_client_cert and self.client_ca_file is None:
+            raise ValueError("sync.require_client_cert needs sync.client_ca_file (the CA)")
         return self
 
 

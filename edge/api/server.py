@@ -47,6 +47,7 @@ from edge.errors import EdgeError
 from edge.metrics import REGISTRY
 from edge.runtime.manifest import Manifest
 from edge.sdnotify import notify, watchdog_interval
+from edge.sync.hub import verify_client_certs
 from edge.sync.service import SYNC, SyncService
 from edge.usererror import UserError
 
@@ -549,6 +550,7 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
             f"server.tls_cert_file / server.tls_key_file: cannot load {s.tls_cert_file} with "
             f"{s.tls_key_file} ({why}); give a PEM certificate and its matching private key"
         ) from None
+    verify_client_certs(ctx, settings.sync)  # a hub may ask boxes for client certificates
     return ctx
 
 

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from edge.sync.digest import BUCKET_DIGITS, comparable, digest
 from edge.sync.hubstore import HubStore
 from edge.sync.link import FeedNotifier, scan_all
 from edge.sync.record import Record
+from edge.usererror import UserError
 
 log = logging.getLogger("edge.sync.hub")
 
@@ -96,6 +98,15 @@ class Hub:
 
     # Checks ----------------------------------------------------------------------------------
     def authenticate(self, request: web.Request) -> SyncBoxConfig:
+        if self.settings.require_client_cert:
+            transport = request.transport
+            cert = transport.get_extra_info("peercert") if transport is not None else None
+            if not cert:
+                raise Refused(
+                    401, "unauthorized",
+                    "this hub requires a client certificate signed by its sync.client_ca_file;"
+                    " set sync.cert_file and sync.key_file on the box",
+                )  # fmt: skip
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -274,3 +285,19 @@ def _number(q: Any, name: str, default: int, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise Refused(400, "invalid_query", f"{name} must be between {lo} and {hi}")
     return value
+
+
+def verify_client_certs(ctx: ssl.SSLContext, settings: SyncConfig) -> None:
+    """Make the server's TLS ask boxes for a client certificate signed by
+    `sync.client_ca_file` (optional at the TLS layer, so REST clients are unaffected;
+    `require_client_cert` then refuses sync calls without one)."""
+    if settings.role != "hub" or settings.client_ca_file is None:
+        return
+    try:
+        ctx.load_verify_locations(cafile=str(settings.client_ca_file.expanduser()))
+    except (OSError, ssl.SSLError) as e:
+        raise UserError(
+            f"sync.client_ca_file: cannot load {settings.client_ca_file} ({e}); give the PEM "
+            "CA certificate that signed the boxes' client certificates"
+        ) from None
+    ctx.verify_mode = ssl.CERT_OPTIONAL
