@@ -400,6 +400,81 @@ def _check(hub: Proc, boxes: list[Proc], ledger: Ledger) -> dict[str, int]:
     return fail
 
 
+def bootstrap(args: argparse.Namespace) -> int:
+    """An empty box loads a hub of `--entities` records of `--dim`-d: time until its
+    cursor reaches the hub's head (every record applied and indexed), bytes downloaded,
+    and the box process's RSS increase."""
+    import numpy as np
+
+    from edge.store.hlc import Hlc
+    from edge.sync.hub_sqlite import SqliteHubStore
+    from edge.sync.record import Meta, Record, Vector, Versioned
+    from tests.support.proxy import Proxy
+
+    work = Path(args.dir or f"/tmp/fleet-boot-{os.getpid()}")
+    (work / "hub").mkdir(parents=True, exist_ok=True, mode=0o700)
+    (work / "box").mkdir(parents=True, exist_ok=True, mode=0o700)
+    rng = np.random.default_rng(args.seed)
+    seed_start = time.monotonic()
+    hub_store = SqliteHubStore(work / "hub" / "hub.sqlite3")
+    if hub_store.head() < args.entities:
+        base = 1_700_000_000_000
+        for start in range(0, args.entities, 5000):
+            n = min(5000, args.entities - start)
+            vecs = rng.standard_normal((n, args.dim)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            batch = []
+            for j in range(n):
+                s = Hlc(base + start + j, 0, "seeder")
+                uuid = f"{start + j:08x}-0000-7000-8000-{rng.integers(2**48):012x}"
+                batch.append((start + j + 1, Record(
+                    uuid, INSTANCE, meta=Versioned(s, Meta("", f"person-{start + j}", "[]", 1)),
+                    expiry=Versioned(s, 32503680000),
+                    vectors=((FINGERPRINT, Versioned(s, Vector.from_float32("M", "M", vecs[j]))),),
+                )))  # fmt: skip
+            hub_store.push("seeder", batch)
+    hub_store.close()
+    print(
+        f"hub seeded with {args.entities} x {args.dim}-d in {time.monotonic() - seed_start:.0f} s"
+    )
+    token = "bootstrap-token-0123456789abcdef"
+    hub = Proc(["hub", "--data", str(work / "hub"), "--tokens", token], _free_port(),
+               work / "hub.log")  # fmt: skip
+    hub.start()
+    proxy = Proxy(hub.port)
+    proxy.block()  # the box starts empty and idle; the clock starts when the link opens
+    box = Proc(["box", "--data", str(work / "box"), "--upstream", proxy.url, "--token", token],
+               _free_port(), work / "box.log")  # fmt: skip
+    try:
+        box.start()
+        assert box.proc is not None
+        rss0 = _rss_kib(box.proc.pid)
+        head = _call(hub.port, "GET", "/w/dump", timeout=600)["head"]
+        started = time.monotonic()
+        proxy.heal()
+        while _call(box.port, "GET", "/w/status", timeout=60)["cursor"] < head:
+            time.sleep(0.2)
+        took = time.monotonic() - started
+        rss1 = _rss_kib(box.proc.pid)
+        print(
+            f"bootstrap of {args.entities} entities of {args.dim}-d: searchable after "
+            f"{took:.1f} s, {proxy.bytes_down / 1e6:.1f} MB on the wire, box RSS "
+            f"+{(rss1 - rss0) / 1024:.0f} MiB ({rss0 / 1024:.0f} -> {rss1 / 1024:.0f} MiB)"
+        )
+        return 0
+    finally:
+        box.stop()
+        hub.stop()
+        proxy.close()
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd")
@@ -410,6 +485,11 @@ def main(argv: list[str] | None = None) -> int:
     node.add_argument("--tokens", default="")
     node.add_argument("--upstream", default="")
     node.add_argument("--token", default="")
+    boot = sub.add_parser("bootstrap", help="measure an empty box loading a large hub")
+    boot.add_argument("--entities", type=int, default=100_000)
+    boot.add_argument("--dim", type=int, default=512)
+    boot.add_argument("--seed", type=int, default=1)
+    boot.add_argument("--dir", help="work folder (a seeded hub there is reused)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--boxes", type=int, default=4)
     p.add_argument("--ops", type=int, default=2000, help="writes attempted")
@@ -426,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _node_box(args.data, args.port, args.upstream, args.token)
         return 0
+    if args.cmd == "bootstrap":
+        return bootstrap(args)
     if args.hub_kills > args.kills:
         p.error("--hub-kills is part of --kills")
     return run(args)

@@ -38,6 +38,7 @@ class Proxy:
         self._listener.listen(64)
         self.port = int(self._listener.getsockname()[1])
         self._closed = False
+        self.bytes_down = 0  # server -> client bytes forwarded (what a box downloaded)
         threading.Thread(target=self._accept, daemon=True, name=f"proxy-{self.port}").start()
 
     @property
@@ -73,6 +74,8 @@ class Proxy:
                 if answer and self.mode == "drop_answers":
                     continue
                 dst.sendall(data)
+                if answer:
+                    self.bytes_down += len(data)
         except OSError:
             pass
         finally:

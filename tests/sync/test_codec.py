@@ -59,6 +59,8 @@ def test_ack_round_trip() -> None:
           [["fp", "0000000000000001:o", "M", "M", 4, b"\x00" * 7]]]]]}), "2\\*dim bytes"),
         (pack({"v": 1, "origin": "o", "changes": [[True, ["u", "i", None, None, None, []]]]}),
          "seq must be an integer"),
+        (pack({"v": 1, "origin": "o", "changes": [[1, ["u", "i", None, None, None,
+          [["fp", 0, "M", "M", 2, b"\x00" * 4]]]]]}), "meta stamp the record does not have"),
     ],
 )  # fmt: skip
 def test_malformed_frames_are_wire_errors(frame: bytes, why: str) -> None:
