@@ -127,12 +127,15 @@ def _node_box(data: Path, port: int, upstream: str, token: str) -> None:
     async def status(request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(worker.report))
 
-    worker = SyncWorker(store, cfg, HttpLink(upstream, token), [INSTANCE], name=data.name)
+    link = HttpLink(upstream, token)
+    worker = SyncWorker(store, cfg, link, [INSTANCE], name=data.name)
 
     async def start(app: web.Application) -> Any:
         task = asyncio.create_task(worker.run())
         yield
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await link.close()
 
     app = web.Application()
     app.cleanup_ctx.append(start)
@@ -468,6 +471,62 @@ def bootstrap(args: argparse.Namespace) -> int:
         proxy.close()
 
 
+def converge(args: argparse.Namespace) -> int:
+    """Every box partitioned, `--pending` creates made at each, then all links heal: the
+    time until each box has pushed everything and applied everything the others made."""
+    from tests.support.proxy import Proxy
+
+    work = Path(args.dir or f"/tmp/fleet-conv-{os.getpid()}")
+    work.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tokens = [f"conv-token-{i}-0123456789abcdef" for i in range(args.boxes)]
+    (work / "hub").mkdir(exist_ok=True, mode=0o700)
+    hub = Proc(["hub", "--data", str(work / "hub"), "--tokens", ",".join(tokens)],
+               _free_port(), work / "hub.log")  # fmt: skip
+    proxies: list[Proxy] = []
+    boxes: list[Proc] = []
+    try:
+        hub.start()
+        for i in range(args.boxes):
+            proxies.append(Proxy(hub.port))
+            d = work / f"box{i}"
+            d.mkdir(exist_ok=True, mode=0o700)
+            argv = ["box", "--data", str(d), "--upstream", proxies[i].url, "--token", tokens[i]]
+            boxes.append(Proc(argv, _free_port(), work / f"box{i}.log"))
+            boxes[-1].start()
+        for p in proxies:
+            p.block()
+        for i, b in enumerate(boxes):
+            for j in range(args.pending):
+                _call(b.port, "POST", "/w/create", {"seed": i * 10**6 + j, "key": f"b{i}-{j}"})
+        pending = [_call(b.port, "GET", "/w/status")["pending"] for b in boxes]
+        total = args.pending * args.boxes
+        started = time.monotonic()
+        for p in proxies:
+            p.heal()
+        done: dict[int, float] = {}
+        while len(done) < len(boxes) and time.monotonic() - started < 600:
+            for i, b in enumerate(boxes):
+                if i in done:
+                    continue
+                s = _call(b.port, "GET", "/w/status", timeout=60)
+                if s["pending"] == 0 and s["cursor"] >= total:
+                    done[i] = time.monotonic() - started
+            time.sleep(0.05)
+        times = sorted(done.values())
+        print(
+            f"{args.boxes} boxes with {min(pending)}-{max(pending)} pending changes each "
+            "after a partition: "
+            f"converged (all {total} entities everywhere) p50 {times[len(times) // 2]:.1f} s, "
+            f"max {times[-1]:.1f} s"
+        )
+        return 0 if len(done) == len(boxes) else 1
+    finally:
+        for p in [hub, *boxes]:
+            p.stop()
+        for px in proxies:
+            px.close()
+
+
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -490,6 +549,10 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--dim", type=int, default=512)
     boot.add_argument("--seed", type=int, default=1)
     boot.add_argument("--dir", help="work folder (a seeded hub there is reused)")
+    conv = sub.add_parser("converge", help="measure convergence after a partition heals")
+    conv.add_argument("--boxes", type=int, default=4)
+    conv.add_argument("--pending", type=int, default=1000, help="writes at each box")
+    conv.add_argument("--dir")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--boxes", type=int, default=4)
     p.add_argument("--ops", type=int, default=2000, help="writes attempted")
@@ -508,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "bootstrap":
         return bootstrap(args)
+    if args.cmd == "converge":
+        return converge(args)
     if args.hub_kills > args.kills:
         p.error("--hub-kills is part of --kills")
     return run(args)
