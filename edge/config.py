@@ -287,7 +287,9 @@ class SyncConfig(Section):
     )
     push_batch: int = Field(500, ge=1, le=10_000)
     pull_batch: int = Field(1000, ge=1, le=10_000)
-    long_poll_s: float = Field(25, ge=0, le=300, description="how long a pull waits at the hub")
+    long_poll_s: float = Field(
+        30, ge=0, le=300, description="how long a pull waits at the hub (idle: 2 requests/min)"
+    )
     retry_min_s: float = Field(0.5, gt=0, description="first retry delay after a failure")
     retry_max_s: float = Field(30, gt=0, description="retry delays double up to this")
     stale_after_s: float = Field(

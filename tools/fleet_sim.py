@@ -82,7 +82,10 @@ def _node_box(data: Path, port: int, upstream: str, token: str) -> None:
     from edge.sync.worker import SyncWorker
 
     store = EntityStore(data / "box.sqlite3", pack_fingerprint=FINGERPRINT)
-    cfg = SyncConfig(long_poll_s=2, retry_min_s=0.1, retry_max_s=1.0, push_batch=200)
+    cfg = SyncConfig(
+        long_poll_s=float(os.environ.get("FLEET_SIM_LONG_POLL_S", "2")),
+        retry_min_s=0.1, retry_max_s=1.0, push_batch=200,
+    )  # fmt: skip
 
     def stamps(uuid: str) -> dict[str, Any]:
         got = store.sync_load([uuid]).get(uuid)
@@ -403,28 +406,21 @@ def _check(hub: Proc, boxes: list[Proc], ledger: Ledger) -> dict[str, int]:
     return fail
 
 
-def bootstrap(args: argparse.Namespace) -> int:
-    """An empty box loads a hub of `--entities` records of `--dim`-d: time until its
-    cursor reaches the hub's head (every record applied and indexed), bytes downloaded,
-    and the box process's RSS increase."""
+def seed_hub(path: Path, entities: int, dim: int, seed: int = 1) -> None:
+    """A hub database holding `entities` records (feed sequences 1..entities)."""
     import numpy as np
 
     from edge.store.hlc import Hlc
     from edge.sync.hub_sqlite import SqliteHubStore
     from edge.sync.record import Meta, Record, Vector, Versioned
-    from tests.support.proxy import Proxy
 
-    work = Path(args.dir or f"/tmp/fleet-boot-{os.getpid()}")
-    (work / "hub").mkdir(parents=True, exist_ok=True, mode=0o700)
-    (work / "box").mkdir(parents=True, exist_ok=True, mode=0o700)
-    rng = np.random.default_rng(args.seed)
-    seed_start = time.monotonic()
-    hub_store = SqliteHubStore(work / "hub" / "hub.sqlite3")
-    if hub_store.head() < args.entities:
+    rng = np.random.default_rng(seed)
+    hub_store = SqliteHubStore(path)
+    try:
         base = 1_700_000_000_000
-        for start in range(0, args.entities, 5000):
-            n = min(5000, args.entities - start)
-            vecs = rng.standard_normal((n, args.dim)).astype(np.float32)
+        for start in range(hub_store.head(), entities, 5000):
+            n = min(5000, entities - start)
+            vecs = rng.standard_normal((n, dim)).astype(np.float32)
             vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
             batch = []
             for j in range(n):
@@ -436,7 +432,21 @@ def bootstrap(args: argparse.Namespace) -> int:
                     vectors=((FINGERPRINT, Versioned(s, Vector.from_float32("M", "M", vecs[j]))),),
                 )))  # fmt: skip
             hub_store.push("seeder", batch)
-    hub_store.close()
+    finally:
+        hub_store.close()
+
+
+def bootstrap(args: argparse.Namespace) -> int:
+    """An empty box loads a hub of `--entities` records of `--dim`-d: time until its
+    cursor reaches the hub's head (every record applied and indexed), bytes downloaded,
+    and the box process's RSS increase."""
+    from tests.support.proxy import Proxy
+
+    work = Path(args.dir or f"/tmp/fleet-boot-{os.getpid()}")
+    (work / "hub").mkdir(parents=True, exist_ok=True, mode=0o700)
+    (work / "box").mkdir(parents=True, exist_ok=True, mode=0o700)
+    seed_start = time.monotonic()
+    seed_hub(work / "hub" / "hub.sqlite3", args.entities, args.dim, args.seed)
     print(
         f"hub seeded with {args.entities} x {args.dim}-d in {time.monotonic() - seed_start:.0f} s"
     )
@@ -527,6 +537,41 @@ def converge(args: argparse.Namespace) -> int:
             px.close()
 
 
+def idle(args: argparse.Namespace) -> int:
+    """A synced box with nothing to do: CPU it burns and requests it makes per minute."""
+    work = Path(args.dir or f"/tmp/fleet-idle-{os.getpid()}")
+    for sub in ("hub", "box"):
+        (work / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = "idle-token-0123456789abcdef"
+    hub = Proc(["hub", "--data", str(work / "hub"), "--tokens", token], _free_port(),
+               work / "hub.log")  # fmt: skip
+    box = Proc(["box", "--data", str(work / "box"), "--upstream", f"http://127.0.0.1:{hub.port}",
+                "--token", token], _free_port(), work / "box.log")  # fmt: skip
+    os.environ["FLEET_SIM_LONG_POLL_S"] = "30"  # the product default, not the fault run's 2 s
+    try:
+        hub.start()
+        box.start()
+        assert box.proc is not None
+        time.sleep(5)  # first contact done
+        cpu0, req0 = _cpu_s(box.proc.pid), _call(box.port, "GET", "/w/status")["requests"]
+        time.sleep(args.seconds)
+        cpu1, req1 = _cpu_s(box.proc.pid), _call(box.port, "GET", "/w/status")["requests"]
+        minutes = args.seconds / 60
+        print(
+            f"idle box over {args.seconds:.0f} s: {100 * (cpu1 - cpu0) / args.seconds:.2f} % of "
+            f"a core, {(req1 - req0) / minutes:.1f} requests/min to the hub"
+        )
+        return 0
+    finally:
+        box.stop()
+        hub.stop()
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -549,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--dim", type=int, default=512)
     boot.add_argument("--seed", type=int, default=1)
     boot.add_argument("--dir", help="work folder (a seeded hub there is reused)")
+    idl = sub.add_parser("idle", help="measure what an idle box costs")
+    idl.add_argument("--seconds", type=float, default=120)
+    idl.add_argument("--dir")
     conv = sub.add_parser("converge", help="measure convergence after a partition heals")
     conv.add_argument("--boxes", type=int, default=4)
     conv.add_argument("--pending", type=int, default=1000, help="writes at each box")
@@ -573,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         return bootstrap(args)
     if args.cmd == "converge":
         return converge(args)
+    if args.cmd == "idle":
+        return idle(args)
     if args.hub_kills > args.kills:
         p.error("--hub-kills is part of --kills")
     return run(args)

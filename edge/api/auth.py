@@ -16,9 +16,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json", "/docs"})
 HEADER_NAMES = ("api-key", "x-api-key")  # aiohttp header lookup is case-insensitive
 #: Fleet sync calls: boxes authenticate with their own bearer tokens (edge.sync.hub).
-BEARER_PATHS = frozenset(
-    {"/sync/v1/push", "/sync/v1/feed", "/sync/v1/digest", "/sync/v1/bucket"}
-)
+BEARER_PATHS = frozenset({"/sync/v1/push", "/sync/v1/feed", "/sync/v1/digest", "/sync/v1/bucket"})
 
 
 def is_public(request: web.Request) -> bool:

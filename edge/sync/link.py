@@ -159,6 +159,7 @@ class HttpLink:
         self._tls = tls
         self._timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
+        self.requests = 0  # calls made (status: what an idle box costs the hub)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -171,6 +172,7 @@ class HttpLink:
         params: dict[str, str] | None = None, wait_s: float = 0,
     ) -> bytes:  # fmt: skip
         timeout = aiohttp.ClientTimeout(total=self._timeout_s + wait_s)
+        self.requests += 1
         try:
             # No Content-Type on the msgpack body: the server's JSON API middleware refuses
             # any other declared type; the sync routes know their frame format.

@@ -395,6 +395,7 @@ class SyncWorker:
             "repairedBuckets": s.repaired,
             "clockSkewMs": s.clock_skew_ms,
             "galleryStale": self.stale,
+            "requests": getattr(self.link, "requests", None),
         }
 
 
