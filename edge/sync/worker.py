@@ -310,13 +310,15 @@ class SyncWorker:
             try:
                 async with self._lock:
                     self._wake.clear()
-                    await self.push_pending()
+                    if await self.push_pending():
+                        self._succeeded()
                     await self.refresh_metrics()
-                    await self.pull(0)
                     every = self.settings.repair_interval_s
                     if every and self._clock() - self._last_repair >= every:
                         await self.repair()
-                    self._succeeded()
+                        self._succeeded()
+                # The long-poll is the pull: it answers at once when the feed has news,
+                # so an idle box makes one request per long_poll_s.
                 await self._long_poll()
                 delay, first_failure = self.settings.retry_min_s, True
             except asyncio.CancelledError:
