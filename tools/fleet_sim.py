@@ -567,6 +567,70 @@ def idle(args: argparse.Namespace) -> int:
         hub.stop()
 
 
+def fanout(args: argparse.Namespace) -> int:
+    """`--boxes` long-polling readers parked at one hub; one push: how long until each
+    reader has the change. The readers share one token (the point is the fan-out)."""
+    import aiohttp
+    import numpy as np
+
+    from edge.store.hlc import Hlc, wall_ms
+    from edge.sync.codec import PushBatch, decode_feed
+    from edge.sync.link import HttpLink
+    from edge.sync.record import Meta, Record, Vector, Versioned
+
+    work = Path(args.dir or f"/tmp/fleet-fanout-{os.getpid()}")
+    (work / "hub").mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = "fanout-token-0123456789abcdef"
+    hub = Proc(["hub", "--data", str(work / "hub"), "--tokens", token], _free_port(),
+               work / "hub.log")  # fmt: skip
+    url = f"http://127.0.0.1:{hub.port}"
+
+    async def main() -> list[float]:
+        got: list[float] = []
+        conn = aiohttp.TCPConnector(limit=0)
+        headers = {"Authorization": f"Bearer {token}"}
+        params = {"instances": INSTANCE, "fingerprint": FINGERPRINT, "after": "0", "wait": "60"}
+        async with aiohttp.ClientSession(connector=conn, headers=headers) as s:
+
+            async def reader() -> None:
+                while True:
+                    async with s.get(url + "/sync/v1/feed", params=params,
+                                     timeout=aiohttp.ClientTimeout(total=120)) as r:  # fmt: skip
+                        page = decode_feed(await r.read())
+                    if page.records:
+                        got.append(time.monotonic())
+                        return
+
+            tasks = [asyncio.create_task(reader()) for _ in range(args.boxes)]
+            await asyncio.sleep(args.settle_s)  # every reader parked at the hub
+            stamp = Hlc(wall_ms(), 0, "fanout")
+            vec = Vector.from_float32("M", "M", np.ones(DIM, np.float32) / DIM**0.5)
+            rec = Record(
+                "00000000-0000-7000-8000-000000000001", INSTANCE,
+                meta=Versioned(stamp, Meta("", "k", "[]", 1)),
+                expiry=Versioned(stamp, 32503680000),
+                vectors=((FINGERPRINT, Versioned(stamp, vec)),),
+            )  # fmt: skip
+            link = HttpLink(url, token)
+            t0 = time.monotonic()
+            await link.push(PushBatch("fanout", [(1, rec)]))
+            await link.close()
+            await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        return sorted(t - t0 for t in got)
+
+    try:
+        hub.start()
+        lat = asyncio.run(main())
+        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+        print(
+            f"fan-out to {len(lat)} long-polling readers: p50 {p(0.5):.2f} s, "
+            f"p99 {p(0.99):.2f} s, max {lat[-1]:.2f} s"
+        )
+        return 0 if len(lat) == args.boxes else 1
+    finally:
+        hub.stop()
+
+
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -594,6 +658,10 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--dim", type=int, default=512)
     boot.add_argument("--seed", type=int, default=1)
     boot.add_argument("--dir", help="work folder (a seeded hub there is reused)")
+    fan = sub.add_parser("fanout", help="measure one change reaching many long-polls")
+    fan.add_argument("--boxes", type=int, default=1000)
+    fan.add_argument("--settle-s", type=float, default=10)
+    fan.add_argument("--dir")
     idl = sub.add_parser("idle", help="measure what an idle box costs")
     idl.add_argument("--seconds", type=float, default=120)
     idl.add_argument("--dir")
@@ -623,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         return converge(args)
     if args.cmd == "idle":
         return idle(args)
+    if args.cmd == "fanout":
+        return fanout(args)
     if args.hub_kills > args.kills:
         p.error("--hub-kills is part of --kills")
     return run(args)
