@@ -7,7 +7,6 @@ merges it with what the hub sent and writes the result together with the new cur
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -120,7 +119,3 @@ def apply_pulled(
     out.changed = store.sync_apply(list(incoming), resolve, state)
     return out.changed
 
-
-def metadata_text(metadata: object) -> str:
-    """Metadata as the store keeps it (canonical JSON), for tests and tools."""
-    return json.dumps(metadata, separators=(",", ":"))

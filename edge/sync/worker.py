@@ -50,6 +50,9 @@ SKEW = REGISTRY.gauge(
 APPLIED = REGISTRY.counter(
     "edge_sync_applied_total", "records sent to the hub (push) or changed here (pull)"
 )
+BOOTSTRAP = REGISTRY.gauge(
+    "edge_sync_bootstrap_seconds", "how long the last load of the feed from the start took"
+)
 CONFLICTS = REGISTRY.counter(
     "edge_sync_conflicts_total", "pulled records merged with concurrent local changes"
 )
@@ -109,6 +112,7 @@ class SyncWorker:
         self._started = clock()
         # The first digest comparison runs one interval after start, not at every boot.
         self._last_repair = self._started
+        self._boot_t0: float | None = None
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scope = f"{','.join(self.instances)}|{store.pack_fingerprint}"
@@ -173,6 +177,8 @@ class SyncWorker:
         state = await asyncio.to_thread(self._state)
         fresh = state.get("scope") != self._scope
         cursor = 0 if fresh else int(state.get("cursor", "0"))
+        if cursor == 0 and self._boot_t0 is None:
+            self._boot_t0 = self._clock()  # loading the whole feed: a bootstrap
         page = await self.link.feed(
             self.instances, self.store.pack_fingerprint, cursor, self.settings.pull_batch, wait_s
         )
@@ -217,6 +223,9 @@ class SyncWorker:
             self.status.conflicts += outcome.conflicts
             CONFLICTS.inc(outcome.conflicts)
         self.status.cursor, self.status.hub_head = page.next, page.head
+        if self._boot_t0 is not None and page.next >= page.head:
+            BOOTSTRAP.set(self._clock() - self._boot_t0)
+            self._boot_t0 = None
         self.status.epoch = page.epoch
         self.status.applied += changed
         APPLIED.inc(changed, direction="pull")

@@ -274,3 +274,25 @@ async def test_digest_repair_finds_and_fixes_drift_both_ways(
     assert b.store.sync_load([lost_at_b]), "b got its row back from the hub"
     assert hub.get(lost_at_hub) is not None, "b pushed the hub's lost record back"
     assert await b.repair() == 0 and await a.repair() == 0
+
+
+async def test_the_prometheus_series_follow_the_outbox(box: Callable[..., SyncWorker]) -> None:
+    from edge.metrics import REGISTRY
+    from edge.sync import worker as w
+
+    a = box("a")
+    enrol(a, 80)
+    enrol(a, 81)
+    await a.refresh_metrics()
+    assert w.PENDING.value() == 2 and w.OLDEST.value() >= 0
+    await a.sync_now()
+    await a.refresh_metrics()
+    assert w.PENDING.value() == 0 and w.LAG.value() == 0
+    assert w.LAST_OK.value(peer="a") == a.status.last_success
+    assert w.BOOTSTRAP.value() >= 0 and w.APPLIED.value(direction="push") >= 2
+    text = REGISTRY.render()
+    for series in ("edge_sync_pending_changes", "edge_sync_oldest_pending_seconds",
+                   "edge_sync_last_success_timestamp_seconds", "edge_sync_pull_lag",
+                   "edge_sync_applied_total", "edge_sync_bootstrap_seconds",
+                   "edge_sync_clock_skew_seconds"):  # fmt: skip
+        assert f"# TYPE {series}" in text
