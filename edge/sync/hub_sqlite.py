@@ -88,9 +88,10 @@ class SqliteHubStore:
             head = int(c.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
             new_acked = acked
             for seq, rec in changes:
+                # Merged even when already acknowledged: the merge makes a resend change
+                # nothing, and a box restored from a backup reuses sequence numbers.
                 if 0 < seq <= acked:
                     skipped += 1
-                    continue
                 new_acked = max(new_acked, seq)  # seq 0: a re-push, merged, never acked
                 old = c.execute("SELECT body FROM records WHERE uuid = ?", (rec.uuid,)).fetchone()
                 stored = None if old is None else _decode(old[0])

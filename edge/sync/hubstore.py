@@ -7,12 +7,13 @@ my cursor" and save the last sequence they applied as their new cursor.
 
 Contract every engine must keep (the shared test suite checks each):
 
-1. `push` is atomic and idempotent by (origin, origin seq): changes with a seq at or below
-   `acked(origin)` are skipped, the rest are merged into the stored records, and the new
-   acked seq is saved in the SAME transaction as the records. A resent batch changes
-   nothing and moves no feed sequence. Merging a state that changes nothing (e.g. a box's
-   own state coming back) moves no feed sequence either. Seq 0 marks a full re-push (a
-   box's first contact, or a hub with a new epoch): always merged, never acked.
+1. `push` is atomic and idempotent: every change is merged into the stored records and
+   the origin's acked seq (the highest seen) is saved in the SAME transaction. A resent
+   batch changes nothing and moves no feed sequence; neither does any state that merges
+   to what is stored (e.g. a box's own state coming back). Changes at or below the acked
+   seq are still merged, not dropped (a box restored from a backup reuses sequence
+   numbers); they are counted as `skipped`. Seq 0 marks a full re-push (first contact, or
+   a hub with a new epoch): merged, never acked.
 2. Feed sequences are unique, positive and grow with commit order as readers see it: once
    any reader has been handed a page ending at sequence N, no record may later become
    visible with a sequence <= N. (SQLite gets this by serialised writers. PostgreSQL with
@@ -49,7 +50,7 @@ class PushResult:
     acked: int  # the origin's highest seq now held durably (the box prunes up to it)
     applied: int  # records whose merged state changed (each got a new feed sequence)
     unchanged: int  # merged to the same state (duplicates, echoes, older states)
-    skipped: int  # seq at or below the previous acked: a resent batch
+    skipped: int  # seq at or below the previous acked (a resend, or a restored box)
     conflicts: int = 0  # merges where the stored and the pushed state each won something
 
 

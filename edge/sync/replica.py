@@ -118,4 +118,3 @@ def apply_pulled(
 
     out.changed = store.sync_apply(list(incoming), resolve, state)
     return out.changed
-

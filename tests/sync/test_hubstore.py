@@ -130,3 +130,11 @@ def test_concurrent_group_edits_merge_and_are_counted_as_conflicts(hub: HubStore
     got = hub.get("u1")
     assert got is not None and got.meta is not None and got.expiry is not None
     assert (got.meta.value.key, got.expiry.value) == ("renamed", 1_900_000_000)
+
+
+def test_a_box_restored_from_a_backup_reusing_sequences_is_not_ignored(hub: HubStore) -> None:
+    hub.push("box-a", [(1, rec("u1", 10)), (2, rec("u2", 11))])
+    # The box's disk is restored to before seq 2: its next write gets seq 2 again.
+    res = hub.push("box-a", [(2, rec("u3", 12))])
+    assert res.skipped == 1 and res.applied == 1
+    assert hub.get("u3") is not None and hub.acked("box-a") == 2
