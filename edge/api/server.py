@@ -507,22 +507,15 @@ async def drain(app: web.Application, runner: web.BaseRunner, seconds: float) ->
 # Optional device services (cameras, MQTT) --------------------------------------------------
 def _services_ctx(settings: Settings, config_path: Path | None) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        sync = app.get(SYNC)  # fleet sync: the hub's routes and/or the box's worker
-        if sync is not None:
-            await sync.start(app[STORE])
-        try:
-            if not (settings.mqtt.enabled or settings.cameras):
-                yield
-                return
-            from edge.camera.service import edge_services
+        if not (settings.mqtt.enabled or settings.cameras):
+            yield
+            return
+        from edge.camera.service import edge_services
 
-            async with edge_services(
-                settings, app[PIPELINE], app[STORE], app[LIVENESS], config_path=config_path
-            ):
-                yield
-        finally:
-            if sync is not None:
-                await sync.stop()
+        async with edge_services(
+            settings, app[PIPELINE], app[STORE], app[LIVENESS], config_path=config_path
+        ):
+            yield
 
     return ctx
 
@@ -602,9 +595,10 @@ async def serve(
     if sockets is None:
         sockets = bind_listeners(host, port)
     app = create_app(settings)
-    if settings.sync.enabled:
+    if settings.sync.enabled:  # fleet sync: the hub's routes and/or the box's worker
         app[SYNC] = SyncService(settings)
         app.router.add_routes(app[SYNC].routes())
+        app.cleanup_ctx.append(app[SYNC].cleanup_ctx(lambda: app[STORE]))
     app.cleanup_ctx.append(_services_ctx(settings, config_path))
     runner = make_runner(app, settings)
     await runner.setup()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -128,6 +129,21 @@ class SyncService:
             log.info("sync: box %s -> %s, instances %s", name, s.sync.upstream, instances)
         self.worker = SyncWorker(store, s.sync, self._link, instances, name=name)
         self._task = asyncio.create_task(self.worker.run(), name="edge-sync")
+
+    def cleanup_ctx(
+        self, store: Callable[[], EntityStore]
+    ) -> Callable[[web.Application], AsyncIterator[None]]:
+        """An aiohttp cleanup context: start once `store()` exists (the app's store
+        context runs first), stop at shutdown."""
+
+        async def ctx(app: web.Application) -> AsyncIterator[None]:
+            await self.start(store())
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return ctx
 
     async def stop(self) -> None:
         if self._task is not None:
