@@ -21,15 +21,20 @@ def record_of(local: SyncRow | SyncTombstone) -> Record:
     if isinstance(local, SyncTombstone):
         return tombstone(local.uuid, local.instance, Hlc.decode(local.stamp))
     vec = Vector.from_float32(local.model, local.model_name, local.vector)
+
+    def stamp(text: str) -> Hlc:
+        # A row written without stamps (raw SQL, a tool) counts as written at updated_at.
+        return Hlc.decode(text) if text else Hlc(local.updated_at * 1000, 0, "unstamped")
+
     return Record(
         local.uuid,
         local.instance,
         meta=Versioned(
-            Hlc.decode(local.v_meta),
+            stamp(local.v_meta),
             Meta(local.collection, local.key, local.metadata, local.created_at),
         ),
-        expiry=Versioned(Hlc.decode(local.v_exp), local.expires_at),
-        vectors=((local.pack_fingerprint, Versioned(Hlc.decode(local.v_vec), vec)),),
+        expiry=Versioned(stamp(local.v_exp), local.expires_at),
+        vectors=((local.pack_fingerprint, Versioned(stamp(local.v_vec), vec)),),
     )
 
 
