@@ -92,6 +92,9 @@ class Hub:
     settings: SyncConfig
     notifier: FeedNotifier = field(default_factory=FeedNotifier)
     seen: dict[str, BoxSeen] = field(default_factory=dict)
+    #: the model pack of the hub's own gallery ("" when it has none); boxes on another
+    #: pack are reported (log, status), and fed only vectors enrolled on their pack
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         self.clock = HybridClock("hub", max_ahead_ms=int(self.settings.max_clock_ahead_s * 1000))
@@ -152,6 +155,10 @@ class Hub:
         finally:
             HUB_SKEW.set(self.clock.last_skew_ms / 1000, box=box.id)
 
+    def other_model(self, fingerprint: str) -> bool:
+        """A box on another model pack than the hub's own gallery (both known)."""
+        return bool(self.fingerprint and fingerprint and fingerprint != self.fingerprint)
+
     # Handlers --------------------------------------------------------------------------------
     async def push(self, request: web.Request) -> web.Response:
         try:
@@ -194,6 +201,12 @@ class Hub:
         except Refused as r:
             return r.response()
         seen = self.seen.setdefault(box.id, BoxSeen())
+        if seen.fingerprint != fingerprint and self.other_model(fingerprint):
+            log.warning(
+                "box %s runs model pack %s, not the hub's %s: it gets only vectors enrolled "
+                "on its own pack (and every delete); re-enrol or upgrade to share faces",
+                box.id, fingerprint, self.fingerprint,
+            )  # fmt: skip
         seen.last_pull, seen.cursor, seen.fingerprint = time.time(), after, fingerprint
         page = await asyncio.to_thread(self.store.feed, instances, fingerprint, after, limit)
         if not page.records and page.next <= after and wait > 0:
@@ -259,6 +272,7 @@ class Hub:
             "records": counts.records,
             "tombstones": counts.tombstones,
             "origins": counts.origins,
+            "fingerprint": self.fingerprint or None,
             "boxes": [
                 {
                     "id": b.id,
@@ -268,6 +282,7 @@ class Hub:
                     "cursor": self.seen.get(b.id, BoxSeen()).cursor,
                     "lag": max(0, counts.head - self.seen.get(b.id, BoxSeen()).cursor),
                     "fingerprint": self.seen.get(b.id, BoxSeen()).fingerprint or None,
+                    "otherModel": self.other_model(self.seen.get(b.id, BoxSeen()).fingerprint),
                 }
                 for b in self.settings.boxes
             ],

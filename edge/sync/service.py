@@ -112,7 +112,7 @@ class SyncService:
         if self.is_hub:
             path = (s.sync.hub_path or s.data_dir / "hub.sqlite3").expanduser()
             hub_store = await asyncio.to_thread(SqliteHubStore, path)
-            self.hub = Hub(hub_store, s.sync)
+            self.hub = Hub(hub_store, s.sync, fingerprint=store.pack_fingerprint)
             log.info("sync hub: %s (epoch %s), %d boxes", path, hub_store.epoch, len(s.sync.boxes))
             self._link = LocalLink(hub_store, notifier=self.hub.notifier)
             name = "hub"

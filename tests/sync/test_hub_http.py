@@ -181,3 +181,27 @@ async def test_a_box_cannot_move_another_boxs_acknowledged_sequence(
     status, ack = await post(url, encode_push(PushBatch("o", [(6, rec("u3"))])), TOKEN_A)
     assert status == 200 and ack.acked == 6 and ack.applied == 1
     assert hub.store.get("u3") is not None
+
+
+async def test_a_box_on_another_model_is_reported(tmp_path: Path) -> None:
+    store = SqliteHubStore(tmp_path / "hub2.sqlite3")
+    hub = Hub(store, settings(), fingerprint="fp")
+    app = web.Application()
+    app.router.add_get("/sync/v1/feed", hub.feed)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    links = [HttpLink(url, TOKEN_A), HttpLink(url, TOKEN_B)]
+    try:
+        await links[0].feed(["inst-a"], "fp-new", 0, 10, 0)
+        await links[1].feed(["inst-a"], "fp", 0, 10, 0)
+        boxes = {b["id"]: b for b in hub.report()["boxes"]}
+        assert boxes["box-a"]["otherModel"] is True and boxes["box-a"]["fingerprint"] == "fp-new"
+        assert boxes["box-b"]["otherModel"] is False
+    finally:
+        for ln in links:
+            await ln.close()
+        await runner.cleanup()
+        store.close()
