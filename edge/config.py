@@ -248,9 +248,81 @@ class CameraConfig(Section):
     )
 
 
+class SyncBoxConfig(Section):
+    """A box the hub serves: its token(s) and the instances it may read and write."""
+
+    id: str = Field(min_length=1, description="the box's name in hub logs and status")
+    token_sha256: list[str] = Field(
+        min_length=1,
+        description="sha256 hex of the box's bearer token(s); two during a rotation "
+        "(`edge-face sync token` makes a token and its hash)",
+    )
+    instances: list[str] = Field(min_length=1, description="instances it may push and pull")
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex(cls, v: list[str]) -> list[str]:
+        for h in v:
+            if len(h) != 64 or any(c not in "0123456789abcdef" for c in h.lower()):
+                raise ValueError("token_sha256 entries are 64 hex digits (sha256 of the token)")
+        return [h.lower() for h in v]
+
+
 class SyncConfig(Section):
+    """Fleet sync: a box replicates its gallery through a hub (`role: hub`)."""
+
     enabled: bool = False
-    upstream: str | None = None
+    role: Literal["box", "hub"] = Field(
+        "box", description="hub: serve /sync/v1 to boxes; box: sync with `upstream`"
+    )
+    upstream: str | None = Field(
+        None, description="the hub's base URL (box), e.g. https://hub:8443"
+    )
+    token: SecretStr | None = Field(None, description="this box's bearer token for the hub")
+    instances: list[str] | None = Field(
+        None, description="instances to sync; default: those of server.api_keys"
+    )
+    ca_file: Path | None = Field(None, description="CA bundle that signed the hub's certificate")
+    cert_file: Path | None = Field(None, description="client certificate for mutual TLS")
+    key_file: Path | None = None
+    client_ca_file: Path | None = Field(
+        None, description="hub: CA of the boxes' client certificates (HTTPS asks for one)"
+    )
+    require_client_cert: bool = Field(
+        False, description="hub: refuse sync calls without a verified client certificate"
+    )
+    push_batch: int = Field(500, ge=1, le=10_000)
+    pull_batch: int = Field(1000, ge=1, le=10_000)
+    long_poll_s: float = Field(
+        30, ge=0, le=300, description="how long a pull waits at the hub (idle: 2 requests/min)"
+    )
+    retry_min_s: float = Field(0.5, gt=0, description="first retry delay after a failure")
+    retry_max_s: float = Field(30, gt=0, description="retry delays double up to this")
+    stale_after_s: float = Field(
+        3600, ge=0, description="/readyz says gallery_stale after this long without a sync; 0=off"
+    )
+    max_clock_ahead_s: float = Field(
+        60, gt=0, description="refuse remote clock stamps further ahead of this clock"
+    )
+    repair_interval_s: float = Field(
+        3600, ge=0, description="compare bucket digests with the hub this often; 0 = never"
+    )
+    hub_path: Path | None = Field(None, description="hub database; default <data_dir>/hub.sqlite3")
+    boxes: list[SyncBoxConfig] = Field(default_factory=list, description="hub: the boxes served")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SyncConfig:
+        if self.role == "box" and self.upstream and not self.enabled:
+            raise ValueError("sync.upstream is set but sync.enabled is false: set enabled: true")
+        if self.enabled and self.role == "box" and not (self.upstream and self.token):
+            raise ValueError("a syncing box needs sync.upstream (the hub URL) and sync.token")
+        if self.enabled and self.role == "hub" and not self.boxes:
+            raise ValueError("a hub needs sync.boxes (id, token_sha256, instances per box)")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("sync.cert_file and sync.key_file go together")
+        if self.require_client_cert and self.client_ca_file is None:
+            raise ValueError("sync.require_client_cert needs sync.client_ca_file (the CA)")
+        return self
 
 
 class LoggingConfig(Section):

@@ -85,9 +85,33 @@ class Counter:
         return out
 
 
+class Gauge:
+    """A value that goes up and down (set, not incremented): backlogs, ages, timestamps."""
+
+    def __init__(self, name: str, help_: str):
+        self.name, self.help = name, help_
+        self._lock = threading.Lock()
+        self._values: dict[tuple[tuple[str, str], ...], float] = {}
+
+    def set(self, value: float, **labels: str) -> None:
+        with self._lock:
+            self._values[tuple(sorted(labels.items()))] = value
+
+    def value(self, **labels: str) -> float:
+        with self._lock:
+            return self._values.get(tuple(sorted(labels.items())), 0.0)
+
+    def render(self) -> list[str]:
+        out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
+        with self._lock:
+            for key, v in sorted(self._values.items()):
+                out.append(f"{self.name}{_labels(key)} {v:g}")
+        return out
+
+
 class Registry:
     def __init__(self) -> None:
-        self._items: dict[str, Histogram | Counter] = {}
+        self._items: dict[str, Histogram | Counter | Gauge] = {}
         self._lock = threading.Lock()
 
     def histogram(
@@ -102,6 +126,12 @@ class Registry:
         with self._lock:
             item = self._items.setdefault(name, Counter(name, help_))
         assert isinstance(item, Counter)
+        return item
+
+    def gauge(self, name: str, help_: str) -> Gauge:
+        with self._lock:
+            item = self._items.setdefault(name, Gauge(name, help_))
+        assert isinstance(item, Gauge)
         return item
 
     def render(self) -> str:

@@ -16,12 +16,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Paths served without a key (api.md §6). /metrics is added unless metrics_need_key.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json", "/docs"})
 HEADER_NAMES = ("api-key", "x-api-key")  # aiohttp header lookup is case-insensitive
+#: Fleet sync calls: boxes authenticate with their own bearer tokens (edge.sync.hub).
+BEARER_PATHS = frozenset({"/sync/v1/push", "/sync/v1/feed", "/sync/v1/digest", "/sync/v1/bucket"})
 
 
 def is_public(request: web.Request) -> bool:
     resource = request.match_info.route.resource
     path = resource.canonical if resource is not None else request.path
-    if path in PUBLIC_PATHS or path == "/console" or path.startswith("/console/"):
+    if path in PUBLIC_PATHS or path in BEARER_PATHS:
+        return True  # the hub's sync routes check the box's bearer token themselves
+    if path == "/console" or path.startswith("/console/"):
         return True  # the console's own routes check its session themselves
     return path == "/metrics" and not request.app[SETTINGS].server.metrics_need_key
 

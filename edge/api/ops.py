@@ -11,6 +11,7 @@ from edge.api.routes import RouteTable
 from edge.api.state import READY
 from edge.errors import EdgeError
 from edge.metrics import REGISTRY
+from edge.sync.service import SYNC
 
 routes = RouteTable()
 
@@ -51,7 +52,11 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[READY]
     if state.ready:
-        return web.json_response({"ready": True})
+        sync = request.app.get(SYNC)
+        if sync is None:
+            return web.json_response({"ready": True})
+        # Still ready (a box recognises offline from its own gallery), but says so.
+        return web.json_response({"ready": True, "gallery_stale": sync.stale})
     # api.md §1: every non-2xx body is exactly {code, name, message}; the reason rides in it.
     raise EdgeError(503, f"not ready: {state.reason}")
 

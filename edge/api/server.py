@@ -48,6 +48,8 @@ from edge.errors import EdgeError
 from edge.metrics import REGISTRY
 from edge.runtime.manifest import Manifest
 from edge.sdnotify import notify, watchdog_interval
+from edge.sync.hub import verify_client_certs
+from edge.sync.service import SYNC, SyncService
 from edge.usererror import UserError
 
 log = logging.getLogger("edge.server")
@@ -544,6 +546,7 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
             f"server.tls_cert_file / server.tls_key_file: cannot load {s.tls_cert_file} with "
             f"{s.tls_key_file} ({why}); give a PEM certificate and its matching private key"
         ) from None
+    verify_client_certs(ctx, settings.sync)  # a hub may ask boxes for client certificates
     return ctx
 
 
@@ -595,6 +598,10 @@ async def serve(
     if sockets is None:
         sockets = bind_listeners(host, port)
     app = create_app(settings)
+    if settings.sync.enabled:  # fleet sync: the hub's routes and/or the box's worker
+        app[SYNC] = SyncService(settings)
+        app.router.add_routes(app[SYNC].routes())
+        app.cleanup_ctx.append(app[SYNC].cleanup_ctx(lambda: app[ENGINE].store))
     app.cleanup_ctx.append(_services_ctx(settings, config_path))
     runner = make_runner(app, settings)
     await runner.setup()

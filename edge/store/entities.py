@@ -24,9 +24,9 @@ import sqlite3
 import threading
 import time
 import uuid as _uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +35,7 @@ import numpy as np
 
 from edge.metrics import REGISTRY
 from edge.store.files import private_database, private_dir
+from edge.store.hlc import Hlc, HybridClock
 from edge.store.ids import UuidV7Generator
 from edge.store.index import ExactIndex, IndexEntry, VectorIndex
 from edge.store.schema import NEVER_EXPIRES, migrate
@@ -119,6 +120,42 @@ class NewEntity:
     key: str = ""
     metadata: list[dict[str, object]] = field(default_factory=list)
     ttl: int = -1
+
+
+@dataclass
+class SyncRow:
+    """One entity row as fleet sync reads and writes it (stamps: `Hlc.encode` text)."""
+
+    uuid: str
+    instance: str
+    model: str
+    model_name: str
+    collection: str
+    key: str
+    metadata: str  # JSON text
+    created_at: int
+    updated_at: int
+    expires_at: int
+    pack_fingerprint: str
+    vector: np.ndarray  # float32, L2-normalised
+    v_meta: str
+    v_vec: str
+    v_exp: str
+
+
+@dataclass(frozen=True)
+class SyncTombstone:
+    """A deleted uuid and the stamp of its delete (kept for ever; holds no personal data)."""
+
+    uuid: str
+    instance: str
+    stamp: str
+
+
+_SyncItems = list[SyncRow | SyncTombstone]  # `list` is a method name inside EntityStore
+_Uuids = list[str]
+
+SyncResolve = Callable[[str, "SyncRow | SyncTombstone | None"], "SyncRow | SyncTombstone | None"]
 
 
 _COLUMNS: Final = (
@@ -227,12 +264,27 @@ class EntityStore:
         try:
             self._configure_writer()
             migrate(self._writer)
+            self.hlc = self._open_clock()
             self._convert_to_incremental_vacuum()
             self._reclaim(scrub=True)  # a file from an older release may hold erased rows
             self._load_index()
         except BaseException:
             self.close()
             raise
+
+    def _open_clock(self) -> HybridClock:
+        """This file's replica clock, never behind a stamp it already wrote or received."""
+        w = self._writer
+        origin = str(w.execute("SELECT value FROM sync_state WHERE name = 'origin'").fetchone()[0])
+        clock = HybridClock(origin)
+        newest = w.execute(
+            "SELECT max(max(v_meta), max(v_vec), max(v_exp)) FROM entities"
+        ).fetchone()[0]
+        dead = w.execute("SELECT max(stamp) FROM tombstones").fetchone()[0]
+        for text in (newest, dead):
+            if text:
+                clock.seed(Hlc.decode(str(text)))
+        return clock
 
     # Connections --------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -451,9 +503,10 @@ class EntityStore:
         )
 
     @staticmethod
-    def _state(e: Entity, vec: np.ndarray) -> dict[str, Any]:
+    def _state(e: Entity, vec: np.ndarray, stamps: tuple[str, str, str]) -> dict[str, Any]:
         """The change payload: everything a replica needs to rebuild the row, no image data."""
         return {
+            "stamps": {"meta": stamps[0], "vec": stamps[1], "exp": stamps[2]},
             "uuid": e.uuid,
             "instance": e.instance,
             "model": e.model,
@@ -556,9 +609,10 @@ class EntityStore:
                 for it, vec, meta in prepared:
                     uuid = self._ids.next(now_ms)
                     expires = _expiry(now_s, it.ttl)
+                    stamp = self.hlc.now().encode()
                     conn.execute(
-                        f"INSERT INTO entities ({_COLUMNS}, dim, vector) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        f"INSERT INTO entities ({_COLUMNS}, dim, vector, v_meta, v_vec, v_exp) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             uuid,
                             it.instance,
@@ -573,6 +627,9 @@ class EntityStore:
                             self.pack_fingerprint,
                             int(vec.shape[0]),
                             vec.astype(_VECTOR_DTYPE).tobytes(),
+                            stamp,
+                            stamp,
+                            stamp,
                         ),
                     )
                     ent = Entity(
@@ -590,7 +647,12 @@ class EntityStore:
                     )
                     changes.append(
                         self._log_change(
-                            conn, "create", uuid, it.instance, now, self._state(ent, vec)
+                            conn,
+                            "create",
+                            uuid,
+                            it.instance,
+                            now,
+                            self._state(ent, vec, (stamp, stamp, stamp)),
                         )
                     )
                     created.append((ent, vec))
@@ -639,14 +701,28 @@ class EntityStore:
             now_s = _epoch_s(now)
             with self._transaction() as conn:
                 row = conn.execute(
-                    f"SELECT {_COLUMNS}, vector FROM entities "
+                    f"SELECT {_COLUMNS}, vector, v_meta, v_vec, v_exp FROM entities "
                     "WHERE uuid = ? AND instance = ? AND expires_at > ?",
                     (uuid, instance, now_s),
                 ).fetchone()
                 if row is None:
                     return None
-                ent = self._entity(row[:-1])
-                old_vec = _vector(row[-1])
+                ent = self._entity(row[:11])
+                old_vec = _vector(row[11])
+                # Only the field groups this update touches get a new stamp (per-group LWW).
+                stamp = self.hlc.now().encode()
+                v_meta, v_vec, v_exp = (
+                    stamp if touched else str(old)
+                    for touched, old in zip(
+                        (
+                            not all(isinstance(a, _Unset) for a in (collection, key, metadata)),
+                            not (isinstance(vector, _Unset) and isinstance(model_name, _Unset)),
+                            not isinstance(ttl, _Unset),
+                        ),
+                        row[12:15],
+                        strict=True,
+                    )
+                )
                 if vec is not None:
                     if vec.shape[0] != old_vec.shape[0] and ent.pack_fingerprint == (
                         self.pack_fingerprint
@@ -670,8 +746,8 @@ class EntityStore:
                 new_vec = old_vec if vec is None else vec
                 conn.execute(
                     "UPDATE entities SET collection = ?, key = ?, metadata = ?, model_name = ?, "
-                    "updated_at = ?, expires_at = ?, pack_fingerprint = ?, dim = ?, vector = ? "
-                    "WHERE uuid = ?",
+                    "updated_at = ?, expires_at = ?, pack_fingerprint = ?, dim = ?, vector = ?, "
+                    "v_meta = ?, v_vec = ?, v_exp = ? WHERE uuid = ?",
                     (
                         ent.collection,
                         ent.key,
@@ -682,13 +758,15 @@ class EntityStore:
                         ent.pack_fingerprint,
                         int(new_vec.shape[0]),
                         new_vec.astype(_VECTOR_DTYPE).tobytes(),
+                        v_meta,
+                        v_vec,
+                        v_exp,
                         uuid,
                     ),
                 )
                 self._forget(conn, uuid)
-                change = self._log_change(
-                    conn, "update", uuid, instance, now, self._state(ent, new_vec)
-                )
+                state = self._state(ent, new_vec, (v_meta, v_vec, v_exp))
+                change = self._log_change(conn, "update", uuid, instance, now, state)
                 self._prune_log(conn, now)
             self._reclaim(scrub=False)
             expires_s = int(ent.expires_at.timestamp())
@@ -724,9 +802,14 @@ class EntityStore:
                     return False
                 conn.execute("DELETE FROM entities WHERE uuid = ?", (uuid,))
                 self._forget(conn, uuid)
-                change = self._log_change(
-                    conn, "delete", uuid, instance, now, {"uuid": uuid, "model": row[0]}
+                # The tombstone (a uuid and a stamp, no personal data) keeps any replica's
+                # stale copy from bringing the face back.
+                stamp = self.hlc.now().encode()
+                conn.execute(
+                    "INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?)", (uuid, instance, stamp)
                 )
+                payload = {"uuid": uuid, "model": row[0], "deleted": stamp}
+                change = self._log_change(conn, "delete", uuid, instance, now, payload)
                 self._prune_log(conn, now)
             self._index.remove(uuid)
             self._reclaim(scrub=True)
@@ -891,6 +974,142 @@ class EntityStore:
                 n = conn.execute("DELETE FROM changes WHERE seq <= ?", (through_seq,)).rowcount
             self._reclaim(scrub=False)
             return n
+
+    # Fleet sync ---------------------------------------------------------------------------
+    _SYNC_COLS: Final = f"{_COLUMNS}, vector, v_meta, v_vec, v_exp"  # the SyncRow field order
+
+    @staticmethod
+    def _sync_row(r: Sequence[Any]) -> SyncRow:
+        return SyncRow(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+            _vector(r[11]), r[12], r[13], r[14],
+        )  # fmt: skip
+
+    def sync_state(self) -> dict[str, str]:
+        """The replica's sync bookkeeping (origin, cursor, hub epoch, ...)."""
+        with self._read() as conn:
+            return {str(k): str(v) for k, v in conn.execute("SELECT name, value FROM sync_state")}
+
+    def set_sync_state(self, values: Mapping[str, str]) -> None:
+        with self._write_lock, self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO sync_state VALUES (?, ?)", list(values.items())
+            )
+
+    def sync_export(self, after_uuid: str, limit: int) -> _SyncItems:
+        """Rows and tombstones with uuid > `after_uuid`, in uuid order (a full re-push)."""
+        with self._read() as conn:
+            rows: _SyncItems = [
+                self._sync_row(r)
+                for r in conn.execute(
+                    f"SELECT {self._SYNC_COLS} FROM entities WHERE uuid > ? ORDER BY uuid LIMIT ?",
+                    (after_uuid, limit),
+                )
+            ]
+            rows += [
+                SyncTombstone(*r)
+                for r in conn.execute(
+                    "SELECT uuid, instance, stamp FROM tombstones WHERE uuid > ? ORDER BY uuid "
+                    "LIMIT ?",
+                    (after_uuid, limit),
+                )
+            ]
+        rows.sort(key=lambda r: r.uuid)
+        return rows[:limit]
+
+    def sync_load(self, uuids: Sequence[str]) -> dict[str, SyncRow | SyncTombstone]:
+        """The current rows or tombstones of `uuids` (unknown and purged ones are absent)."""
+        out: dict[str, SyncRow | SyncTombstone] = {}
+        with self._read() as conn:
+            for i in range(0, len(uuids), _FETCH_CHUNK):
+                chunk = list(uuids[i : i + _FETCH_CHUNK])
+                marks = ",".join("?" * len(chunk))
+                for t in conn.execute(
+                    f"SELECT uuid, instance, stamp FROM tombstones WHERE uuid IN ({marks})", chunk
+                ):
+                    out[t[0]] = SyncTombstone(*t)
+                for r in conn.execute(
+                    f"SELECT {self._SYNC_COLS} FROM entities WHERE uuid IN ({marks})", chunk
+                ):
+                    out[r[0]] = self._sync_row(r)
+        return out
+
+    def change_backlog(self, after_seq: int) -> tuple[int, datetime | None]:
+        """(outbox rows after `after_seq`, the time of the oldest of them): sync's pending."""
+        with self._read() as conn:
+            n, oldest = conn.execute(
+                "SELECT count(*), min(at_ms) FROM changes WHERE seq > ?", (after_seq,)
+            ).fetchone()
+        return int(n), None if oldest is None else _utc(int(oldest) / 1000)
+
+    def sync_apply(
+        self, uuids: Sequence[str], resolve: SyncResolve, state: Mapping[str, str]
+    ) -> int:
+        """Apply remote states and save `state` (the new cursor) in ONE transaction.
+
+        For each uuid, `resolve(uuid, local)` gets the local row, tombstone or None and
+        returns what to store (None: nothing changes). Nothing is written to the outbox:
+        a change that came from the hub is not sent back (no echo). A tombstone erases the
+        row and its change rows as a local delete does. Returns how many uuids changed.
+        """
+        rows: _SyncItems = []
+        removed: _Uuids = []
+        with self._write_lock:
+            with self._transaction() as conn:
+                for uuid in uuids:
+                    got = conn.execute(
+                        f"SELECT {self._SYNC_COLS} FROM entities WHERE uuid = ?", (uuid,)
+                    ).fetchone()
+                    local: SyncRow | SyncTombstone | None = None
+                    if got is not None:
+                        local = self._sync_row(got)
+                    else:
+                        t = conn.execute(
+                            "SELECT uuid, instance, stamp FROM tombstones WHERE uuid = ?", (uuid,)
+                        ).fetchone()
+                        local = None if t is None else SyncTombstone(*t)
+                    out = resolve(uuid, local)
+                    if out is None:
+                        continue
+                    if isinstance(out, SyncTombstone):
+                        conn.execute("DELETE FROM entities WHERE uuid = ?", (uuid,))
+                        self._forget(conn, uuid)
+                        conn.execute(
+                            "INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?)",
+                            (out.uuid, out.instance, out.stamp),
+                        )
+                        removed.append(uuid)
+                        continue
+                    # Stored exactly as received (fp16 values, unit norm within rounding):
+                    # renormalising would make this replica describe it differently.
+                    vec = np.asarray(out.vector, dtype=np.float32).reshape(-1)
+                    if vec.size == 0 or not np.all(np.isfinite(vec)):
+                        raise ValueError(f"remote vector of {uuid} is empty or not finite")
+                    conn.execute(
+                        f"INSERT OR REPLACE INTO entities ({_COLUMNS}, dim, vector, v_meta, "
+                        "v_vec, v_exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (out.uuid, out.instance, out.model, out.model_name, out.collection,
+                         out.key, out.metadata, out.created_at, out.updated_at, out.expires_at,
+                         out.pack_fingerprint, int(vec.shape[0]),
+                         vec.astype(_VECTOR_DTYPE).tobytes(), out.v_meta, out.v_vec, out.v_exp),
+                    )  # fmt: skip
+                    rows.append(replace(out, vector=vec))
+                conn.executemany(
+                    "INSERT OR REPLACE INTO sync_state VALUES (?, ?)", list(state.items())
+                )
+            self._reclaim(scrub=bool(removed))
+            for uuid in removed:
+                self._index.remove(uuid)
+            for r in rows:
+                assert isinstance(r, SyncRow)
+                self._index.remove(r.uuid)
+                dim = self._dims.setdefault((r.instance, r.model), int(r.vector.shape[0]))
+                if r.pack_fingerprint == self.pack_fingerprint and dim == r.vector.shape[0]:
+                    self._index.add(
+                        IndexEntry(r.uuid, r.instance, r.model, r.collection, r.key,
+                                   r.expires_at, r.vector)
+                    )  # fmt: skip
+        return len(rows) + len(removed)
 
     def add_listener(self, fn: Callable[[Change], None]) -> None:
         """`fn(change)` runs after each commit, on the writing thread; keep it quick."""

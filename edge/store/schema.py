@@ -80,9 +80,42 @@ _V2 = _statements(
     "CREATE INDEX changes_at ON changes (at_ms)",
 )
 
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """Fleet sync: a hybrid-logical-clock stamp per field group of each row (meta, vector,
+    expiry: `edge.store.hlc` text form), tombstones of deleted uuids (no personal data: a
+    stale replica must not bring them back), the replica's origin id and sync cursors.
+    Existing rows are stamped at their updated_at by this file's new origin (a sync worker
+    pushes the whole gallery on first contact with a hub, so older change rows, which
+    carry no stamps, need no conversion)."""
+    import secrets
+
+    origin = "r" + secrets.token_hex(8)
+    for group in ("meta", "vec", "exp"):
+        conn.execute(f"ALTER TABLE entities ADD COLUMN v_{group} TEXT NOT NULL DEFAULT ''")
+    conn.execute(
+        "UPDATE entities SET v_meta = printf('%016x', updated_at * 65536000) || ':' || ?",
+        (origin,),
+    )
+    conn.execute("UPDATE entities SET v_vec = v_meta, v_exp = v_meta")
+    conn.execute(
+        "CREATE TABLE tombstones (uuid TEXT PRIMARY KEY, instance TEXT NOT NULL, "
+        "stamp TEXT NOT NULL)"
+    )
+    conn.execute("CREATE TABLE sync_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO sync_state VALUES ('origin', ?)", (origin,))
+    # Deletes still in the log become tombstones (stamped at their time).
+    conn.execute(
+        "INSERT OR REPLACE INTO tombstones SELECT entity_uuid, instance, "
+        "printf('%016x', at_ms * 65536) || ':' || ? FROM changes WHERE op = 'delete'",
+        (origin,),
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entities, vector blobs and the change log (outbox)", _V1),
     Migration(2, "compacted change log: superseded and erased states dropped", _V2),
+    Migration(3, "fleet sync: per-group clock stamps, tombstones, origin and cursors", _v3),
 )
 
 

@@ -58,7 +58,13 @@ def test_one_change_per_write_with_state_payload(store: EntityStore, clock: Manu
     restored = np.frombuffer(base64.b64decode(update.payload["vector"]), dtype="<f4")
     np.testing.assert_allclose(restored, vec, atol=1e-6)
     # The tombstone is all that is left of the entity: no vector, no metadata.
-    assert delete.payload == {"uuid": e.uuid, "model": "EDGE_FACE_V1"}
+    # (plus the delete's clock stamp, which fleet sync merges by).
+    assert delete.payload == {
+        "uuid": e.uuid,
+        "model": "EDGE_FACE_V1",
+        "deleted": delete.payload["deleted"],
+    }
+    assert delete.payload["deleted"] > update.payload["stamps"]["meta"]
     # Cursor semantics.
     other = make(store)
     assert [c.op for c in store.changes_since(create.seq)] == ["delete", "create"]

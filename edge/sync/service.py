@@ -1,0 +1,166 @@
+"""Fleet sync as a service of the running process: the hub's routes and/or a sync worker.
+
+`SyncService(settings)` is built before the app starts (its routes must be registered
+then); `start(store)` opens the hub database and starts the worker once the entity store
+exists, `stop()` ends both. A box (`role: box`) runs a worker against `sync.upstream`. A
+hub (`role: hub`) serves `/sync/v1/push` and `/sync/v1/feed` and also syncs its own
+gallery in-process, so an enrolment made through the hub's REST API reaches every box.
+`GET /sync/v1/status` (api-key protected) reports either side for people and scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from edge.config import Settings
+from edge.store.entities import EntityStore
+from edge.sync.hub import Hub
+from edge.sync.hub_sqlite import SqliteHubStore
+from edge.sync.link import HttpLink, HubLink, LocalLink, client_tls
+from edge.sync.worker import SyncWorker, sync_instances
+from edge.usererror import UserError
+
+log = logging.getLogger("edge.sync")
+
+#: The paths boxes call with a bearer token instead of an api-key.
+BEARER_PATHS = frozenset({"/sync/v1/push", "/sync/v1/feed", "/sync/v1/digest", "/sync/v1/bucket"})
+
+
+class SyncService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hub: Hub | None = None
+        self.worker: SyncWorker | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._link: HubLink | None = None
+
+    @property
+    def is_hub(self) -> bool:
+        return self.settings.sync.role == "hub"
+
+    def routes(self) -> list[web.RouteDef]:
+        out = [
+            web.get("/sync/v1/status", self.status_route),
+            web.post("/sync/v1/now", self.now_route),
+        ]
+        if self.is_hub:
+            out += [
+                web.post("/sync/v1/push", self._push),
+                web.get("/sync/v1/feed", self._feed),
+                web.get("/sync/v1/digest", self._digest),
+                web.get("/sync/v1/bucket", self._bucket),
+            ]
+        return out
+
+    async def _push(self, request: web.Request) -> web.StreamResponse:
+        if self.hub is None:
+            return _not_started()
+        return await self.hub.push(request)
+
+    async def _feed(self, request: web.Request) -> web.StreamResponse:
+        if self.hub is None:
+            return _not_started()
+        return await self.hub.feed(request)
+
+    async def _digest(self, request: web.Request) -> web.StreamResponse:
+        if self.hub is None:
+            return _not_started()
+        return await self.hub.digest(request)
+
+    async def _bucket(self, request: web.Request) -> web.StreamResponse:
+        if self.hub is None:
+            return _not_started()
+        return await self.hub.bucket(request)
+
+    async def status_route(self, request: web.Request) -> web.Response:
+        return web.json_response(await asyncio.to_thread(self.report))
+
+    async def now_route(self, request: web.Request) -> web.Response:
+        """`edge-face sync now`: one full cycle, answered with the status after it."""
+        error = None
+        if self.worker is not None:
+            try:
+                await self.worker.sync_now()
+            except Exception as e:  # reported to the operator, who asked for this cycle
+                error = str(e)
+        out = await asyncio.to_thread(self.report)
+        out["error"] = error
+        return web.json_response(out, status=200 if error is None else 502)
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.hub is not None:
+            out["hub"] = self.hub.report()
+        if self.worker is not None:
+            out["box"] = self.worker.report()
+        return out
+
+    @property
+    def stale(self) -> bool:
+        return self.worker is not None and self.worker.stale
+
+    async def start(self, store: EntityStore) -> None:
+        s = self.settings
+        keys = [k.instance for k in s.server.api_keys]
+        instances = sync_instances(s.sync.instances, keys)
+        if self.is_hub:
+            path = (s.sync.hub_path or s.data_dir / "hub.sqlite3").expanduser()
+            hub_store = await asyncio.to_thread(SqliteHubStore, path)
+            self.hub = Hub(hub_store, s.sync, fingerprint=store.pack_fingerprint)
+            log.info("sync hub: %s (epoch %s), %d boxes", path, hub_store.epoch, len(s.sync.boxes))
+            self._link = LocalLink(hub_store, notifier=self.hub.notifier)
+            name = "hub"
+        else:
+            assert s.sync.upstream is not None and s.sync.token is not None
+            try:
+                tls = None
+                if s.sync.upstream.startswith("https:"):
+                    tls = client_tls(s.sync.ca_file, s.sync.cert_file, s.sync.key_file)
+            except (OSError, ValueError) as e:
+                raise UserError(f"sync TLS files (sync.ca_file/cert_file/key_file): {e}") from None
+            self._link = HttpLink(s.sync.upstream, s.sync.token.get_secret_value(), tls=tls)
+            name = s.device_id
+            log.info("sync: box %s -> %s, instances %s", name, s.sync.upstream, instances)
+        self.worker = SyncWorker(store, s.sync, self._link, instances, name=name)
+        self._task = asyncio.create_task(self.worker.run(), name="edge-sync")
+
+    def cleanup_ctx(
+        self, store: Callable[[], EntityStore]
+    ) -> Callable[[web.Application], AsyncIterator[None]]:
+        """An aiohttp cleanup context: start once `store()` exists (the app's store
+        context runs first), stop at shutdown."""
+
+        async def ctx(app: web.Application) -> AsyncIterator[None]:
+            await self.start(store())
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return ctx
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._link is not None:
+            await self._link.close()
+        if self.hub is not None:
+            await asyncio.to_thread(self.hub.store.close)
+
+
+def _not_started() -> web.Response:
+    return web.json_response(
+        {"code": 503, "name": "service_unavailable", "message": "sync hub is starting; retry"},
+        status=503,
+    )
+
+
+SYNC = web.AppKey("edge.sync", SyncService)
