@@ -1,8 +1,9 @@
-"""The HubStore contract (edge.sync.hubstore), run against every engine on a real file."""
+"""The HubStore contract (edge.sync.hubstore), run against every engine: a real SQLite
+file and a real PostgreSQL database (a private cluster the tests start)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,17 +11,44 @@ import numpy as np
 import pytest
 
 from edge.store.hlc import Hlc
+from edge.sync.hub_postgres import PostgresHubStore
 from edge.sync.hub_sqlite import SqliteHubStore
 from edge.sync.hubstore import HubStore
 from edge.sync.record import Meta, Record, Vector, Versioned, tombstone
+from tests.support.postgres import postgres  # noqa: F401  (the cluster fixture)
 
 
-@pytest.fixture(params=["sqlite"])
-def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
-    store = SqliteHubStore(tmp_path / "hub.sqlite3")
-    assert isinstance(store, HubStore)
-    yield store
-    store.close()
+OpenHub = Callable[[str], HubStore]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenHub]:
+    """Opens the hub store called `name` of this test's engine: an SQLite file, or a
+    database of the test PostgreSQL cluster (the same name opens the same data again)."""
+    opened: list[HubStore] = []
+    urls: dict[str, str] = {}
+
+    def open_(name: str) -> HubStore:
+        store: HubStore
+        if request.param == "sqlite":
+            store = SqliteHubStore(tmp_path / f"{name}.sqlite3")
+        else:
+            cluster = request.getfixturevalue("postgres")
+            if name not in urls:
+                urls[name] = cluster.new_database()
+            store = PostgresHubStore(urls[name])
+        assert isinstance(store, HubStore)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def hub(open_hub: OpenHub) -> HubStore:
+    return open_hub("hub")
 
 
 def rec(uuid: str, ms: int, key: str = "k", fp: str = "fp-a", inst: str = "i1") -> Record:
@@ -108,15 +136,14 @@ def test_snapshot_pages_live_records_and_the_tail_follows(hub: HubStore) -> None
     assert [r.uuid for _, r in tail.records] == ["u1"]
 
 
-def test_epoch_survives_reopen(tmp_path: Path) -> None:
-    a = SqliteHubStore(tmp_path / "h.sqlite3")
+def test_epoch_survives_reopen(open_hub: OpenHub) -> None:
+    a = open_hub("h")
     epoch = a.epoch
     a.push("box-a", [(1, rec("u1", 10))])
     a.close()
-    b = SqliteHubStore(tmp_path / "h.sqlite3")
+    b = open_hub("h")
     assert b.epoch == epoch and b.acked("box-a") == 1 and b.get("u1") is not None
-    b.close()
-    assert SqliteHubStore(tmp_path / "other.sqlite3").epoch != epoch
+    assert open_hub("other").epoch != epoch
 
 
 def test_concurrent_group_edits_merge_and_are_counted_as_conflicts(hub: HubStore) -> None:
