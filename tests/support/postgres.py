@@ -32,7 +32,8 @@ from tests.support.net import free_port
 
 def pg_bindir() -> Path | None:
     """The newest installed server's bin dir (None: `apt-get install postgresql`)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    found.sort(key=lambda p: int(p.split("/")[4]))
     return Path(found[-1]).parent if found else None
 
 
@@ -66,7 +67,9 @@ class PgCluster:
         )  # fmt: skip
         pwfile.unlink()
         opts = [
-            f"-p {self.port}", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''",
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            "-c unix_socket_directories=''",
         ]
         if not durable:  # tests never pull the plug; fsync only slows them down
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]

@@ -3,6 +3,7 @@ file and a real PostgreSQL database (a private cluster the tests start)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,6 @@ from edge.sync.hub_sqlite import SqliteHubStore
 from edge.sync.hubstore import HubStore
 from edge.sync.record import Meta, Record, Vector, Versioned, tombstone
 from tests.support.postgres import postgres  # noqa: F401  (the cluster fixture)
-
 
 OpenHub = Callable[[str], HubStore]
 
@@ -157,3 +157,54 @@ def test_concurrent_group_edits_merge_and_are_counted_as_conflicts(hub: HubStore
     got = hub.get("u1")
     assert got is not None and got.meta is not None and got.expiry is not None
     assert (got.meta.value.key, got.expiry.value) == ("renamed", 1_900_000_000)
+
+
+def test_a_reader_paging_during_concurrent_pushes_of_two_hub_processes_skips_nothing(
+    open_hub: OpenHub,
+) -> None:
+    """Rule 2 with several hub processes: two store objects on the same data (two
+    connections, as two hub processes hold) push at once while a reader pages the feed
+    with a small limit. A sequence that became visible after a larger one had been read
+    would be stepped over by the reader's cursor and never seen."""
+    hubs = [open_hub("hub"), open_hub("hub")]
+    reader = open_hub("hub")
+    batches, per_batch = 40, 5
+    written = {
+        f"w{w}-{b:03}-{i}" for w in range(2) for b in range(batches) for i in range(per_batch)
+    }
+    errors: list[BaseException] = []
+
+    def write(w: int) -> None:
+        try:
+            for b in range(batches):
+                changes = [(b * per_batch + i + 1, rec(f"w{w}-{b:03}-{i}", 1000 + b))
+                           for i in range(per_batch)]  # fmt: skip
+                hubs[w].push(f"box-{w}", changes)
+        except BaseException as e:  # surfaced below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    seen: list[str] = []
+    seqs: list[int] = []
+    cursor = 0
+
+    def page() -> None:
+        nonlocal cursor
+        got = reader.feed(["i1"], "fp-a", cursor, 7)
+        seen.extend(r.uuid for _, r in got.records)
+        seqs.extend(s for s, _ in got.records)
+        assert got.next >= cursor
+        cursor = got.next
+
+    while any(t.is_alive() for t in threads):
+        page()
+    for t in threads:
+        t.join()
+    assert not errors
+    while cursor < reader.head():
+        page()
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert len(seen) == len(set(seen))  # every entity once: each was written once
+    assert set(seen) == written  # nothing committed behind the cursor was skipped
