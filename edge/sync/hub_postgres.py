@@ -29,7 +29,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Final
 
 import psycopg
@@ -71,6 +71,25 @@ def describe(url: str) -> str:
     host = d.get("host") or "localhost"
     user = f"{d['user']}@" if d.get("user") else ""
     return f"{user}{host}:{d.get('port') or 5432}/{d.get('dbname') or ''}"
+
+
+def open_error(e: Exception, url: str, password: str | None) -> str:
+    """What `serve` says when the hub database cannot be opened: the setting, the database,
+    the server's reason with any password blanked out, and what to check."""
+    why = " ".join(str(e).split()) or type(e).__name__
+    secrets_: list[object] = [password]
+    with suppress(psycopg.Error):
+        secrets_.append(conninfo_to_dict(url).get("password"))
+    for secret in secrets_:
+        if secret:
+            why = why.replace(str(secret), "***")
+    hint = (
+        "check that the server runs and accepts connections from this host for this user "
+        "and password (from the URL, sync.hub_database_password_file, PGPASSWORD or ~/.pgpass)"
+        if isinstance(e, psycopg.OperationalError)
+        else "check the URL and that this user may create tables in that database"
+    )
+    return f"sync.hub_database: cannot open the hub database {describe(url)}: {why}; {hint}"
 
 
 class PostgresHubStore:

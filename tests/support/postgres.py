@@ -6,8 +6,9 @@ port only (no unix socket), and uses password (scram) authentication, so the tes
 through the same login a production hub does. PostgreSQL refuses to run as root: as root
 the server runs as the `postgres` user the package creates.
 
-`shared_cluster()` starts one per test process on first use and stops it at exit; the
-`postgres` fixture hands it to tests (import the fixture into the test module).
+`shared_cluster()` is the test session's one cluster: started on first use (so a run without
+PostgreSQL tests never starts it), stopped when the test process exits; tests take a fresh
+database of it each (`new_database()`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.support.net import free_port
 
@@ -121,8 +119,3 @@ def shared_cluster() -> PgCluster:
         _cluster = PgCluster()
         atexit.register(_cluster.stop)
     return _cluster
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PgCluster]:
-    yield shared_cluster()

@@ -16,7 +16,7 @@ from edge.sync.hub_postgres import PostgresHubStore
 from edge.sync.hub_sqlite import SqliteHubStore
 from edge.sync.hubstore import HubStore
 from edge.sync.record import Meta, Record, Vector, Versioned, tombstone
-from tests.support.postgres import postgres  # noqa: F401  (the cluster fixture)
+from tests.support.postgres import shared_cluster
 
 OpenHub = Callable[[str], HubStore]
 
@@ -33,7 +33,7 @@ def open_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenHub
         if request.param == "sqlite":
             store = SqliteHubStore(tmp_path / f"{name}.sqlite3")
         else:
-            cluster = request.getfixturevalue("postgres")
+            cluster = shared_cluster()  # one per test session
             if name not in urls:
                 urls[name] = cluster.new_database()
             store = PostgresHubStore(urls[name])
