@@ -17,7 +17,9 @@ Several stateless hub processes can sit in front of one database. What makes tha
 * `feed` and `snapshot` read `max(seq)` and the rows in one REPEATABLE READ snapshot, so
   a short page's cursor jump to the head cannot pass a row the page did not see.
 * Connections come from a small per-store pool, one per calling thread at a time; each
-  method is one transaction on one connection.
+  method is one transaction on one connection. When the server restarts, the call that
+  meets a dead connection fails (the box retries, as after any failed call) and the pool
+  drops every idle connection with it, so the next call connects afresh.
 
 A tombstone overwrites its entity's row. PostgreSQL keeps the old row version until VACUUM
 reclaims it (autovacuum does so on its own); run `VACUUM records` after erasing faces if
@@ -165,6 +167,13 @@ class PostgresHubStore:
                 if snapshot:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield cur
+        except psycopg.OperationalError:
+            if conn.broken:  # the server restarted or the link dropped: so did the idle ones,
+                with self._lock:  # and the caller's retry must get a fresh connection
+                    idle, self._idle = self._idle, []
+                for other in idle:
+                    other.close()
+            raise
         finally:
             self._give(conn)
 

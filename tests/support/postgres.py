@@ -70,7 +70,7 @@ class PgCluster:
             "-c unix_socket_directories=''",
         ]
         if not durable:  # tests never pull the plug; fsync only slows them down
-            opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+            opts += ["-c fsync=off", "-c full_page_writes=off"]
         self._pg(
             "pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"),
             "-o", " ".join(opts), "-w", "-t", "60", "start",
@@ -98,6 +98,11 @@ class PgCluster:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def restart(self) -> None:
+        """A crash-like (immediate) restart: every client connection is cut."""
+        log = str(self.base / "server.log")
+        self._pg("pg_ctl", "-D", str(self.data), "-l", log, "-m", "immediate", "-w", "restart")
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
