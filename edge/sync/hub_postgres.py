@@ -16,6 +16,9 @@ Several stateless hub processes can sit in front of one database. What makes tha
   batched (hundreds of records a transaction), so one writer at a time costs little.
 * `feed` and `snapshot` read `max(seq)` and the rows in one REPEATABLE READ snapshot, so
   a short page's cursor jump to the head cannot pass a row the page did not see.
+* A push that moved the feed sends a NOTIFY (delivered at its commit) that every hub
+  process LISTENs for (`listen`), so a box long-polling one hub process wakes when
+  another one took the push, not when its poll times out.
 * Connections come from a small per-store pool, one per calling thread at a time; each
   method is one transaction on one connection. When the server restarts, the call that
   meets a dead connection fails (the box retries, as after any failed call) and the pool
@@ -28,9 +31,11 @@ the freed bytes must be gone at once.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Final
 
@@ -41,7 +46,10 @@ from edge.sync.codec import FeedPage, decode_record, encode_record, pack, unpack
 from edge.sync.hubstore import HubCounts, PushResult, SnapshotPage
 from edge.sync.record import Record, for_fingerprint, merge
 
+log = logging.getLogger("edge.sync")
+
 SCHEMA_VERSION: Final = 1
+_CHANNEL: Final = "edge_hub_feed"  # NOTIFY channel: "the feed moved"
 # One lock id for every hub process on a database (advisory locks are per database).
 _PUSH_LOCK: Final = 0x6564_6765_6875_62  # "edgehub"
 _SCHEMA: Final = (
@@ -109,6 +117,7 @@ class PostgresHubStore:
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._listener: threading.Thread | None = None
         with self._tx() as c:
             c.execute("SELECT pg_advisory_xact_lock(%s)", (_PUSH_LOCK,))  # racing hub starts
             for stmt in _SCHEMA:
@@ -228,6 +237,8 @@ class PostgresHubStore:
                 "ON CONFLICT (origin) DO UPDATE SET acked = excluded.acked",
                 (origin, new_acked),
             )
+            if writes:  # sent at commit, to the listeners of every hub process
+                c.execute("SELECT pg_notify(%s, '')", (_CHANNEL,))
         return PushResult(new_acked, applied, unchanged, skipped, conflicts)
 
     def acked(self, origin: str) -> int:
@@ -316,9 +327,40 @@ class PostgresHubStore:
             origins = int(row[0]) if row else 0
         return HubCounts(int(n) - int(dead), int(dead), int(head), origins)
 
+    def listen(self, changed: Callable[[], None]) -> None:
+        """Call `changed()` (from a thread of its own) whenever a push of ANY hub process on
+        this database moved the feed, and once after each (re)connection, since
+        notifications sent while disconnected are lost. Until `close()`."""
+        if self._listener is None:
+            self._listener = threading.Thread(
+                target=self._listen, args=(changed,), name="edge-hub-listen", daemon=True
+            )
+            self._listener.start()
+
+    def _listen(self, changed: Callable[[], None]) -> None:
+        delay = 0.5
+        while not self._closed:
+            try:
+                with psycopg.connect(self._url, **self._kwargs) as conn:
+                    conn.execute(f"LISTEN {_CHANNEL}")
+                    changed()
+                    delay = 0.5
+                    while not self._closed:
+                        for _ in conn.notifies(timeout=1.0):
+                            changed()
+            except psycopg.OperationalError as e:
+                if self._closed:
+                    return
+                log.warning("sync hub: feed notifications from %s lost (%s); reconnecting "
+                            "in %.1f s", self.where, " ".join(str(e).split()), delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        if self._listener is not None and self._listener is not threading.current_thread():
+            self._listener.join(5)

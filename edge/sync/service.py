@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -112,6 +113,9 @@ class SyncService:
         if self.is_hub:
             hub_store, where = await asyncio.to_thread(open_hub_store, s)
             self.hub = Hub(hub_store, s.sync)
+            listen = getattr(hub_store, "listen", None)
+            if listen is not None:  # PostgreSQL: other hub processes' pushes wake polls here
+                listen(_threadsafe(asyncio.get_running_loop(), self.hub.notifier.changed))
             log.info("sync hub: %s (epoch %s), %d boxes", where, hub_store.epoch, len(s.sync.boxes))
             self._link = LocalLink(hub_store, notifier=self.hub.notifier)
             name = "hub"
@@ -166,6 +170,16 @@ def open_hub_store(s: Settings) -> tuple[HubStore, str]:
         return PostgresHubStore(url, password=password), describe(url)
     except Exception as e:
         raise UserError(open_error(e, url, password)) from None
+
+
+def _threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> Callable[[], None]:
+    """`fn` run on `loop`, callable from another thread (a no-op once the loop closed)."""
+
+    def call() -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(fn)
+
+    return call
 
 
 def _not_started() -> web.Response:

@@ -105,10 +105,13 @@ def test_two_hub_processes_on_one_postgresql_serve_one_fleet(
 ) -> None:
     """Two stateless `edge-face serve` hubs share one database; a box pushes to the first,
     and the second hub's own gallery (it pulls the shared feed) receives the enrolment and
-    then the delete. Neither hub logs the database password."""
+    then the delete, woken by the database's notification rather than a poll timeout.
+    Neither hub logs the database password."""
     url = pg.new_database()
     token = "pg-fleet-token-0123456789abcdef"
-    hub_sync = {"role": "hub", "hub_database": url, "long_poll_s": 2,
+    # The hubs' own long-polls outlast the waits below: the second hub's gallery only gets
+    # the change in time if the first hub's commit wakes it (NOTIFY).
+    hub_sync = {"role": "hub", "hub_database": url, "long_poll_s": 200,
                 "boxes": [{"id": "box-a", "token_sha256": [token_hash(token)],
                            "instances": [INSTANCE]}]}  # fmt: skip
     hubs = [Node(f"hub{i}", write_cfg(tmp_path / f"hub{i}" / "edge.yaml", model_dir, hub_sync,
@@ -123,10 +126,10 @@ def test_two_hub_processes_on_one_postgresql_serve_one_fleet(
             node.start()
         photo = pic(testdata / "faces_by_identity" / "barack_obama", "1")
         uuid = box.enrol(photo, "obama")
-        eventually(lambda: hubs[1].has(uuid), why="the second hub's gallery gets it")
+        eventually(lambda: hubs[1].has(uuid), 90, why="the second hub's gallery gets it")
         assert hubs[0].has(uuid)
         assert box.call("DELETE", f"{FACES}/{uuid}")[0] == 204
-        eventually(lambda: not hubs[1].has(uuid), why="the delete reaches the second hub")
+        eventually(lambda: not hubs[1].has(uuid), 90, why="the delete reaches the second hub")
         store = PostgresHubStore(url)
         try:
             got = store.get(uuid)
@@ -163,3 +166,22 @@ def test_the_store_recovers_after_the_server_restarts(pg: PgCluster) -> None:
         assert store.push("box-a", [(2, tombstone("u2", "i1", Hlc(11, 0, "box-a")))]).applied == 1
     finally:
         store.close()
+
+
+def test_a_push_through_one_store_wakes_the_listeners_of_another(pg: PgCluster) -> None:
+    """Two hub processes: the one that did not take a push learns of it from PostgreSQL."""
+    from edge.store.hlc import Hlc
+    from edge.sync.record import tombstone
+
+    url = pg.new_database()
+    a, b = PostgresHubStore(url), PostgresHubStore(url)
+    woke = threading.Event()
+    try:
+        a.listen(woke.set)
+        assert woke.wait(30), "listening (the first wake-up follows the connection)"
+        woke.clear()
+        b.push("box-b", [(1, tombstone("u1", "i1", Hlc(10, 0, "box-b")))])
+        assert woke.wait(30), "b's commit reached a's listener"
+    finally:
+        a.close()
+        b.close()
