@@ -22,6 +22,7 @@ from tests.support.faces import FACES
 from tests.support.images import pic
 from tests.support.net import free_port
 from tests.support.postgres import PgCluster, shared_cluster
+from tests.support.servers import serve_process
 from tests.sync.test_fleet import INSTANCE, Node, eventually, write_cfg
 
 
@@ -185,3 +186,21 @@ def test_a_push_through_one_store_wakes_the_listeners_of_another(pg: PgCluster) 
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.slow
+def test_serve_with_an_unreachable_database_exits_naming_the_setting(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    url = f"postgresql://edge:s3cret-pw@127.0.0.1:{free_port()}/hub"  # nothing listens there
+    cfg = write_cfg(tmp_path / "edge.yaml", model_dir, {**HUB, "hub_database": url}, "hub")
+    log = tmp_path / "serve.log"
+    proc = serve_process(cfg, free_port(), log)
+    try:
+        assert proc.wait(300) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "sync.hub_database: cannot open the hub database edge@127.0.0.1:" in text, text
+    assert "s3cret-pw" not in text and "Traceback" not in text
