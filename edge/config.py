@@ -308,6 +308,14 @@ class SyncConfig(Section):
         3600, ge=0, description="compare bucket digests with the hub this often; 0 = never"
     )
     hub_path: Path | None = Field(None, description="hub database; default <data_dir>/hub.sqlite3")
+    hub_database: SecretStr | None = Field(
+        None,
+        description="hub: postgresql://user@host:5432/db to keep the hub in PostgreSQL "
+        "instead of the SQLite file (pip install 'edge-face[hub-postgres]')",
+    )
+    hub_database_password_file: Path | None = Field(
+        None, description="hub: file holding the PostgreSQL password (or PGPASSWORD, ~/.pgpass)"
+    )
     boxes: list[SyncBoxConfig] = Field(default_factory=list, description="hub: the boxes served")
 
     @model_validator(mode="after")
@@ -322,6 +330,15 @@ class SyncConfig(Section):
             raise ValueError("sync.cert_file and sync.key_file go together")
         if self.require_client_cert and self.client_ca_file is None:
             raise ValueError("sync.require_client_cert needs sync.client_ca_file (the CA)")
+        if self.hub_database is not None:
+            scheme = self.hub_database.get_secret_value().partition("://")[0]
+            if scheme not in ("postgresql", "postgres"):
+                raise ValueError(
+                    "sync.hub_database takes a postgresql://user@host:port/dbname URL "
+                    "(leave it unset for the SQLite hub at sync.hub_path)"
+                )
+            if self.hub_path is not None:
+                raise ValueError("set sync.hub_database (PostgreSQL) or sync.hub_path, not both")
         return self
 
 

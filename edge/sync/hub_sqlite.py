@@ -129,12 +129,17 @@ class SqliteHubStore:
     def feed(self, instances: Sequence[str], fingerprint: str, after: int, limit: int) -> FeedPage:
         marks = ",".join("?" * len(instances))
         with self._lock:
-            head = int(self._db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
-            rows = self._db.execute(
-                f"SELECT seq, body FROM records WHERE instance IN ({marks}) AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                (*instances, after, limit),
-            ).fetchall()
+            self._db.execute("BEGIN")  # head and rows from one snapshot (another process writes)
+            try:
+                db = self._db
+                head = int(db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
+                rows = db.execute(
+                    f"SELECT seq, body FROM records WHERE instance IN ({marks}) AND seq > ? "
+                    "ORDER BY seq LIMIT ?",
+                    (*instances, after, limit),
+                ).fetchall()
+            finally:
+                self._db.execute("COMMIT")
         out: list[tuple[int, Record]] = []
         for seq, body in rows:
             view = for_fingerprint(_decode(body), fingerprint)

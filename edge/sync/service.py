@@ -22,6 +22,7 @@ from edge.config import Settings
 from edge.store.entities import EntityStore
 from edge.sync.hub import Hub
 from edge.sync.hub_sqlite import SqliteHubStore
+from edge.sync.hubstore import HubStore
 from edge.sync.link import HttpLink, HubLink, LocalLink, client_tls
 from edge.sync.worker import SyncWorker, sync_instances
 from edge.usererror import UserError
@@ -110,10 +111,12 @@ class SyncService:
         keys = [k.instance for k in s.server.api_keys]
         instances = sync_instances(s.sync.instances, keys)
         if self.is_hub:
-            path = (s.sync.hub_path or s.data_dir / "hub.sqlite3").expanduser()
-            hub_store = await asyncio.to_thread(SqliteHubStore, path)
+            hub_store, where = await asyncio.to_thread(open_hub_store, s)
             self.hub = Hub(hub_store, s.sync, fingerprint=store.pack_fingerprint)
-            log.info("sync hub: %s (epoch %s), %d boxes", path, hub_store.epoch, len(s.sync.boxes))
+            listen = getattr(hub_store, "listen", None)
+            if listen is not None:  # PostgreSQL: other hub processes' pushes wake polls here
+                listen(_threadsafe(asyncio.get_running_loop(), self.hub.notifier.changed))
+            log.info("sync hub: %s (epoch %s), %d boxes", where, hub_store.epoch, len(s.sync.boxes))
             self._link = LocalLink(hub_store, notifier=self.hub.notifier)
             name = "hub"
         else:
@@ -154,6 +157,44 @@ class SyncService:
             await self._link.close()
         if self.hub is not None:
             await asyncio.to_thread(self.hub.store.close)
+
+
+def open_hub_store(s: Settings) -> tuple[HubStore, str]:
+    """The hub's store and where it lives (for logs: never a password). SQLite at
+    `sync.hub_path` unless `sync.hub_database` names a PostgreSQL database."""
+    if s.sync.hub_database is None:
+        path = (s.sync.hub_path or s.data_dir / "hub.sqlite3").expanduser()
+        return SqliteHubStore(path), str(path)
+    url = s.sync.hub_database.get_secret_value()
+    try:
+        from edge.sync.hub_postgres import PostgresHubStore, describe, open_error
+    except ImportError:
+        raise UserError(
+            "sync.hub_database is a PostgreSQL URL but the PostgreSQL driver is not "
+            "installed: pip install 'edge-face[hub-postgres]' (or unset sync.hub_database "
+            "to keep the hub in SQLite)"
+        ) from None
+    password = None
+    if s.sync.hub_database_password_file is not None:
+        try:
+            password = s.sync.hub_database_password_file.expanduser().read_text().strip()
+        except OSError as e:
+            msg = f"sync.hub_database_password_file: {e.strerror}: {e.filename}"
+            raise UserError(msg) from None
+    try:
+        return PostgresHubStore(url, password=password), describe(url)
+    except Exception as e:
+        raise UserError(open_error(e, url, password)) from None
+
+
+def _threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> Callable[[], None]:
+    """`fn` run on `loop`, callable from another thread (a no-op once the loop closed)."""
+
+    def call() -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(fn)
+
+    return call
 
 
 def _not_started() -> web.Response:

@@ -1,8 +1,10 @@
-"""The HubStore contract (edge.sync.hubstore), run against every engine on a real file."""
+"""The HubStore contract (edge.sync.hubstore), run against every engine: a real SQLite
+file and a real PostgreSQL database (a private cluster the tests start)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,17 +12,43 @@ import numpy as np
 import pytest
 
 from edge.store.hlc import Hlc
+from edge.sync.hub_postgres import PostgresHubStore
 from edge.sync.hub_sqlite import SqliteHubStore
 from edge.sync.hubstore import HubStore
 from edge.sync.record import Meta, Record, Vector, Versioned, tombstone
+from tests.support.postgres import shared_cluster
+
+OpenHub = Callable[[str], HubStore]
 
 
-@pytest.fixture(params=["sqlite"])
-def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
-    store = SqliteHubStore(tmp_path / "hub.sqlite3")
-    assert isinstance(store, HubStore)
-    yield store
-    store.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenHub]:
+    """Opens the hub store called `name` of this test's engine: an SQLite file, or a
+    database of the test PostgreSQL cluster (the same name opens the same data again)."""
+    opened: list[HubStore] = []
+    urls: dict[str, str] = {}
+
+    def open_(name: str) -> HubStore:
+        store: HubStore
+        if request.param == "sqlite":
+            store = SqliteHubStore(tmp_path / f"{name}.sqlite3")
+        else:
+            cluster = shared_cluster()  # one per test session
+            if name not in urls:
+                urls[name] = cluster.new_database()
+            store = PostgresHubStore(urls[name])
+        assert isinstance(store, HubStore)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def hub(open_hub: OpenHub) -> HubStore:
+    return open_hub("hub")
 
 
 def rec(uuid: str, ms: int, key: str = "k", fp: str = "fp-a", inst: str = "i1") -> Record:
@@ -108,15 +136,14 @@ def test_snapshot_pages_live_records_and_the_tail_follows(hub: HubStore) -> None
     assert [r.uuid for _, r in tail.records] == ["u1"]
 
 
-def test_epoch_survives_reopen(tmp_path: Path) -> None:
-    a = SqliteHubStore(tmp_path / "h.sqlite3")
+def test_epoch_survives_reopen(open_hub: OpenHub) -> None:
+    a = open_hub("h")
     epoch = a.epoch
     a.push("box-a", [(1, rec("u1", 10))])
     a.close()
-    b = SqliteHubStore(tmp_path / "h.sqlite3")
+    b = open_hub("h")
     assert b.epoch == epoch and b.acked("box-a") == 1 and b.get("u1") is not None
-    b.close()
-    assert SqliteHubStore(tmp_path / "other.sqlite3").epoch != epoch
+    assert open_hub("other").epoch != epoch
 
 
 def test_concurrent_group_edits_merge_and_are_counted_as_conflicts(hub: HubStore) -> None:
@@ -138,3 +165,54 @@ def test_a_box_restored_from_a_backup_reusing_sequences_is_not_ignored(hub: HubS
     res = hub.push("box-a", [(2, rec("u3", 12))])
     assert res.skipped == 1 and res.applied == 1
     assert hub.get("u3") is not None and hub.acked("box-a") == 2
+
+
+def test_a_reader_paging_during_concurrent_pushes_of_two_hub_processes_skips_nothing(
+    open_hub: OpenHub,
+) -> None:
+    """Rule 2 with several hub processes: two store objects on the same data (two
+    connections, as two hub processes hold) push at once while a reader pages the feed
+    with a small limit. A sequence that became visible after a larger one had been read
+    would be stepped over by the reader's cursor and never seen."""
+    hubs = [open_hub("hub"), open_hub("hub")]
+    reader = open_hub("hub")
+    batches, per_batch = 40, 5
+    written = {
+        f"w{w}-{b:03}-{i}" for w in range(2) for b in range(batches) for i in range(per_batch)
+    }
+    errors: list[BaseException] = []
+
+    def write(w: int) -> None:
+        try:
+            for b in range(batches):
+                changes = [(b * per_batch + i + 1, rec(f"w{w}-{b:03}-{i}", 1000 + b))
+                           for i in range(per_batch)]  # fmt: skip
+                hubs[w].push(f"box-{w}", changes)
+        except BaseException as e:  # surfaced below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    seen: list[str] = []
+    seqs: list[int] = []
+    cursor = 0
+
+    def page() -> None:
+        nonlocal cursor
+        got = reader.feed(["i1"], "fp-a", cursor, 7)
+        seen.extend(r.uuid for _, r in got.records)
+        seqs.extend(s for s, _ in got.records)
+        assert got.next >= cursor
+        cursor = got.next
+
+    while any(t.is_alive() for t in threads):
+        page()
+    for t in threads:
+        t.join()
+    assert not errors
+    while cursor < reader.head():
+        page()
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert len(seen) == len(set(seen))  # every entity once: each was written once
+    assert set(seen) == written  # nothing committed behind the cursor was skipped

@@ -14,9 +14,12 @@ import pytest
 
 from edge.config import SyncConfig
 from edge.store import EntityStore
+from edge.sync.hub_postgres import PostgresHubStore
 from edge.sync.hub_sqlite import SqliteHubStore
+from edge.sync.hubstore import HubStore
 from edge.sync.link import LocalLink
 from edge.sync.worker import SyncWorker
+from tests.support.postgres import shared_cluster
 
 FP = "pack-v1"
 INST = "inst-a"
@@ -27,9 +30,13 @@ def unit(seed: int, dim: int = 32) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[SqliteHubStore]:
-    h = SqliteHubStore(tmp_path / "hub.sqlite3")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
+    """Each box-and-hub test runs on both hub engines (PostgreSQL: the tests' cluster)."""
+    h: HubStore = (
+        SqliteHubStore(tmp_path / "hub.sqlite3") if request.param == "sqlite"
+        else PostgresHubStore(shared_cluster().new_database())
+    )  # fmt: skip
     yield h
     h.close()
 
@@ -268,8 +275,13 @@ async def test_digest_repair_finds_and_fixes_drift_both_ways(
     lost_at_b, lost_at_hub = uuids[0], uuids[1]
     with sqlite3.connect(b.store.path) as c:
         c.execute("DELETE FROM entities WHERE uuid = ?", (lost_at_b,))
-    with sqlite3.connect(hub.path) as c:
-        c.execute("DELETE FROM records WHERE uuid = ?", (lost_at_hub,))
+    if isinstance(hub, SqliteHubStore):
+        with sqlite3.connect(hub.path) as c:
+            c.execute("DELETE FROM records WHERE uuid = ?", (lost_at_hub,))
+    else:
+        assert isinstance(hub, PostgresHubStore)
+        with hub._tx() as cur:  # the same loss in the PostgreSQL hub's table
+            cur.execute("DELETE FROM records WHERE uuid = %s", (lost_at_hub,))
     assert await b.repair() == 2  # both buckets differ from b's view
     assert b.store.sync_load([lost_at_b]), "b got its row back from the hub"
     assert hub.get(lost_at_hub) is not None, "b pushed the hub's lost record back"
