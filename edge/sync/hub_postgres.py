@@ -201,8 +201,10 @@ class PostgresHubStore:
             acked = int(row[0]) if row else 0
             row = c.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()
             head = int(row[0]) if row else 0
-            todo = [(seq, rec) for seq, rec in changes if not 0 < seq <= acked]
-            skipped = len(changes) - len(todo)
+            # Merged even when already acknowledged (contract rule 1): the merge makes a
+            # resend change nothing, and a box restored from a backup reuses sequences.
+            todo = list(changes)
+            skipped = sum(1 for seq, _ in changes if 0 < seq <= acked)
             uuids = list({rec.uuid for _, rec in todo})
             current: dict[str, Record] = {}
             if uuids:

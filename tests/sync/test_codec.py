@@ -27,7 +27,7 @@ from edge.sync.codec import (
     pack,
 )
 from edge.sync.record import Record, Vector
-from tests.support.faces import shared_components
+from tests.support.engine import shared_models
 from tests.support.images import read_bgr
 from tests.sync.strategies import records
 
@@ -95,7 +95,7 @@ def test_fp16_wire_changes_real_similarity_scores_negligibly(
 ) -> None:
     """Every pair of real embeddings: the score of a gallery vector that travelled as fp16
     against a float32 probe, versus the original. Quoted in the README (run with -s)."""
-    _, pipe, _ = shared_components("", str(model_dir))
+    pipe = shared_models(str(model_dir)).pipeline
     fbi = testdata / "faces_by_identity"
     embs = [pipe.analyze_largest(read_bgr(fbi / p / f)).embedding for p, f in PHOTOS]
     embs = [normalise_vector(e) for e in embs]  # as the store keeps them
