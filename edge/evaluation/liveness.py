@@ -331,11 +331,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="write the full report (JSON) here")
     parser.add_argument("--threshold", type=float, help="override the recommended threshold")
+    parser.add_argument(
+        "--loso",
+        action="store_true",
+        help="leave-one-source-out report over every source of the test data (the folder's"
+        " parent: liveness/ plus faces_by_identity/ as bona fide control), shipped vs"
+        " previous vs re-fitted operating point; reports the worst source",
+    )
+    parser.add_argument(
+        "--attacks",
+        default="screen,print",
+        help="synthetic attacks made from the bona fide photos for --loso (comma list of"
+        " screen, print; 'none' for real data only; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic attacks (default: 0)"
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    data = testdata_dir(args.data, "eval liveness", "liveness")
     try:
-        samples = load_samples(testdata_dir(args.data, "eval liveness", "liveness"))
+        samples = load_samples(data)
     except (FileNotFoundError, ValueError) as e:
         print(f"edge-face eval liveness: {e}", file=sys.stderr)
         return 2
@@ -349,6 +366,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     registry = models.registry
+    if getattr(args, "loso", False):
+        from edge.evaluation.liveness_loso import run_loso
+
+        return run_loso(data.parent, scorer, models.pipeline, args)
     rows = score_samples(samples, scorer, models.pipeline)
     threshold = args.threshold if args.threshold is not None else scorer.params.threshold
     report = evaluate(rows, threshold)
