@@ -319,6 +319,13 @@ def format_table(report: dict[str, Any], measured: dict[str, Any] | None = None)
             f"{cv.get('scheme', 'cross-validated')} estimate: APCER {_pct(cv['apcer'])}, "
             f"BPCER {_pct(cv['bpcer'])}, ACER {_pct(cv['acer'])}, AUC {cv['auc']:.3f}"
         )
+    if measured and "worstSource" in measured:
+        lines.append(
+            f"NOTE: this data took part in choosing the operating point; the honest figure is "
+            f"{measured.get('method', 'leave-one-source-out')}: APCER {_pct(measured['apcer'])}"
+            f", BPCER {_pct(measured['bpcer'])}, ACER {_pct(measured['acer'])} "
+            "(per source: edge-face eval liveness --loso)"
+        )
     return "\n".join(lines)
 
 
