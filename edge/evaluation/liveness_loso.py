@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from edge.evaluation.attacks import map_face, matched_framing, synthesize
-from edge.evaluation.liveness import error_rates, find_face, load_samples, roc_auc
+from edge.evaluation.liveness_common import error_rates, find_face, load_samples, roc_auc
 from edge.vision.errors import FaceError
 from edge.vision.liveness import LivenessScorer, face_quality, live_logodds
 from edge.vision.pipeline import FacePipeline
