@@ -341,6 +341,11 @@ def main() -> int:
     args = ap.parse_args()
     if args.loso:
         return loso_main(args)
+    if args.write:
+        ap.error(
+            "the blocked-CV protocol only reports now; write a calibration with --loso --write "
+            "(leave-one-source-out, BPCER <= 5 percent on bona fide data)"
+        )
 
     if args.cache and args.cache.is_file():
         collected = json.loads(args.cache.read_text())
