@@ -16,9 +16,9 @@ import psutil
 
 from benchmarks.stats import p, peak_rss_mb, table, time_calls
 from edge.config import Settings, testdata_dir
+from edge.engine import Models
 from edge.runtime.backends import BackendError, open_session
 from edge.runtime.probe import probe_inputs
-from edge.runtime.registry import ModelRegistry
 
 #: the input photo when --image is not given, inside $EDGE_TESTDATA
 DEFAULT_IMAGE = "multi_face/fr_obama_and_biden.jpg"
@@ -41,8 +41,10 @@ def add_arguments(p_: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.pack:
-        settings.models.pack = args.pack
-    reg = ModelRegistry(settings)
+        settings = settings.model_copy(
+            update={"models": settings.models.model_copy(update={"pack": args.pack})}
+        )
+    reg = Models.load(settings).registry  # the pack's files; sessions are opened per backend below
     image = testdata_dir(args.image, "bench models", DEFAULT_IMAGE, flag="--image FILE")
     bgr = cv2.imread(str(image))
     if bgr is None:

@@ -26,13 +26,12 @@ import numpy as np
 
 from benchmarks.stats import p, peak_rss_mb, table, vm_hwm_mb
 from edge.config import Backend, Settings, testdata_dir
+from edge.engine import Models
 from edge.evaluation.verification import identity_items
 from edge.imaging.decode import decode_bytes
 from edge.runtime.backends import open_session
-from edge.runtime.registry import ModelRegistry
 from edge.vision.align import align_face
 from edge.vision.detection import ScrfdDetector, build_detectors
-from edge.vision.pipeline import FacePipeline
 from edge.vision.types import DetailFlags
 
 W, H = 640, 480
@@ -52,8 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def make_inputs(settings: Settings, data: Path, count: int) -> list[bytes]:
     """640x480 JPEGs of single-face photos, cropped 4:3 around the face and resized."""
-    reg = ModelRegistry(settings)
-    fast, slow = build_detectors(reg, settings)
+    fast, slow = build_detectors(Models.load(settings).registry, settings)
     checks = [fast, slow]
     scrfd = settings.model_dir / SCRFD_FILE
     if scrfd.is_file():  # the baseline's detector must see the same single face
@@ -108,9 +106,11 @@ def _timed(
 def _ours(
     settings: Settings, backend: Backend, inputs: list[bytes], runs: int, warmup: int
 ) -> dict[str, dict[str, np.ndarray]]:
-    s = settings.model_copy(deep=True)
-    s.models.backend = backend
-    pipe = FacePipeline(ModelRegistry(s), s)
+    # Each backend is its own registry (own sessions), loaded by the service's rule.
+    s = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"backend": backend})}
+    )
+    pipe = Models.load(s).pipeline
     pipe.warmup()
     fast, _ = build_detectors(pipe.registry, s)
     emb = pipe.embedder
@@ -161,9 +161,8 @@ def _insightface(
         from insightface.app import FaceAnalysis
     except ImportError:
         return None, "insightface not installed (pip install edge-face[bench])"
-    reg = ModelRegistry(settings)
     scrfd = settings.model_dir / SCRFD_FILE
-    rec = reg.path("embedding")
+    rec = Models.load(settings).registry.path("embedding")
     if not scrfd.is_file():
         return None, f"{scrfd.name} not installed (research-nc pack)"
     root = Path(tempfile.mkdtemp(prefix="edge-bench-if-"))

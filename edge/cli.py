@@ -60,6 +60,11 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
         "edge.commands.models",
         "INT8 variants of the heavy models, accuracy-gated",
     ),
+    (
+        ("models", "reenrol-report"),
+        "edge.commands.reenrol",
+        "which enrolments a move to another face model (v2, cc0) must re-enrol",
+    ),
     (("config", "show"), "edge.commands.config", "print the effective config (secrets masked)"),
     (("backup",), "edge.commands.admin", "copy the gallery to a file while the service runs"),
     (("restore",), "edge.commands.admin", "replace the gallery with a backup (service stopped)"),

@@ -181,6 +181,11 @@ class ServerConfig(Section):
         return self
 
 
+#: The face model name a pack serves when `names.face` is not set: its recognizer's name
+#: (V1 = MobileFaceNet, V2 = MobileFaceNet + dlib fused, CC0 = dlib alone).
+PACK_FACE_NAMES = {"v2": "EDGE_FACE_V2", "cc0": "EDGE_FACE_CC0"}
+
+
 class ModelNamesConfig(Section):
     face: str = "EDGE_FACE_V1"
     face_aliases: list[str] = Field(default_factory=lambda: ["JCV_FACE_K25000", "JCV_FACE_J10000"])
@@ -257,6 +262,16 @@ class LoggingConfig(Section):
     )
 
 
+class ConsoleConfig(Section):
+    """The web console at /console: signed in with an api-key, it sees that key's instance."""
+
+    enabled: bool = Field(True, description="serve /console (the same api-keys guard it)")
+    session_idle_s: float = Field(
+        8 * 3600, gt=0, description="a console session ends after this long unused"
+    )
+    max_sessions: int = Field(32, ge=1, description="signed-in sessions kept; oldest dropped")
+
+
 class Settings(BaseSettings):
     """The effective configuration of one edge-face process."""
 
@@ -276,11 +291,20 @@ class Settings(BaseSettings):
     cameras: list[CameraConfig] = Field(default_factory=list)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @model_validator(mode="after")
+    def _face_name_of_pack(self) -> Settings:
+        """A pack with another recognizer answers to its own model name unless one is set."""
+        face = PACK_FACE_NAMES.get(self.models.pack)
+        if face and "face" not in self.names.model_fields_set:
+            self.names.face = face
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -14,7 +14,10 @@ serve different things. The rules, stated once:
 
 `Models` (registry + pipeline + liveness) is the expensive, shareable half; an `Engine` is
 `Models` plus a store. Tests share one `Models` between servers, each with its own store;
-nothing else constructs the components.
+nothing else constructs the components. A variant (another backend or precision, INT8 off,
+another pack) is a settings variant: `Models.load(settings.model_copy(update=...))`. Only
+the unit tests of a component's own class, and measurements of that class alone, build it
+directly.
 """
 
 from __future__ import annotations
@@ -82,20 +85,29 @@ class Models:
 
 def open_store(
     settings: Settings,
-    registry: ModelRegistry,
+    registry: ModelRegistry | None = None,
     *,
+    fingerprint: str | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> EntityStore:
     """The store at `settings.store_path`, stamping vectors with the pack's fingerprint.
 
     With fleet sync the sync worker prunes the change log once the hub has acknowledged;
     without it nothing reads the log back, so the store keeps only a short window of it.
-    `clock` is for tests of expiry (real UTC time otherwise).
+    `fingerprint` stands in for the registry's where no model made the vectors (benchmarks,
+    tools and tests that fill a store with synthetic ones need no model pack); pass one of
+    the two. `clock` is for tests of expiry (real UTC time otherwise).
     """
+    if fingerprint is None:
+        if registry is None:
+            raise TypeError("open_store needs the model registry or a fingerprint")
+        fingerprint = registry.fingerprint
+    elif registry is not None:
+        raise TypeError("open_store takes the model registry or a fingerprint, not both")
     sync = settings.sync.enabled
     return EntityStore(
         settings.store_path,
-        pack_fingerprint=registry.fingerprint,
+        pack_fingerprint=fingerprint,
         clock=clock,
         change_log_keep_s=None if sync else settings.store.change_log_keep_s,
         change_log_keep_rows=None if sync else settings.store.change_log_keep_rows,

@@ -26,7 +26,6 @@ from edge.imaging.area import parse_area
 from edge.imaging.decode import DecodedImage, decode_image
 from edge.imaging.orientation import rotate_cw
 from edge.store.entities import Entity, EntityStore
-from edge.vision.align import align_face
 from edge.vision.geometry import PixelBox
 from edge.vision.liveness import LivenessResult
 from edge.vision.pipeline import FacePipeline
@@ -299,8 +298,8 @@ class Recognition:
         return [f for f in self.pipeline.detect_fast(bgr) if min(f.width, f.height) >= min_px]
 
     def align(self, bgr: np.ndarray, face: Face) -> np.ndarray:
-        """The 112x112 crop the embedder reads (kept per track; embedded only if needed)."""
-        return align_face(bgr, face.kps)
+        """The crop the embedder reads (kept per track; embedded only if needed)."""
+        return self.pipeline.embedder.align(bgr, face.kps)
 
     def embed(self, aligned: np.ndarray) -> np.ndarray:
         return self.pipeline.embedder.embed(aligned)

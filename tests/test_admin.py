@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 
 from edge.api.keyring import read_key_file
+from edge.config import load_settings
+from edge.engine import open_store
 from edge.store import EntityStore
 from edge.store.schema import MIGRATIONS
 
+#: the vectors here are synthetic: no model pack made them
 FINGERPRINT = "pack-admin-test"
 
 
@@ -49,6 +52,11 @@ def enrol(store: EntityStore, n: int, seed: int = 0, key: str = "") -> None:
         )
 
 
+def gallery(data_dir: Path) -> EntityStore:
+    """The gallery of `data_dir` as the service opens it (the file the CLI backs up)."""
+    return open_store(load_settings(None, data_dir=data_dir), fingerprint=FINGERPRINT)
+
+
 def count_rows(path: Path) -> int:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         return int(conn.execute("SELECT count(*) FROM entities").fetchone()[0])
@@ -63,7 +71,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(data_dir: Path) -> Iterator[EntityStore]:
-    s = EntityStore(data_dir / "edge.sqlite3", pack_fingerprint=FINGERPRINT)
+    s = gallery(data_dir)
     yield s
     s.close()
 
@@ -115,7 +123,7 @@ def test_backup_without_a_gallery_says_where_it_looked(data_dir: Path, tmp_path:
 
 def test_restore_refuses_while_open_then_restores(data_dir: Path, tmp_path: Path) -> None:
     live = data_dir / "edge.sqlite3"
-    store = EntityStore(live, pack_fingerprint=FINGERPRINT)
+    store = gallery(data_dir)
     enrol(store, 3, key="kept")
     backup = tmp_path / "b.sqlite3"
     assert cli(data_dir, "backup", str(backup)).returncode == 0
@@ -135,7 +143,7 @@ def test_restore_refuses_while_open_then_restores(data_dir: Path, tmp_path: Path
     assert len(previous) == 1 and count_rows(previous[0]) == 7
     assert stat.S_IMODE(previous[0].stat().st_mode) == 0o600
 
-    reopened = EntityStore(live, pack_fingerprint=FINGERPRINT)  # the service's next start
+    reopened = gallery(data_dir)  # the service's next start
     try:
         assert reopened.count() == 3
         assert {e.key for e in reopened.list("default", limit=10)[1]} == {"kept"}
@@ -148,7 +156,7 @@ def test_forced_restore_into_an_open_gallery_is_seen_by_its_readers(
 ) -> None:
     """--force writes through SQLite's locks: an open connection reads the restored rows."""
     live = data_dir / "edge.sqlite3"
-    store = EntityStore(live, pack_fingerprint=FINGERPRINT)
+    store = gallery(data_dir)
     try:
         enrol(store, 2)
         backup = tmp_path / "b.sqlite3"
@@ -167,14 +175,14 @@ def test_forced_restore_into_an_open_gallery_is_seen_by_its_readers(
 
 def test_restore_onto_a_fresh_box(data_dir: Path, tmp_path: Path) -> None:
     src_dir = tmp_path / "old-box"
-    with EntityStore(src_dir / "edge.sqlite3", pack_fingerprint=FINGERPRINT) as old:
+    with gallery(src_dir) as old:
         enrol(old, 6)
     backup = tmp_path / "b.sqlite3"
     assert cli(src_dir, "backup", str(backup)).returncode == 0
     proc = cli(data_dir, "restore", str(backup))
     assert proc.returncode == 0, proc.stderr
     assert "previous gallery" not in proc.stdout
-    with EntityStore(data_dir / "edge.sqlite3", pack_fingerprint=FINGERPRINT) as new:
+    with gallery(data_dir) as new:
         assert new.count() == 6
 
 
@@ -182,7 +190,7 @@ def test_restore_replaces_a_damaged_gallery_and_keeps_its_bytes(
     data_dir: Path, tmp_path: Path
 ) -> None:
     src_dir = tmp_path / "good"
-    with EntityStore(src_dir / "edge.sqlite3", pack_fingerprint=FINGERPRINT) as good:
+    with gallery(src_dir) as good:
         enrol(good, 4)
     backup = tmp_path / "b.sqlite3"
     assert cli(src_dir, "backup", str(backup)).returncode == 0
@@ -193,7 +201,7 @@ def test_restore_replaces_a_damaged_gallery_and_keeps_its_bytes(
     assert proc.returncode == 0, proc.stderr
     previous = list(data_dir.glob("edge.sqlite3.before-restore-*"))
     assert [p.read_bytes() for p in previous] == [damaged]
-    with EntityStore(data_dir / "edge.sqlite3", pack_fingerprint=FINGERPRINT) as restored:
+    with gallery(data_dir) as restored:
         assert restored.count() == 4
 
 

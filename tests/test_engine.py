@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge.config import Settings
-from edge.engine import Engine, Models
+from edge.engine import Engine, Models, open_store
 from edge.vision.liveness import LivenessParams
 from tests.support.engine import manifest_without_liveness, shared_models
 
@@ -113,3 +113,42 @@ def test_models_of_another_pack_are_refused(
         Engine.open(
             make_settings(models={"pack": "research-nc"}), models=shared_models(str(model_dir))
         )
+
+
+def test_open_store_with_a_fingerprint_keeps_the_service_rules(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Synthetic galleries (benchmarks, tools) need no model pack, yet get the service's file
+    and change-log rule: a short window without sync, the whole log with it."""
+    rng = np.random.default_rng(0)
+    for sync, kept in ((False, 2), (True, 4)):
+        settings = make_settings(
+            data_dir=tmp_path / f"sync-{sync}",
+            store={"change_log_keep_rows": 2},
+            sync={"enabled": sync},
+        )
+        with open_store(settings, fingerprint="synthetic") as store:
+            assert store.path == settings.store_path and store.pack_fingerprint == "synthetic"
+            for i in range(4):
+                store.create(
+                    instance="default",
+                    model="EDGE_FACE_V1",
+                    model_name="EDGE_FACE_V1",
+                    collection="",
+                    key=f"k{i}",
+                    metadata=[],
+                    ttl=-1,
+                    vector=rng.standard_normal(128).astype(np.float32),
+                )
+            assert len(store.changes_since(0, limit=100)) == kept, sync
+
+
+def test_open_store_takes_the_registry_or_a_fingerprint_not_both(
+    make_settings: Callable[..., Settings], model_dir: Path
+) -> None:
+    settings = make_settings()
+    with pytest.raises(TypeError, match="registry or a fingerprint"):
+        open_store(settings)
+    with pytest.raises(TypeError, match="not both"):
+        open_store(settings, shared_models(str(model_dir)).registry, fingerprint="x")
+    assert not settings.store_path.exists()  # refused before any file is made

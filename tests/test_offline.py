@@ -84,6 +84,10 @@ def test_packaged_manifest_is_the_default_and_well_formed() -> None:
             assert src.package and src.version and src.member and not src.urls, f.file
         elif src.kind == "zip":
             assert src.member and src.urls, f.file
+        elif src.kind == "convert":
+            # A package member the product must convert (recipe stated), never a direct URL.
+            assert src.package and src.version and src.member and src.recipe, f.file
+            assert not src.urls, f.file
         else:
             assert src.kind == "github" and src.urls, f.file
             # Git LFS repositories serve only a pointer from raw.githubusercontent.com.

@@ -25,19 +25,17 @@ from tests.support.paths import MODEL_MIRROR, TESTDATA
 
 SOURCE = Path(edge.__file__).resolve().parents[1]
 
-#: Run inside the installed copy: the parts `serve` needs (manifest, registry, calibrations).
+#: Run inside the installed copy: the parts `serve` needs (manifest, registry, calibrations),
+#: built as `serve` builds them.
 PROBE = """
 import json, sys
 import cv2
 import edge
 from edge.config import load_settings
-from edge.runtime.registry import ModelRegistry
-from edge.vision.liveness import LivenessScorer
-from edge.vision.pipeline import FacePipeline
+from edge.engine import Models
 s = load_settings(None, data_dir=sys.argv[1] + "/data", models={"dir": sys.argv[1] + "/models"})
-reg = ModelRegistry(s)
-pipe = FacePipeline(reg, s)
-live = LivenessScorer(reg, s)
+models = Models.load(s)
+pipe, live = models.pipeline, models.liveness
 face = pipe.analyze_largest(cv2.imread(sys.argv[2]))
 print(json.dumps({"edge": edge.__file__, "score_at_1": pipe.cosine_to_score(1.0),
                   "liveness_threshold": live.params.threshold, "dim": int(face.embedding.size)}))

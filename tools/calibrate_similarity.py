@@ -30,14 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge.config import load_settings  # noqa: E402
+from edge.engine import Models  # noqa: E402
 from edge.evaluation.verification import (  # noqa: E402
     embed_samples,
     identity_items,
     pair_cosines,
     threshold_for_far,
 )
-from edge.runtime.registry import ModelRegistry  # noqa: E402
-from edge.vision.pipeline import FacePipeline  # noqa: E402
 from edge.vision.similarity import Calibration, Measured, calibration_path  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "testdata"
@@ -65,8 +64,8 @@ def main() -> int:
     if args.models:
         overrides["models"] = {"pack": args.pack, "dir": args.models}
     settings = load_settings(None, **overrides)
-    registry = ModelRegistry(settings)
-    pipe = FacePipeline(registry, settings, details=None)
+    models = Models.load(settings)  # the pipeline the service runs, built by the same rule
+    registry, pipe = models.registry, models.pipeline
 
     samples = embed_samples(
         lambda b: pipe.analyze_largest(b).embedding, args.data, identity_items(args.data)

@@ -32,6 +32,11 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH, if set,
 from edge.config import Settings
 from edge.store import EntityStore
 
+try:
+    from edge.engine import open_store
+except ImportError:  # a release from before the composition root
+    open_store = None  # type: ignore[assignment]
+
 
 class SimClock:
     """Time moves only when the workload says so: days of operation in seconds."""
@@ -47,8 +52,16 @@ class SimClock:
 
 
 def open_like_serve(path: Path, clock: SimClock) -> EntityStore:
-    """The store with the service's default retention (a release without one has none)."""
-    defaults = Settings(data_dir=path.parent).store
+    """The store as `edge-face serve` opens it (`path` is the data dir's `edge.sqlite3`).
+
+    Synthetic vectors come from no model, so a fixed fingerprint stands in for the pack's. A
+    release from before `edge.engine.open_store(fingerprint=)` gets the store class with the
+    service's default retention, where it has the options (a release without them has none).
+    """
+    settings = Settings(data_dir=path.parent)
+    if open_store is not None and "fingerprint" in inspect.signature(open_store).parameters:
+        return open_store(settings, fingerprint="footprint", clock=clock)
+    defaults = settings.store
     params = inspect.signature(EntityStore).parameters
     options = {
         name: getattr(defaults, name)

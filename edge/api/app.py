@@ -20,6 +20,7 @@ from aiohttp import web
 from edge.api import faces, liveness, models_route, ops
 from edge.api.admission import Admission
 from edge.api.auth import auth_middleware
+from edge.api.console import add_console
 from edge.api.keyring import load_keyring
 from edge.api.middleware import error_middleware
 from edge.api.routes import OpenApiRegistry
@@ -94,6 +95,7 @@ def create_app(
     app[READY] = ReadyState()
     app[KEYS] = load_keyring(settings, announce=announce)
     app[OPENAPI] = add_routes(app.router, settings)
+    add_console(app)  # /console, unless console.enabled is false
     app[ADMISSION] = Admission(
         settings.server.inference_threads,
         settings.server.queue_limit,

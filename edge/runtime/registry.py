@@ -16,6 +16,19 @@ from edge.runtime.manifest import Manifest, ModelFile
 log = logging.getLogger(__name__)
 
 
+def pack_fingerprint(manifest: Manifest, pack_name: str) -> str:
+    """The fingerprint a pack stamps on its vectors; needs no installed file."""
+    pack = manifest.pack(pack_name)
+    h = hashlib.sha256()
+    partners = sorted(r for r in pack.roles if r.startswith("embedding_"))
+    for role in ["embedding", *partners]:
+        for name in pack.roles.get(role, []):
+            h.update(f"{role}:{manifest.by_file[name].sha256}\n".encode())
+    for role, w in sorted((pack.embedding_weights or {}).items()):
+        h.update(f"weight:{role}:{w!r}\n".encode())
+    return h.hexdigest()[:16]
+
+
 class ModelMissingError(Exception):
     """A role's file is not installed (or fails its hash); run `edge-face models fetch`."""
 
@@ -54,13 +67,11 @@ class ModelRegistry:
     def fingerprint(self) -> str:
         """Identifies the embedding weights: vectors with different fingerprints never mix.
 
-        Only the embedding role counts, so swapping a detail model (mask, pose, ...) does not
-        orphan an enrolled gallery.
+        Only the recognition roles (`embedding`, `embedding_<x>` partners) and their fusion
+        weights count, so swapping a detail model (mask, pose, ...) does not orphan an
+        enrolled gallery. A one-network pack hashes exactly as before partners existed.
         """
-        h = hashlib.sha256()
-        for f in self.files("embedding"):
-            h.update(f"embedding:{f.sha256}\n".encode())
-        return h.hexdigest()[:16]
+        return pack_fingerprint(self.manifest, self.pack_name)
 
     # Sessions -----------------------------------------------------------------------------
     def session(self, role: str) -> InferenceSession:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.runtime.backends import InferenceSession
+from edge.vision.align import align_face
 
 __all__ = ["Embedder"]
 
@@ -45,6 +46,13 @@ class Embedder:
         v = v.astype(np.float32)
         n = float(np.linalg.norm(v))
         return v / n if n > 0 else v
+
+    def align(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """The crop `embed` reads: the ArcFace template at the network's input size."""
+        return align_face(bgr, kps, self.size)
+
+    def embed_face(self, bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        return self.embed(self.align(bgr, kps))
 
     def embed_many(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(N, dim) for N aligned crops."""

@@ -19,11 +19,11 @@ from edge.config import Settings
 from edge.imaging.decode import DecodedImage
 from edge.imaging.orientation import rotate_cw
 from edge.runtime.registry import ModelRegistry
-from edge.vision.align import align_face
+from edge.vision.align import ARCFACE_TEMPLATE
 from edge.vision.details import DetailAnalyzer
 from edge.vision.detection import FaceDetector, TiledDetector, build_detectors
-from edge.vision.embedding import Embedder
 from edge.vision.errors import FaceTooSmall, NoFaceFound
+from edge.vision.fusion import FaceEmbedder, build_embedder
 from edge.vision.similarity import Calibration, load_calibration
 from edge.vision.types import (
     Area,
@@ -90,7 +90,11 @@ class FacePipeline:
     """Thread-safe: models are opened once under a lock; sessions serve many threads."""
 
     def __init__(
-        self, registry: ModelRegistry, settings: Settings, details: DetailsLike | None = None
+        self,
+        registry: ModelRegistry,
+        settings: Settings,
+        details: DetailsLike | None = None,
+        embedder: FaceEmbedder | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
@@ -98,7 +102,7 @@ class FacePipeline:
         self._lock = threading.Lock()
         self._fast: FaceDetector | None = None
         self._slow: FaceDetector | None = None
-        self._embedder: Embedder | None = None
+        self._embedder: FaceEmbedder | None = embedder  # None: the pack's (build_embedder)
         self._slow_all: FaceDetector | None = None  # slow detector + tiles for small faces
         try:
             self._calibration: Calibration | None = load_calibration(registry.pack_name)
@@ -126,11 +130,11 @@ class FacePipeline:
         return self._fast, self._slow
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> FaceEmbedder:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
-                    self._embedder = Embedder(self.registry.session("embedding"))
+                    self._embedder = build_embedder(self.registry)
         return self._embedder
 
     @property
@@ -151,7 +155,7 @@ class FacePipeline:
         blank = np.full((480, 640, 3), 127, dtype=np.uint8)
         fast.detect(blank)
         slow.detect(blank)
-        self.embedder.embed(np.zeros((112, 112, 3), dtype=np.uint8))
+        self.embedder.embed_face(np.zeros((112, 112, 3), dtype=np.uint8), ARCFACE_TEMPLATE)
         self.details.warmup()
 
     def detect_fast(self, bgr: np.ndarray) -> list[Face]:
@@ -210,7 +214,7 @@ class FacePipeline:
         self, bgr: np.ndarray, face: Face, rotated: int, flags: DetailFlags, embed: bool
     ) -> FaceAnalysis:
         h, w = bgr.shape[:2]
-        emb = self.embedder.embed(align_face(bgr, face.kps)) if embed else None
+        emb = self.embedder.embed_face(bgr, face.kps) if embed else None
         details = self.details.analyze(bgr, face, flags) if flags.any else FaceDetails()
         return FaceAnalysis(face, (w, h), rotated % 360, emb, details)
 

@@ -2,6 +2,8 @@
 
 Real models installed by the product installer, real test images; the embedding is quantized
 once per session from 30 calibration images (a few seconds) and gated on the labelled folder.
+Registry selection is a unit test of `ModelRegistry`: it builds the class directly (elsewhere
+only `edge.engine` does).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The registry opens a pack's models once and reports what actually runs them."""
+"""The registry opens a pack's models once and reports what actually runs them.
+
+A unit test of `ModelRegistry`: it builds the class directly (elsewhere only `edge.engine` does).
+"""
 
 from __future__ import annotations
 

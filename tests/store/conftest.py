@@ -1,4 +1,8 @@
-"""Store fixtures: real SQLite files in tmp_path and a clock the test moves by hand."""
+"""Store fixtures: real SQLite files in tmp_path and a clock the test moves by hand.
+
+The store tests are unit tests of `EntityStore`: they build it directly (elsewhere only
+`edge.engine.open_store` does).
+"""
 
 from __future__ import annotations
 

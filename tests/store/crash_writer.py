@@ -1,7 +1,8 @@
 """Child process for test_crash: writes entities until killed, acknowledging each on stdout.
 
 A line is printed only after the store call returned, i.e. after the commit — exactly the
-moment the API would answer 2xx.
+moment the API would answer 2xx. Part of a unit test of `EntityStore`, so it builds the class
+directly (elsewhere only `edge.engine.open_store` does).
 """
 
 from __future__ import annotations

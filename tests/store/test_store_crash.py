@@ -1,4 +1,7 @@
-"""kill -9 at an arbitrary moment loses no acknowledged write and leaves nothing half-made."""
+"""kill -9 at an arbitrary moment loses no acknowledged write and leaves nothing half-made.
+
+A unit test of `EntityStore`: it builds the class directly (elsewhere only `edge.engine` does).
+"""
 
 from __future__ import annotations
 

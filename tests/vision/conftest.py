@@ -1,4 +1,5 @@
-"""Fixtures shared by the vision tests: one registry per module and a largest-face finder."""
+"""Fixtures shared by the vision tests: one set of models per module (built by the engine's
+rule) and a largest-face finder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge.config import Settings
+from edge.engine import Models
 from edge.runtime.registry import ModelRegistry
 from edge.vision.details import DetailAnalyzer
 from edge.vision.detection import build_detectors
@@ -17,8 +19,13 @@ from edge.vision.types import Face
 
 
 @pytest.fixture(scope="module")
-def registry(session_settings: Settings) -> ModelRegistry:
-    return ModelRegistry(session_settings)
+def models(session_settings: Settings) -> Models:
+    return Models.load(session_settings)
+
+
+@pytest.fixture(scope="module")
+def registry(models: Models) -> ModelRegistry:
+    return models.registry
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.api.wire import details_json
-from edge.config import Settings
+from edge.engine import Models
 from edge.evaluation.attributes import evaluate, format_table
-from edge.runtime.registry import ModelRegistry
 from edge.vision.attributes import EMOTIONS, FER_INDEX, fuse_emotions
 from edge.vision.details import DetailAnalyzer
 from edge.vision.types import DetailFlags
@@ -119,12 +118,8 @@ def test_fusion_is_a_distribution(raw: list[float], closed: float) -> None:
     assert all(0 <= e.certainty <= 1 for e in em)
 
 
-def test_evaluation_runs_through_the_pipeline(
-    registry: ModelRegistry, session_settings: Settings, testdata: Path
-) -> None:
-    from edge.vision.pipeline import FacePipeline
-
-    result = evaluate(FacePipeline(registry, session_settings), testdata)
+def test_evaluation_runs_through_the_pipeline(models: Models, testdata: Path) -> None:
+    result = evaluate(models.pipeline, testdata)
     ag = result["age_gender"]
     labels = json.loads((testdata / "annotations/utkface_labels.json").read_text())["labels"]
     assert ag["all_ages"]["n"] + len(ag["missed"]) == len(labels)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.engine import Models
 from edge.runtime.backends import open_session
-from edge.runtime.registry import ModelRegistry
 from edge.vision.detection import (
     RetinaFaceDetector,
     ScrfdDetector,
@@ -135,9 +135,9 @@ def test_nms_suppresses_overlaps_keeps_separate() -> None:
 
 def test_build_detectors_picks_wrapper_by_pack(make_settings) -> None:  # type: ignore[no-untyped-def]
     s = make_settings()
-    fast, slow = build_detectors(ModelRegistry(s), s)
+    fast, slow = build_detectors(Models.load(s).registry, s)
     assert isinstance(fast, YuNetDetector) and isinstance(slow, RetinaFaceDetector)
     s2 = make_settings(models={"pack": "research-nc"})
-    fast2, slow2 = build_detectors(ModelRegistry(s2), s2)
+    fast2, slow2 = build_detectors(Models.load(s2).registry, s2)
     assert isinstance(fast2, YuNetDetector) and isinstance(slow2, ScrfdDetector)
     assert fast2.input_long == s2.detection.fast_input

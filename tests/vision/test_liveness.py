@@ -1,4 +1,8 @@
-"""Liveness scorer on real models and real test images."""
+"""Liveness scorer on real models and real test images.
+
+Scorers come from `Models.load` (the engine's rule); a unit test of `LivenessScorer` itself
+builds one directly only to give it fusion params the shipped calibration lacks.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import Settings
+from edge.engine import Models
 from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import (
     LivenessParams,
@@ -34,9 +39,14 @@ SPOOF_FILES = ["apfol_fake_510.png", "apfol_fake_400.png"]
 LIVE_FILES = ["doubango_genuine.jpg", "apfol_real_48.png"]
 
 
+def _liveness(models: Models) -> LivenessScorer:
+    assert models.liveness is not None, "the pack must have its liveness roles"
+    return models.liveness
+
+
 @pytest.fixture(scope="module")
-def scorer(registry: ModelRegistry, session_settings: Settings) -> LivenessScorer:
-    return LivenessScorer(registry, session_settings)
+def scorer(models: Models) -> LivenessScorer:
+    return _liveness(models)
 
 
 def _img(testdata: Path, name: str) -> np.ndarray:
@@ -95,8 +105,8 @@ def test_openvino_and_onnxruntime_agree(
 ) -> None:
     ov = make_settings(models={"backend": "openvino", "openvino_precision": "f32"})
     ort = make_settings(models={"backend": "onnxruntime", "providers": ["cpu"]})
-    s_ov = LivenessScorer(ModelRegistry(ov), ov)
-    s_ort = LivenessScorer(ModelRegistry(ort), ort)
+    s_ov = _liveness(Models.load(ov))
+    s_ort = _liveness(Models.load(ort))
     assert s_ort.registry.session("liveness_v2").info.backend == "onnxruntime"
     assert s_ov.registry.session("liveness_v2").info.backend == "openvino"
     # Both compute in f32 but with different kernels (oneDNN vs MLAS): measured differences
@@ -313,7 +323,7 @@ def test_research_pack_scores_with_its_own_fusion(
     testdata: Path, make_settings: Callable[..., Settings], largest_face: Callable[..., Face]
 ) -> None:
     s = make_settings(models={"pack": "research-nc"})
-    nc = LivenessScorer(ModelRegistry(s), s)
+    nc = _liveness(Models.load(s))
     bgr = _img(testdata, "apfol_fake_510.png")
     r = nc.score(bgr, largest_face(bgr))
     assert set(r.per_model) == {m.role for m in nc.params.models}
@@ -340,7 +350,7 @@ def test_celeba_second_opinion_runs_in_the_research_pack(
     testdata: Path, make_settings: Callable[..., Settings], largest_face: Callable[..., Face]
 ) -> None:
     s = make_settings(models={"pack": "research-nc"})
-    sc = LivenessScorer(ModelRegistry(s), s, _with_celeba())
+    sc = LivenessScorer(Models.load(s).registry, s, _with_celeba())
     bgr = _img(testdata, "doubango_genuine.jpg")
     r = sc.score(bgr, largest_face(bgr))
     assert set(r.per_model) == {"liveness_v2", "liveness_v1se", "liveness_celeba"}

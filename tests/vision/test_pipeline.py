@@ -1,4 +1,8 @@
-"""FacePipeline: selection rules, errors, auto-rotate, similarity, thread safety."""
+"""FacePipeline: selection rules, errors, auto-rotate, similarity, thread safety.
+
+The models come from `Models.load` (the engine's rule); this unit test of `FacePipeline`
+builds the class itself only to give it a details stand-in that fails if details run.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import numpy as np
 import pytest
 
 from edge.config import Settings
+from edge.engine import Models
 from edge.imaging.decode import decode_bytes
-from edge.runtime.registry import ModelRegistry
 from edge.vision.detection import build_detectors
 from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.pipeline import FacePipeline, rotate_area_cw
@@ -39,7 +43,8 @@ class _NoDetails:
 
 @pytest.fixture(scope="module")
 def pipe(session_settings: Settings) -> FacePipeline:
-    p = FacePipeline(ModelRegistry(session_settings), session_settings, details=_NoDetails())
+    registry = Models.load(session_settings).registry
+    p = FacePipeline(registry, session_settings, details=_NoDetails())
     p.warmup()
     return p
 
@@ -205,7 +210,7 @@ def test_rotate_area_matches_rotated_pixels() -> None:
 
 def test_search_path_opens_only_its_models(make_settings, testdata: Path) -> None:  # type: ignore[no-untyped-def]
     s = make_settings()
-    reg = ModelRegistry(s)
+    reg = Models.load(s).registry
     p = FacePipeline(reg, s, details=_NoDetails())
     p.analyze_largest(read_bgr(testdata / OBAMA / "1.jpg"), flags=DetailFlags())
     assert set(reg.opened()) <= {"detector_fast", "detector_slow", "embedding"}
@@ -241,9 +246,8 @@ def test_detect_all_finds_small_faces_in_large_images(pipe: FacePipeline, testda
 
 def test_details_only_requested_blocks_and_models(make_settings, testdata: Path) -> None:  # type: ignore[no-untyped-def]
     """The real DetailAnalyzer is built lazily; a position-only request opens no detail model."""
-    s = make_settings()
-    reg = ModelRegistry(s)
-    p = FacePipeline(reg, s)
+    models = Models.load(make_settings())
+    reg, p = models.registry, models.pipeline
     img = read_bgr(testdata / OBAMA / "1.jpg")
     got = p.analyze_largest(img, flags=DetailFlags(position=True))
     assert got.details == FaceDetails(position=got.face.position(img.shape[1], img.shape[0]))

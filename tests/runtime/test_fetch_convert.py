@@ -1,0 +1,50 @@
+"""The four accuracy-v2 files: installed from a mirror like every model, sha256-checked; a
+source that needs a conversion this release lacks says so instead of failing obscurely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.runtime.fetch import DownloadFailed, install_file, sha256_file
+from edge.runtime.manifest import Manifest
+
+NEW = (
+    "recognition_dlib_resnet_v1_128d.onnx",
+    "agegender_hse_faceres_224.onnx",
+    "landmark468_mediapipe_face_mesh.onnx",
+    "landmark468_mediapipe_face_landmark.tflite",
+)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_new_files_install_from_the_mirror_verified(
+    name: str, manifest: Manifest, shared_dir: Path, tmp_path: Path
+) -> None:
+    spec = manifest.by_file[name]
+    path = install_file(spec, tmp_path, mirror=shared_dir / "models", log=lambda _m: None)
+    assert sha256_file(path) == spec.sha256 and path.stat().st_size == spec.bytes
+
+
+def test_licence_flags_are_visible(manifest: Manifest) -> None:
+    f = manifest.by_file
+    assert f["recognition_dlib_resnet_v1_128d.onnx"].licence.startswith("CC0")
+    assert not f["recognition_dlib_resnet_v1_128d.onnx"].licence_flags
+    age = f["agegender_hse_faceres_224.onnx"]
+    assert "licence-unclear" in age.licence_flags and age.non_commercial
+    assert not any(age.file in files for p in manifest.packs.values() for files in p.roles.values())
+    # the licence-clean pack's recognizer is the public-domain network alone
+    assert manifest.pack("cc0").roles["embedding"] == ["recognition_dlib_resnet_v1_128d.onnx"]
+    assert not any(r.startswith("embedding_") for r in manifest.pack("cc0").roles)
+
+
+def test_a_source_needing_conversion_says_what_to_do(manifest: Manifest, tmp_path: Path) -> None:
+    spec = manifest.by_file["recognition_dlib_resnet_v1_128d.onnx"]
+    assert spec.source.kind == "convert" and spec.source.recipe
+    with pytest.raises(DownloadFailed) as e:
+        install_file(spec, tmp_path, log=lambda _m: None)
+    msg = str(e.value)
+    assert "no converter" in msg and "face-recognition-models==0.3.0" in msg
+    assert "--from" in msg
+    assert not any(tmp_path.iterdir())  # nothing half-installed
