@@ -237,6 +237,9 @@ class CameraConfig(Section):
     source: str = Field(description="V4L2 index, rtsp/http URL, gst pipeline, video or folder")
     detect_fps: float = Field(8, gt=0)
     liveness_votes: int = Field(3, ge=1)
+    liveness_blink: bool = Field(
+        False, description="a live verdict needs a blink on the track (prints cannot blink)"
+    )
     enabled: bool = True
     instance: str = Field("default", description="store instance searched and enrolled into")
     collection: str = Field("", description="search only this collection; empty = all")

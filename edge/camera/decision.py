@@ -13,6 +13,10 @@ The rules:
 - Liveness: every scored frame counts in `frames`; only reliable ones (those passing the
   liveness quality gates) vote. Verdict = majority of the votes, a tie goes by the mean
   (mean >= threshold: spoof); no votes: `uncertain`; no liveness model: `unchecked`.
+- Blinks (temporal evidence no single frame has): frames may carry the eyes' openness; an
+  open, then closed, then open reading on one track is a blink. A photo cannot blink, so
+  with `Rules.blink` a `live` verdict needs one (`uncertain` until then); a blink never
+  clears a `spoof` verdict (a replayed video blinks).
 - Due: once `votes` reliable votes are in, or `2 * votes` frames were scored without them
   (then `uncertain`); without a liveness model at once. At track end an undecided track
   seen in at least two detection rounds is decided with what it has (a one-round blip is
@@ -37,6 +41,8 @@ from edge.vision.geometry import PixelBox
 
 __all__ = [
     "BETTER_FRAME",
+    "CLOSED_EYES",
+    "OPEN_EYES",
     "BestFrame",
     "Decision",
     "LivenessScore",
@@ -44,10 +50,15 @@ __all__ = [
     "Recognize",
     "Rules",
     "TrackDecision",
+    "blink_seen",
     "liveness_verdict",
 ]
 
 BETTER_FRAME = 1.15  # a frame this much better than the one searched re-evaluates identity
+# Eye openness (mean P(open) of both eyes) read as open / closed; between: no reading. Far
+# apart because the eye-state model misreads about 1 open eye in 6 near its 0.5 threshold.
+OPEN_EYES = 0.7
+CLOSED_EYES = 0.3
 
 P = TypeVar("P")
 Recognize = Callable[[P], Match | None]
@@ -62,6 +73,7 @@ class Rules:
     votes: int = 3  # reliable liveness votes a decision waits for (`liveness_votes`)
     spoof_threshold: float = 0.5  # a spoof score >= this is a spoof vote
     better_frame: float = BETTER_FRAME
+    blink: bool = False  # a "live" verdict needs a blink seen on the track
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,7 @@ class LivenessScore:
 
     score: float  # spoof score 0..1
     reliable: bool  # the face passed the liveness quality gates: this frame votes
+    eyes_open: float | None = None  # mean P(open) of both eyes; None: not measured
 
 
 @dataclass(frozen=True)
@@ -112,8 +125,26 @@ class Decision:
 _Key = tuple[str | None, Verdict]  # what a decision is about: (match uuid, verdict)
 
 
-def liveness_verdict(votes: list[float], frames: int, rules: Rules) -> LivenessVerdict:
-    """The verdict of reliable spoof scores `votes` out of `frames` scored frames."""
+def blink_seen(openness: list[float]) -> bool:
+    """An open, then a closed, then an open reading, in frame order (not a closed-eye photo)."""
+    state = 0
+    for v in openness:
+        if state != 1 and v >= OPEN_EYES:
+            if state == 2:
+                return True
+            state = 1
+        elif state == 1 and v <= CLOSED_EYES:
+            state = 2
+    return False
+
+
+def liveness_verdict(
+    votes: list[float], frames: int, rules: Rules, blinked: bool = False
+) -> LivenessVerdict:
+    """The verdict of reliable spoof scores `votes` out of `frames` scored frames.
+
+    With `rules.blink`, a live majority without a blink (`blinked`) is only `uncertain`.
+    """
     if not rules.liveness:
         return LivenessVerdict(
             spoof_score=None, verdict="unchecked", votes=0, spoof_votes=0, frames=0
@@ -126,9 +157,12 @@ def liveness_verdict(votes: list[float], frames: int, rules: Rules) -> LivenessV
     spoof_votes = sum(1 for s in votes if s >= thr)
     mean = float(np.mean(votes))
     is_spoof = mean >= thr if 2 * spoof_votes == len(votes) else 2 * spoof_votes > len(votes)
+    verdict: Verdict = "spoof" if is_spoof else "live"
+    if verdict == "live" and rules.blink and not blinked:
+        verdict = "uncertain"
     return LivenessVerdict(
         spoof_score=round(mean, 4),
-        verdict="spoof" if is_spoof else "live",
+        verdict=verdict,
         votes=len(votes),
         spoof_votes=spoof_votes,
         frames=frames,
@@ -147,6 +181,7 @@ class TrackDecision(Generic[P]):
         self._best: BestFrame[P] | None = None
         self._votes: list[float] = []  # reliable spoof scores
         self._frames = 0  # frames scored, reliable or not
+        self._eyes: list[float] = []  # eye openness per frame that measured it, in order
         self._published: _Key | None = None
         self._pending: _Key | None = None  # a changed decision seen once
         self._searched_quality = 0.0  # quality of the frame last searched
@@ -176,7 +211,7 @@ class TrackDecision(Generic[P]):
         return self._frames
 
     def verdict(self) -> LivenessVerdict:
-        return liveness_verdict(self._votes, self._frames, self.rules)
+        return liveness_verdict(self._votes, self._frames, self.rules, blink_seen(self._eyes))
 
     def ready(self, *, final: bool = False, seen: int = 0) -> bool:
         """Whether a decision is due (`final`: the track ended after `seen` rounds)."""
@@ -199,6 +234,8 @@ class TrackDecision(Generic[P]):
             self._frames += 1
             if obs.liveness.reliable:
                 self._votes.append(obs.liveness.score)
+            if obs.liveness.eyes_open is not None:
+                self._eyes.append(obs.liveness.eyes_open)
         return better
 
     def update(self, recognize: Recognize[P], *, ts: float) -> Decision | None:

@@ -44,6 +44,7 @@ from edge.config import CameraConfig
 from edge.errors import EdgeError
 from edge.recognition import Recognition
 from edge.store.entities import Entity
+from edge.vision.details import DetailAnalyzer
 from edge.vision.types import Face
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class CameraWorker:
             liveness=recognition.has_liveness,
             votes=cfg.liveness_votes,
             spoof_threshold=cfg.spoof_threshold,
+            blink=cfg.liveness_blink,
         )
         self._states: dict[int, _TrackState] = {}
         self._lock = threading.Lock()
@@ -180,13 +182,24 @@ class CameraWorker:
         h, w = img.shape[:2]
         quality = frame_quality(img, face)
         sp = self.recognition.spoof(img, face)
+        eyes = self._eyes_open(img, face) if sp is not None and self.rules.blink else None
         obs = Observation(
             quality=quality,
             position=face.position(w, h),
             frame_size=(w, h),
-            liveness=LivenessScore(float(sp.spoof_score), sp.reliable) if sp is not None else None,
+            liveness=LivenessScore(float(sp.spoof_score), sp.reliable, eyes)
+            if sp is not None
+            else None,
         )
         st.decision.observe(obs, lambda: _Crop(self.recognition.align(img, face)))
+
+    def _eyes_open(self, img: np.ndarray, face: Face) -> float | None:
+        """Mean P(open) of both eyes (eye-state model), for the blink rule; None without it."""
+        details = self.recognition.pipeline.details
+        if not isinstance(details, DetailAnalyzer) or not details.has_eyes:
+            return None
+        left, right = details.eyes.predict(img, details.landmarks.predict(img, face))
+        return float(left + right) / 2
 
     def _recognize(self, crop: _Crop) -> Match | None:
         """Search the best frame: the entity at or above the threshold, None if nobody."""

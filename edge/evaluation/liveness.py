@@ -30,124 +30,41 @@ import numpy as np
 
 from edge.config import Settings, testdata_dir
 from edge.engine import Models
-from edge.vision.errors import FaceTooSmall, NoFaceFound
-from edge.vision.geometry import Box
+from edge.evaluation.liveness_common import (
+    PAD_FRACTION,
+    Sample,
+    error_rates,
+    find_face,
+    load_samples,
+    roc_auc,
+)
 from edge.vision.liveness import LivenessScorer
 from edge.vision.pipeline import FacePipeline
-from edge.vision.types import Face
 
-PAD_FRACTION = 0.35  # border added on every side for the second detection attempt
 TARGET_BPCER = 0.05
 
-
-# ------------------------------------------------------------------------------------------
-# Data
-# ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sample:
-    path: Path
-    label: str  # "live" | "spoof"
-    source: str  # source repository (or "unknown")
-    attack: str | None = None  # attack type for spoofs, when known
-
-
-def load_samples(data_dir: Path) -> list[Sample]:
-    """Every image under `live/` and `spoof/`, labelled by SOURCES.json where it exists.
-
-    SOURCES.json is looked up in the folder and its parent (the shared testdata layout);
-    its label wins over the folder name, and a disagreement is an error, not a guess.
-    """
-    data_dir = Path(data_dir)
-    meta: dict[str, dict[str, Any]] = {}
-    for cand in (data_dir / "SOURCES.json", data_dir.parent / "SOURCES.json"):
-        if cand.is_file():
-            root = cand.parent
-            for f in json.loads(cand.read_text(encoding="utf-8")).get("files", []):
-                meta[str((root / f["file"]).resolve())] = f
-            break
-    samples = []
-    for folder in ("live", "spoof"):
-        d = data_dir / folder
-        if not d.is_dir():
-            continue
-        for p in sorted(d.iterdir()):
-            if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
-                continue
-            m = meta.get(str(p.resolve()), {})
-            labels = m.get("labels", {})
-            label = labels.get("label", folder)
-            if label != folder:
-                raise ValueError(f"{p.name}: SOURCES.json says {label!r} but it is in {folder}/")
-            samples.append(
-                Sample(p, label, m.get("source_repo", "unknown"), labels.get("attack_type"))
-            )
-    if not samples:
-        raise FileNotFoundError(f"no images under {data_dir}/live or {data_dir}/spoof")
-    return samples
-
-
-# ------------------------------------------------------------------------------------------
-# Face finding
-# ------------------------------------------------------------------------------------------
-def find_face(
-    bgr: np.ndarray, pipeline: FacePipeline, pad_fraction: float = PAD_FRACTION
-) -> tuple[Face | None, str]:
-    """The face the endpoint would score, and how it was found.
-
-    "direct" (as the endpoint finds it), "padded" (found only on a black-bordered copy; box
-    and keypoints mapped back), "none" (223 even padded) or "too small" (224).
-    """
-    try:
-        return pipeline.analyze_largest(bgr, embed=False).face, "direct"
-    except FaceTooSmall:
-        return None, "too small"
-    except NoFaceFound:
-        pass
-    h, w = bgr.shape[:2]
-    px, py = round(w * pad_fraction), round(h * pad_fraction)
-    padded = cv2.copyMakeBorder(bgr, py, py, px, px, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-    try:
-        face = pipeline.analyze_largest(padded, embed=False).face
-    except NoFaceFound:
-        return None, "none"
-    except FaceTooSmall:
-        return None, "too small"
-    shift = np.array([px, py], np.float32)
-    box = face.box.astype(np.float32) - np.tile(shift, 2)
-    box = Box.of(box).clip(w, h).array()
-    return Face(box=box, score=face.score, kps=face.kps.astype(np.float32) - shift), "padded"
+__all__ = [
+    "PAD_FRACTION",
+    "TARGET_BPCER",
+    "Sample",
+    "Scored",
+    "add_arguments",
+    "error_rates",
+    "evaluate",
+    "find_face",
+    "format_table",
+    "load_samples",
+    "roc_auc",
+    "run",
+    "score_samples",
+    "summarize",
+    "threshold_for_bpcer",
+]
 
 
 # ------------------------------------------------------------------------------------------
 # Metrics
 # ------------------------------------------------------------------------------------------
-def error_rates(live: np.ndarray, spoof: np.ndarray, threshold: float) -> dict[str, float]:
-    """APCER (spoof scored < threshold), BPCER (live scored >= threshold), ACER."""
-    apcer = float(np.mean(spoof < threshold)) if spoof.size else float("nan")
-    bpcer = float(np.mean(live >= threshold)) if live.size else float("nan")
-    return {"apcer": apcer, "bpcer": bpcer, "acer": (apcer + bpcer) / 2}
-
-
-def roc_auc(live: np.ndarray, spoof: np.ndarray) -> float:
-    """P(a random spoof scores above a random live), ties counting one half (Mann-Whitney)."""
-    if not live.size or not spoof.size:
-        return float("nan")
-    scores = np.concatenate([live, spoof])
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores), np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):  # average ranks over ties
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    r_spoof = ranks[len(live) :].sum()
-    n_s, n_l = len(spoof), len(live)
-    return float((r_spoof - n_s * (n_s + 1) / 2) / (n_s * n_l))
-
-
 def threshold_for_bpcer(live: np.ndarray, spoof: np.ndarray, target: float) -> float:
     """Lowest threshold whose BPCER <= target (so APCER is as low as that allows).
 
@@ -319,6 +236,13 @@ def format_table(report: dict[str, Any], measured: dict[str, Any] | None = None)
             f"{cv.get('scheme', 'cross-validated')} estimate: APCER {_pct(cv['apcer'])}, "
             f"BPCER {_pct(cv['bpcer'])}, ACER {_pct(cv['acer'])}, AUC {cv['auc']:.3f}"
         )
+    if measured and "worstSource" in measured:
+        lines.append(
+            f"NOTE: this data took part in choosing the operating point; the honest figure is "
+            f"{measured.get('method', 'leave-one-source-out')}: APCER {_pct(measured['apcer'])}"
+            f", BPCER {_pct(measured['bpcer'])}, ACER {_pct(measured['acer'])} "
+            "(per source: edge-face eval liveness --loso)"
+        )
     return "\n".join(lines)
 
 
@@ -331,11 +255,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="write the full report (JSON) here")
     parser.add_argument("--threshold", type=float, help="override the recommended threshold")
+    parser.add_argument(
+        "--loso",
+        action="store_true",
+        help="leave-one-source-out report over every source of the test data (the folder's"
+        " parent: liveness/ plus faces_by_identity/ as bona fide control), shipped vs"
+        " previous vs re-fitted operating point; reports the worst source",
+    )
+    parser.add_argument(
+        "--attacks",
+        default="screen,print",
+        help="synthetic attacks made from the bona fide photos for --loso (comma list of"
+        " screen, print; 'none' for real data only; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic attacks (default: 0)"
+    )
+    parser.add_argument(
+        "--blinks",
+        action="store_true",
+        help="blink evidence on camera tracks assembled from the Yale photos (open, sleepy,"
+        " and a synthetic print per subject): blink rate and track verdicts with and"
+        " without the blink rule (camera option liveness_blink)",
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    data = testdata_dir(args.data, "eval liveness", "liveness")
     try:
-        samples = load_samples(testdata_dir(args.data, "eval liveness", "liveness"))
+        samples = load_samples(data)
     except (FileNotFoundError, ValueError) as e:
         print(f"edge-face eval liveness: {e}", file=sys.stderr)
         return 2
@@ -349,6 +297,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     registry = models.registry
+    if getattr(args, "blinks", False):
+        from edge.evaluation.blinks import format_blinks, run_blinks
+        from edge.vision.details import DetailAnalyzer
+
+        rep = run_blinks(data.parent, models.pipeline, DetailAnalyzer(registry), scorer, args.seed)
+        print(format_blinks(rep["kinds"]))
+        if args.out:
+            args.out.write_text(json.dumps(rep, indent=1), encoding="utf-8")
+        return 0
+    if getattr(args, "loso", False):
+        from edge.evaluation.liveness_loso import run_loso
+
+        return run_loso(data.parent, scorer, models.pipeline, args)
     rows = score_samples(samples, scorer, models.pipeline)
     threshold = args.threshold if args.threshold is not None else scorer.params.threshold
     report = evaluate(rows, threshold)

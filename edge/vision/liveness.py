@@ -25,6 +25,12 @@ Why this shape:
   fitted offline (tools/calibrate_liveness.py) turns them into P(spoof) so that 0.5 is the
   recommended threshold. The fitted numbers live in `edge/data/liveness_<pack>.json`, next
   to the figures measured with them, so code and numbers cannot drift apart silently.
+- The operating point is judged leave-one-source-out (tools/calibrate_liveness.py --loso,
+  edge/evaluation/liveness_loso.py): each capture setup held out in turn, candidates
+  re-fitted for BPCER <= 5 % on bona fide data, and a candidate ships only if its worst
+  held-out source beats the shipped point on real images AND is no worse once synthetic
+  attacks are judged. A shipped point's threshold is folded into the bias, so 0.5 stays the
+  published threshold; the point it replaced stays in the file (`previousOperatingPoint`).
 - A score is only as good as its input; the quality gates say when it should not be trusted
   (face too small, blurred, turned) without changing the score itself.
 """

@@ -391,3 +391,58 @@ def test_the_same_answer_every_time_gives_one_decision(
     d.finish(Search(answer=BOB), ts=99.0, seen=len(seq))
     assert len(decisions) == (1 if seq else 0)
     assert not seq or (decisions[0].revision, decisions[0].match) == (1, BOB)
+
+
+# Blinks ------------------------------------------------------------------------------------
+BLINK3 = Rules(liveness=True, votes=3, spoof_threshold=0.5, blink=True)
+
+
+def test_a_blink_is_open_then_closed_then_open() -> None:
+    from edge.camera.decision import blink_seen
+
+    assert blink_seen([0.9, 0.8, 0.1, 0.9])
+    assert blink_seen([0.5, 0.95, 0.5, 0.2, 0.4, 0.75])  # undecided readings in between
+    assert not blink_seen([0.9, 0.9, 0.9])  # a photo with open eyes
+    assert not blink_seen([0.1, 0.1, 0.1])  # a photo with closed eyes
+    assert not blink_seen([0.9, 0.1])  # closed, never reopened
+    assert not blink_seen([0.1, 0.9])  # opening alone is no blink
+    assert not blink_seen([0.9, 0.35, 0.9])  # 0.35 is not a closed reading
+    assert not blink_seen([])
+
+
+def test_without_a_blink_a_live_majority_is_only_uncertain() -> None:
+    v = liveness_verdict([0.1, 0.2, 0.1], 3, BLINK3)
+    assert v == LivenessVerdict(
+        spoof_score=0.1333, verdict="uncertain", votes=3, spoof_votes=0, frames=3
+    )
+    assert liveness_verdict([0.1, 0.2, 0.1], 3, BLINK3, blinked=True).verdict == "live"
+    # The rule is off by default: the passive verdict alone.
+    assert liveness_verdict([0.1, 0.2, 0.1], 3, LIVE3).verdict == "live"
+
+
+def test_a_blink_never_clears_a_spoof_verdict() -> None:
+    """A replayed video blinks: the passive evidence of a screen stands."""
+    assert liveness_verdict([0.9, 0.8, 0.1], 3, BLINK3, blinked=True).verdict == "spoof"
+    assert liveness_verdict([0.9, 0.8, 0.1], 3, LIVE3, blinked=True).verdict == "spoof"
+
+
+def test_a_track_turns_live_once_it_blinks() -> None:
+    d: TrackDecision[int] = TrackDecision(BLINK3)
+    search = Search()
+    out = []
+    eyes = [0.9, 0.85, 0.9, 0.1, 0.9, 0.9]  # a blink on the 4th-5th frame
+    for i, e in enumerate(eyes):
+        obs = Observation(0.5 + 0.01 * i, box(i), SIZE, LivenessScore(0.1, True, e))
+        d.observe(obs, lambda i=i: i)  # type: ignore[misc]
+        out.append(d.update(search, ts=float(i)))
+    verdicts = [x.liveness.verdict if x is not None else None for x in out]
+    # 3 votes: decided uncertain; the blink completes on frame 5; debounced: published on 6.
+    assert verdicts == [None, None, "uncertain", None, None, "live"]
+    assert out[-1] is not None and out[-1].revision == 2
+
+
+def test_frames_without_an_eye_reading_leave_the_blink_state_alone() -> None:
+    d: TrackDecision[int] = TrackDecision(BLINK3)
+    for i, e in enumerate([0.9, None, 0.1, None, 0.9]):
+        d.observe(Observation(0.5, box(i), SIZE, LivenessScore(0.1, True, e)), lambda: 0)
+    assert d.verdict().verdict == "live"

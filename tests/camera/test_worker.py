@@ -127,3 +127,44 @@ def test_detection_runs_at_the_configured_rate_on_the_source_clock(
     assert events == []
     assert worker.capture.stats.frames_read == 100
     assert worker.frames_processed in (20, 21)  # 4 s x 5/s, on the file's own clock
+
+
+def test_blink_rule_holds_back_live_verdicts_of_tracks_that_never_blink(
+    engine: Engine,
+    enroll_known: Callable[[EntityStore], dict[str, str]],
+    people_video: tuple[Path, list[tuple[str, int]]],
+) -> None:
+    """The video's people are still photos: with `liveness_blink` none of them is `live`,
+    and the photo attack stays `spoof` (a blink rule never clears passive evidence)."""
+    enroll_known(engine.store)
+    video, starts = people_video
+    events, worker = run_video(engine, video, liveness_blink=True)
+    assert worker.rules.blink
+    verdicts = {segment_of(e, starts): e.liveness.verdict for e in events}
+    assert verdicts["spoof"] == "spoof"
+    people = [v for label, v in verdicts.items() if label != "spoof"]
+    assert people and all(v == "uncertain" for v in people), verdicts
+
+
+def test_worker_reads_eye_openness_for_the_blink_rule(engine: Engine, testdata: Path) -> None:
+    """Open and closed (Yale `sleepy`) eyes of one person, through the worker's own path."""
+    import json
+
+    import cv2
+
+    files = json.loads((testdata / "SOURCES.json").read_text())["files"]
+    by_cond = {
+        f["source_path"].rsplit(".", 1)[-1]: testdata / f["file"]
+        for f in files
+        if f["file"].startswith("faces_by_identity/yale_subject10/")
+    }
+    rec = Recognition(engine)
+    cfg = CameraConfig(name="door", source="0", liveness_blink=True)
+    worker = CameraWorker(cfg, Capture(parse_source("0"), name="door"), rec, print, device_id="d")
+    readings = {}
+    for cond in ("normal", "sleepy"):
+        img = cv2.imread(str(by_cond[cond]), cv2.IMREAD_COLOR)
+        face = max(rec.detect_frame(img), key=lambda f: f.area)
+        readings[cond] = worker._eyes_open(img, face)
+    assert readings["normal"] is not None and readings["sleepy"] is not None
+    assert readings["normal"] >= 0.7 > 0.3 >= readings["sleepy"], readings
