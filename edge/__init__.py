@@ -1,6 +1,6 @@
 """edge-face: on-device face recognition and liveness with an AnySee-compatible REST API."""
 
-from edge.runtime.vendor_telemetry import disable as _disable_vendor_telemetry
+from edge.vendor_telemetry import disable as _disable_vendor_telemetry
 
 __version__ = "0.1.0"
 
