@@ -113,7 +113,7 @@ def integrity(face: Face, w: int, h: int, points: np.ndarray) -> float:
 class OcclusionSignals:
     """Per-face model outputs the completeness needs (computed once in details.py)."""
 
-    mask_share: float | None  # P(masked | face) from the mask detector; None = no match
+    mask_share: float | None  # P(masked | face) from the mask detector; None = no mask model
     eye_open: tuple[float, float] | None  # P(open) of image-left, image-right eye; None = no model
     visible: dict[str, float] | None = None  # per-part evidence (occlusion.py); None = no mesh
 
@@ -122,8 +122,8 @@ def completeness(points: np.ndarray, w: int, h: int, signals: OcclusionSignals) 
     """Visibility 0..1 per part, each the product of the signals that apply to it:
 
     * in-image share: fraction of the part's landmarks inside the image (all parts);
-    * mask: nose and mouth x (1 - P(masked)) from the mask detector; no matched detection
-      leaves them to the in-image share;
+    * mask: nose and mouth x (1 - P(masked)) from the mask detector (its frame-level box, or
+      the face's own crop when no box matches);
     * eyes: x P(open) of the eye-state CNN on the eye patch: a hand, hair, dark glasses or
       closed lids all hide the eye from the recogniser;
     * image evidence (all parts, when the pack has the mesh): x the part's visibility from
