@@ -23,9 +23,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.evaluation import mesh_pose
+from edge.evaluation.mesh_pose import analyzer as _analyzer
+from edge.evaluation.mesh_pose import largest as _largest
 from edge.evaluation.report import table
 from edge.vision import quality as q
-from edge.vision.details import DetailAnalyzer
 from edge.vision.mesh import PART_OUTLINES
 from edge.vision.pipeline import FacePipeline
 from edge.vision.types import Completeness, DetailFlags, Face
@@ -58,19 +60,6 @@ def _portraits(testdata: Path) -> list[Path]:
         if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
     )
     return files[1::4][:MAX_FACES]
-
-
-def _analyzer(pipe: FacePipeline) -> DetailAnalyzer:
-    """The pipeline's own detail analyzer (the one the API uses), with its model wrappers."""
-    an = pipe.details
-    if not isinstance(an, DetailAnalyzer):
-        raise TypeError(f"the pipeline's detail analyzer is a {type(an).__name__}")
-    return an
-
-
-def _largest(pipe: FacePipeline, bgr: np.ndarray) -> Face | None:
-    faces = [a.face for a in pipe.detect_all(bgr)]
-    return max(faces, key=lambda f: f.area) if faces else None
 
 
 def draw(bgr: np.ndarray, points: np.ndarray, kind: str) -> np.ndarray:
@@ -200,6 +189,7 @@ def evaluate(pipe: FacePipeline, testdata: Path) -> dict[str, Any]:
     return {
         "completeness": completeness(pipe, testdata),
         "mask": mask_coverage(pipe, testdata),
+        "pose": mesh_pose.evaluate(pipe, testdata),
     }
 
 
@@ -246,4 +236,6 @@ def format_table(res: dict[str, Any]) -> str:
             for m, s in mask.items()
         ]
         out.append(table(["method", "faces", "with mask attribute", "correct (labelled)"], rows))
+    if "pose" in res:
+        out += ["", mesh_pose.format_table(res["pose"])]
     return "\n".join(out)
