@@ -150,6 +150,7 @@ def completeness(pipe: FacePipeline, testdata: Path) -> dict[str, Any]:
                 "hidden_dropped_0.2": float((d[:, hid] <= -0.2).mean()),
                 "others_abs_change": float(np.abs(d[:, rest]).mean()),
                 "eyes_abs_change": float(np.abs(d[:, eyes]).mean()),
+                "others_by_part": {parts[i]: float(np.abs(d[:, i]).mean()) for i in rest},
             }
     return out
 
@@ -221,10 +222,12 @@ def format_table(res: dict[str, Any]) -> str:
                 r = by[m]
                 change, dropped = r["hidden_change"], r["hidden_dropped_0.2"]
                 others, eyes = r["others_abs_change"], r["eyes_abs_change"]
+                worst = max(r["others_by_part"].items(), key=lambda kv: kv[1])
                 rows.append([kind, m, f"{change:+.3f}", f"{dropped:.2f}", f"{others:.3f}",
-                             f"{eyes:.3f}"])  # fmt: skip
+                             f"{worst[0]} {worst[1]:.3f}", f"{eyes:.3f}"])  # fmt: skip
         out.append(table(["occlusion", "method", "hidden change", "dropped>=0.2",
-                          "others |change|", "eyes |change|"], rows))  # fmt: skip
+                          "others |change|", "most moved other", "eyes |change|"],
+                         rows))  # fmt: skip
     mask = res["mask"]
     out.append("")
     if "skipped" in mask:
