@@ -8,9 +8,9 @@ is a constant 1 on almost every face. Two image measures replace it:
   contrast across the part's mesh outline, (I_out - I_in) / ((I_out + I_in) / 2 + 10),
   sampled 2.5 px either side of the outline on the blurred grey crop (a low percentile, not
   the mean: on an occluded part the mesh may still lay a stretch of the outline along the
-  occluder's own edge). A visible part has a border (brow against
-  skin, lids, nostrils, lips); a bar, a mask, a hand or dark glasses over it replaces the
-  border by the occluder's uniform surface and the contrast falls towards 0.
+  occluder's own edge). A visible part has a border (brow against skin, lids, nostrils,
+  lips); a bar, a mask, a hand or dark glasses over it replaces the border by the
+  occluder's uniform surface and the contrast falls towards 0.
 * skin continuity (faceContour): share of the band just inside the face oval whose colour
   matches the face's own skin, the reference being the median over upper-face patches
   (forehead, upper cheeks, nose bridge: the majority stays visible under a mask or a fringe).
@@ -18,9 +18,10 @@ is a constant 1 on almost every face. Two image measures replace it:
   has no chroma, so the band matches on luma only (weakly).
 
 Each raw value v maps to 1 - exp(-v / tau), tau per part = the median over 60 clean test
-portraits / ln(10), so the median visible part reads 0.9 and an occluded part near 0;
-values differ from face to face (a blurred or very low-contrast face also reads lower: less
-of the part can be seen). Measured by `edge-face eval faces` (occlusion table).
+portraits (faces_by_identity, every fourth image from the fourth; `eval faces` measures on
+the disjoint set from the second) / ln(10), so the median visible part reads 0.9 and an
+occluded part near 0; values differ from face to face (a blurred or very low-contrast face
+also reads lower: less of the part can be seen). Measured by `edge-face eval faces`.
 """
 
 from __future__ import annotations
