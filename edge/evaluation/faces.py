@@ -20,6 +20,7 @@ from edge.config import Settings, testdata_dir
 from edge.engine import Models
 from edge.evaluation import attributes as attr_eval
 from edge.evaluation import fusion as recognizers
+from edge.evaluation import occlusion as occlusion_eval
 from edge.evaluation.report import table
 from edge.evaluation.verification import (
     Pairs,
@@ -218,6 +219,7 @@ def evaluate(
     if attributes:
         result["attributes"] = attr_eval.evaluate(pipe, testdata)
         result["_attributes_table"] = attr_eval.format_table(result["attributes"])
+        result["occlusion"] = occlusion_eval.evaluate(pipe, testdata)
     return result
 
 
@@ -313,6 +315,8 @@ def format_report(res: dict[str, Any]) -> str:
         out += ["", "Attributes", res["_attributes_table"]]
     elif "attributes" in res:
         out += ["", "Attributes: edge.evaluation.attributes not available"]
+    if "occlusion" in res:
+        out += ["", "Occlusion", occlusion_eval.format_table(res["occlusion"])]
     return "\n".join(out)
 
 

@@ -22,6 +22,8 @@ from edge.vision.attributes import (
     fuse_emotions,
 )
 from edge.vision.landmarks import LandmarkModel, points_angle
+from edge.vision.mesh import Mesh, MeshModel
+from edge.vision.occlusion import visibility
 from edge.vision.pose import HeadPose
 from edge.vision.types import (
     Age,
@@ -47,6 +49,7 @@ class _FaceWork:
         self._points: np.ndarray | None = None
         self._mask: tuple[MaskHit | None] | None = None
         self._eyes: tuple[tuple[float, float] | None] | None = None
+        self._mesh: tuple[Mesh | None] | None = None
 
     @property
     def points(self) -> np.ndarray:
@@ -61,9 +64,20 @@ class _FaceWork:
     @property
     def mask(self) -> MaskHit | None:
         if self._mask is None:
-            hit = self.owner.mask.match(self.bgr, self.face) if self.owner.has_mask else None
+            hit = None
+            if self.owner.has_mask:  # frame-level match, else the face's own crop decides
+                mask = self.owner.mask
+                hit = mask.match(self.bgr, self.face) or mask.classify(self.bgr, self.face)
             self._mask = (hit,)
         return self._mask[0]
+
+    @property
+    def mesh(self) -> Mesh | None:
+        """The 468-point mesh when the pack has it (run at most once per face)."""
+        if self._mesh is None:
+            mesh = self.owner.mesh.predict(self.bgr, self.face) if self.owner.has_mesh else None
+            self._mesh = (mesh,)
+        return self._mesh[0]
 
     @property
     def eyes_open(self) -> tuple[float, float] | None:
@@ -87,6 +101,8 @@ class DetailAnalyzer:
         self.mask = MaskDetector(registry)
         self.has_mask = registry.has(MaskDetector.ROLE)
         self.has_eyes = registry.has(EyeState.ROLE)
+        self.mesh = MeshModel(registry)
+        self.has_mesh = self.mesh.available
 
     def supported_attributes(self) -> list[AttributeName]:
         """Attributes the loaded pack can estimate; all others are omitted from responses."""
@@ -114,8 +130,11 @@ class DetailAnalyzer:
     def _quality(self, work: _FaceWork, w: int, h: int) -> FaceQuality:
         bgr, face, pts = work.bgr, work.face, work.points
         hit = work.mask
+        mesh = work.mesh
         signals = q.OcclusionSignals(
-            mask_share=hit.mask_share if hit is not None else None, eye_open=work.eyes_open
+            mask_share=hit.mask_share if hit is not None else None,
+            eye_open=work.eyes_open,
+            visible=visibility(mesh) if mesh is not None else None,
         )
         return FaceQuality(
             brightness=q.brightness(bgr, face, pts),

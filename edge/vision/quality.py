@@ -113,18 +113,22 @@ def integrity(face: Face, w: int, h: int, points: np.ndarray) -> float:
 class OcclusionSignals:
     """Per-face model outputs the completeness needs (computed once in details.py)."""
 
-    mask_share: float | None  # P(masked | face) from the mask detector; None = no match
+    mask_share: float | None  # P(masked | face) from the mask detector; None = no mask model
     eye_open: tuple[float, float] | None  # P(open) of image-left, image-right eye; None = no model
+    visible: dict[str, float] | None = None  # per-part evidence (occlusion.py); None = no mesh
 
 
 def completeness(points: np.ndarray, w: int, h: int, signals: OcclusionSignals) -> Completeness:
     """Visibility 0..1 per part, each the product of the signals that apply to it:
 
     * in-image share: fraction of the part's landmarks inside the image (all parts);
-    * mask: nose and mouth x (1 - P(masked)) from the mask detector; no matched detection
-      leaves them to the in-image share;
+    * mask: nose and mouth x (1 - P(masked)) from the mask detector (its frame-level box, or
+      the face's own crop when no box matches);
     * eyes: x P(open) of the eye-state CNN on the eye patch: a hand, hair, dark glasses or
       closed lids all hide the eye from the recogniser;
+    * image evidence (all parts, when the pack has the mesh): x the part's visibility from
+      `occlusion.visibility` (its border contrast, the contour's skin continuity), which is
+      what tells a bar over the eyebrows or a scarf over the jaw from a visible part;
     total = mean of the seven parts."""
     inside = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
     out: dict[str, float] = {}
@@ -136,6 +140,9 @@ def completeness(points: np.ndarray, w: int, h: int, signals: OcclusionSignals) 
     if signals.eye_open is not None:
         out["leftEye"] *= signals.eye_open[0]
         out["rightEye"] *= signals.eye_open[1]
+    if signals.visible is not None:
+        for part in PARTS:
+            out[part] *= signals.visible[part]
     return Completeness(
         total=_r(sum(out.values()) / len(out)),
         left_eye_brow=_r(out["leftEyeBrow"]),
