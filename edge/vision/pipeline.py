@@ -88,8 +88,8 @@ def _clipped_area(face: Face, w: int, h: int) -> float:
 
 
 def face_side_px(face: Face, w: int, h: int) -> float:
-    """The face's size for detect's 32 x 32 px rule: the side of the square with the area of
-    the box's part inside the image.
+    """The face's size for the 32 x 32 px rule (every call, detect included): the side of the
+    square with the area of the box's part inside the image.
 
     Why not each side: the rule (api.md §1) speaks of a square face box, brow to chin and
     cheek to cheek, but the detectors' boxes are narrower and taller (RetinaFace on the
@@ -207,7 +207,7 @@ class FacePipeline:
     def _check_size(self, face: Face, w: int, h: int) -> None:
         det = self.settings.detection
         bw, bh = face.bbox.clipped_size(w, h)
-        by_px = bw < det.min_face_px or bh < det.min_face_px
+        by_px = face_side_px(face, w, h) < det.min_face_px  # the rule detect applies
         if by_px or bw < det.min_face_ratio * w or bh < det.min_face_ratio * h:
             raise FaceTooSmall(
                 width=bw,

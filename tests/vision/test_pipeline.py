@@ -282,3 +282,20 @@ def test_detect_all_keeps_labelled_group_faces(pipe: FacePipeline, testdata: Pat
             gt = np.array([x, y, x + w, y + h], np.float32)
             found += any(iou(gt, b) >= 0.4 for b in listed)
     assert labelled == 18 and found >= 17
+
+
+def test_search_path_accepts_what_detect_lists(pipe: FacePipeline, testdata: Path) -> None:
+    """One size rule for every call: a labelled 37 px face whose detector box is ~29x37 px
+    (listed by detect) is not refused with 224 by the search path; the old per-side check
+    refused 3 of these 6 crops."""
+    img = read_bgr(testdata / "multi_face" / "dlib_2007_007763.jpg")
+    listed = pipe.detect_all(img)
+    assert len(listed) == 6
+    narrow = 0
+    for a in listed:
+        b = a.face.box
+        x0, y0 = int(max((b[0] + b[2]) / 2 - 90, 0)), int(max((b[1] + b[3]) / 2 - 90, 0))
+        got = pipe.analyze_largest(img[y0 : y0 + 180, x0 : x0 + 180], embed=False)
+        assert iou(got.face.box, b - np.array([x0, y0, x0, y0])) > 0.5
+        narrow += got.face.width < 32
+    assert narrow >= 2  # the case the rule change is about really occurs here
