@@ -28,7 +28,7 @@ from edge.imaging.orientation import rotate_cw
 from edge.store.entities import Entity, EntityStore
 from edge.vision.geometry import PixelBox
 from edge.vision.liveness import LivenessResult
-from edge.vision.pipeline import FacePipeline
+from edge.vision.pipeline import FacePipeline, face_side_px
 from edge.vision.types import Area, DetailFlags, Face, FaceAnalysis
 
 __all__ = [
@@ -293,9 +293,11 @@ class Recognition:
 
     # Frames (cameras) ---------------------------------------------------------------------
     def detect_frame(self, bgr: np.ndarray) -> list[Face]:
-        """Faces of a camera frame: fast detector only, at least `min_face_px`."""
+        """Faces of a camera frame: fast detector only, at least `min_face_px` (measured as
+        every call measures it: `face_side_px`)."""
         min_px = self.settings.detection.min_face_px
-        return [f for f in self.pipeline.detect_fast(bgr) if min(f.width, f.height) >= min_px]
+        h, w = bgr.shape[:2]
+        return [f for f in self.pipeline.detect_fast(bgr) if face_side_px(f, w, h) >= min_px]
 
     def align(self, bgr: np.ndarray, face: Face) -> np.ndarray:
         """The crop the embedder reads (kept per track; embedded only if needed)."""

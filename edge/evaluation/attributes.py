@@ -18,7 +18,10 @@ import cv2
 import numpy as np
 
 from edge.evaluation.report import p
+from edge.runtime.backends import InferenceSession, open_session
+from edge.vision.attributes import AgeGender, AgeGenderHse
 from edge.vision.errors import FaceError
+from edge.vision.landmarks import LandmarkModel, points_angle
 from edge.vision.types import DetailFlags, FaceAttributes
 
 AGE_VALID = (18, 75)  # age-gender-recognition-retail-0013 model card
@@ -207,5 +210,114 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"attributes latency per face (detection included): p50 {lat['p50']} ms, "
             f"p95 {lat['p95']} ms (n={lat['n']})"
+        )
+    return "\n".join(lines)
+
+
+# Age/gender models side by side ------------------------------------------------------------
+HSE_FILE = "agegender_hse_faceres_224.onnx"
+AGE_GENDER_MODELS = ("retail-0013", "hse-faceres", "both (mean)")
+
+
+class _FileSessions:
+    """The pack's sessions, plus the HSE file opened from the model folder when the pack
+    does not list it: the comparison must run whatever pack is loaded."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self._hse: InferenceSession | None = None
+
+    def session(self, role: str) -> InferenceSession:
+        if role != AgeGenderHse.ROLE or self.registry.has(role):
+            sess: InferenceSession = self.registry.session(role)
+            return sess
+        if self._hse is None:
+            cfg = self.registry.settings.models
+            self._hse = open_session(
+                self.registry.model_dir / HSE_FILE, role, self.registry.backend_for(role),
+                providers=cfg.providers, device=cfg.openvino_device, threads=cfg.threads,
+                precision=cfg.openvino_precision,
+            )  # fmt: skip
+        return self._hse
+
+
+def _ag_summary(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    err = [abs(r[key][0] - r["age"]) for r in rows]
+    hits = [(r[key][1] >= 0.5) == (r["gender"] == "male") for r in rows]
+    return {
+        "n": len(rows),
+        "age_mae": round(float(np.mean(err)), 2) if rows else None,
+        "age_median_error": round(float(np.median(err)), 2) if rows else None,
+        "gender_accuracy": round(float(np.mean(hits)), 4) if rows else None,
+    }
+
+
+def compare_age_gender(pipeline: Any, testdata: Path) -> dict[str, Any]:
+    """Age MAE and gender accuracy of the Intel model, the HSE model and their mean, on the
+    same detected faces (the largest face of each labelled UTKFace image).
+
+    The mean averages the years and P(male). Ages are the models' unrounded outputs."""
+    reg = pipeline.registry
+    if not (reg.model_dir / HSE_FILE).is_file():
+        return {
+            "skipped": f"{HSE_FILE} is not installed in {reg.model_dir}: "
+            "run `edge-face models fetch --pack research-nc`"
+        }
+    if not reg.has(AgeGender.ROLE):
+        return {"skipped": f"pack {reg.pack_name} has no {AgeGender.ROLE} model"}
+    sessions = _FileSessions(reg)
+    intel, hse = AgeGender(reg), AgeGenderHse(sessions)
+    marks = LandmarkModel(reg)
+    rows: list[dict[str, Any]] = []
+    for rel, lab in sorted(_labels(testdata, "utkface_labels.json").items()):
+        bgr = cv2.imread(str(testdata / rel), cv2.IMREAD_COLOR)
+        if bgr is None:
+            continue
+        try:
+            face = pipeline.analyze_largest(bgr, embed=False).face
+        except FaceError:
+            continue
+        a = intel.predict(bgr, face, points_angle(marks.predict(bgr, face)))
+        b = hse.predict(bgr, face)
+        both = ((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0)
+        rows.append(
+            {"file": rel, "age": int(lab["age"]), "gender": lab["gender"],
+             AGE_GENDER_MODELS[0]: a, AGE_GENDER_MODELS[1]: b, AGE_GENDER_MODELS[2]: both}
+        )  # fmt: skip
+    lo, hi = AGE_VALID
+    adult = [r for r in rows if lo <= r["age"] <= hi]
+    return {
+        "models": {
+            m: {"all_ages": _ag_summary(rows, m), "ages_18_75": _ag_summary(adult, m)}
+            for m in AGE_GENDER_MODELS
+        },
+        "shipped": {"pack": reg.pack_name, "uses": shipped_age_gender(reg)},
+    }
+
+
+def shipped_age_gender(registry: Any) -> str:
+    """Which of AGE_GENDER_MODELS the pack's answers come from (see `DetailAnalyzer`)."""
+    return AGE_GENDER_MODELS[1] if registry.has(AgeGenderHse.ROLE) else AGE_GENDER_MODELS[0]
+
+
+def format_comparison(res: dict[str, Any]) -> str:
+    """The side-by-side table printed by `edge-face eval`."""
+    if "skipped" in res:
+        return f"Age/gender models side by side: skipped, {res['skipped']}"
+    lines = [
+        "Age/gender models side by side (annotations/utkface, same detected faces; "
+        f"pack {res['shipped']['pack']} answers with: {res['shipped']['uses']})",
+        f"{'model':<13} {'n':>4} {'age MAE':>8} {'MAE 18-75':>10} {'gender acc':>11} "
+        f"{'gender 18-75':>13}",
+    ]
+    for m, v in res["models"].items():
+        a, b = v["all_ages"], v["ages_18_75"]
+
+        def f(x: Any, pct: bool = False) -> str:
+            return "-" if x is None else (f"{x:.1%}" if pct else f"{x:.2f}")
+
+        lines.append(
+            f"{m:<13} {a['n']:>4} {f(a['age_mae']):>8} {f(b['age_mae']):>10} "
+            f"{f(a['gender_accuracy'], True):>11} {f(b['gender_accuracy'], True):>13}"
         )
     return "\n".join(lines)

@@ -11,11 +11,14 @@ import math
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+from edge.runtime.backends import InferenceSession
 from edge.runtime.registry import ModelRegistry
+from edge.vision.align import align_face
 from edge.vision.landmarks import GROUPS
 from edge.vision.types import Face, Label
 
@@ -53,6 +56,12 @@ def box_crop(
     return cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_LINEAR)
 
 
+class SessionSource(Protocol):
+    """What a wrapper needs of a registry: the evaluation also serves a file outside the pack."""
+
+    def session(self, role: str) -> InferenceSession: ...
+
+
 # --------------------------------------------------------------------------------------------
 class AgeGender:
     """Intel age-gender-recognition-retail-0013 (OpenVINO IR): tight box, 62x62, BGR 0-255.
@@ -80,6 +89,34 @@ class AgeGender:
         if age is None or prob is None:
             raise RuntimeError("age_gender model returned unexpected outputs")
         return age, float(prob[1])
+
+
+class AgeGenderHse:
+    """HSE FaceRes age/gender (licence unclear: research-nc pack only): the 5-point ArcFace
+    crop at 224 px (the template x2, the framing its authors' check used), RGB 0-255, NHWC.
+
+    Outputs P(male) (sigmoid) and a softmax over ages 0..99; the age is its expected value,
+    which is smoother than the arg-max on the 100 one-year bins."""
+
+    ROLE = "age_gender_hse"
+    SIZE = 224
+
+    def __init__(self, registry: SessionSource) -> None:
+        self.registry = registry
+
+    def predict(self, bgr: np.ndarray, face: Face) -> tuple[float, float]:
+        """(age in years, P(male))."""
+        crop = align_face(bgr, face.kps, self.SIZE)
+        blob = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)[None], np.float32)
+        sess = self.registry.session(self.ROLE)
+        outs = sess.run({sess.info.inputs[0].name: blob})
+        ages = next((o.reshape(-1) for o in outs if o.size == 100), None)
+        male = next((o.reshape(-1) for o in outs if o.size == 1), None)
+        if ages is None or male is None:
+            raise RuntimeError("age_gender_hse model returned unexpected outputs")
+        p = np.clip(ages.astype(np.float64), 0.0, None)
+        years = float(p @ np.arange(100)) / max(float(p.sum()), 1e-9)
+        return years, float(male[0])
 
 
 # --------------------------------------------------------------------------------------------

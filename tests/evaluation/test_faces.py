@@ -102,8 +102,15 @@ def test_eval_identification_and_detection(eval_result: dict) -> None:
         1 - ident["rejection"]
     )
     rows = {r["detector"]: r for r in eval_result["detection"]}
-    assert set(rows) == {"fast (raw)", "slow (raw)", "detect_all (>=32px)"}
+    before, after = "detect_all, before (each side >=32px)", "detect_all (>=32px)"
+    assert set(rows) == {"fast (raw)", "slow (raw)", before, after}
     for r in rows.values():
         assert 0 <= r["dlib recall@0.5"] <= r["dlib recall@0.4"] <= 1
+        assert 0 <= r["group recall"] <= 1 and r["ms/image"] > 0
+    # The size rule on the equal-area square: group faces come back, nothing else gets worse.
+    b, a = rows[before], rows[after]
+    assert a["group recall"] > b["group recall"] and a["dlib recall@0.4"] >= 17 / 18
+    for key in ("dlib precision@0.4", "nose recall", "nose precision"):
+        assert a[key] >= b[key], key
     counts = {c["image"]: c for c in eval_result["detection_counts"]}
     assert counts["fr_two_people.jpg"]["detect_all (>=32px)"] == 2

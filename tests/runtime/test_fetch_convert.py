@@ -33,7 +33,9 @@ def test_licence_flags_are_visible(manifest: Manifest) -> None:
     assert not f["recognition_dlib_resnet_v1_128d.onnx"].licence_flags
     age = f["agegender_hse_faceres_224.onnx"]
     assert "licence-unclear" in age.licence_flags and age.non_commercial
-    assert not any(age.file in files for p in manifest.packs.values() for files in p.roles.values())
+    # licence unclear: only in opt-in non-commercial packs (research-nc), never the default
+    holders = [n for n, p in manifest.packs.items() if any(age.file in f for f in p.roles.values())]
+    assert holders == ["research-nc"] and manifest.pack("research-nc").non_commercial
     # the licence-clean pack's recognizer is the public-domain network alone
     assert manifest.pack("cc0").roles["embedding"] == ["recognition_dlib_resnet_v1_128d.onnx"]
     assert not any(r.startswith("embedding_") for r in manifest.pack("cc0").roles)

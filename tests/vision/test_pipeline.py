@@ -6,6 +6,7 @@ builds the class itself only to give it a details stand-in that fails if details
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from edge.engine import Models
 from edge.imaging.decode import decode_bytes
 from edge.vision.detection import build_detectors
 from edge.vision.errors import FaceTooSmall, NoFaceFound
-from edge.vision.pipeline import FacePipeline, rotate_area_cw
+from edge.vision.pipeline import FacePipeline, face_side_px, rotate_area_cw
 from edge.vision.similarity import load_calibration
-from edge.vision.types import Area, DetailFlags, FaceDetails
+from edge.vision.types import Area, DetailFlags, Face, FaceDetails
 from tests.support.images import read_bgr
 from tests.vision.vision_helpers import iou
 
@@ -185,7 +186,8 @@ def test_detect_all_largest_first_and_32px_rule(pipe: FacePipeline, testdata: Pa
     _, slow = build_detectors(pipe.registry, pipe.settings)
     raw = slow.detect(img)
     listed = pipe.detect_all(img)
-    big_enough = [f for f in raw if min(f.width, f.height) >= 32]
+    h, w = img.shape[:2]
+    big_enough = [f for f in raw if face_side_px(f, w, h) >= 32]
     assert 0 < len(listed) == len(big_enough) < len(raw)
     areas = [f.face.area for f in listed]
     assert areas == sorted(areas, reverse=True)
@@ -256,3 +258,44 @@ def test_details_only_requested_blocks_and_models(make_settings, testdata: Path)
     info = p.model_info()
     assert list(info.attributes) == p.details.supported_attributes()
     assert "age" in info.attributes and info.capabilities.attributes is True
+
+
+def test_size_rule_uses_the_equal_area_square() -> None:
+    """A detector box 29x38 (a face labelled 37x37) is a 33 px face; clipping counts."""
+    kps = np.zeros((5, 2), np.float32)
+    tall = Face(np.array([100, 100, 129, 138], np.float32), 0.9, kps)
+    assert face_side_px(tall, 640, 480) == pytest.approx((29 * 38) ** 0.5)
+    assert min(tall.width, tall.height) < 32 <= face_side_px(tall, 640, 480)
+    half_out = Face(np.array([-20, 0, 20, 40], np.float32), 0.9, kps)  # half of it inside
+    assert face_side_px(half_out, 640, 480) == pytest.approx((20 * 40) ** 0.5)
+
+
+def test_detect_all_keeps_labelled_group_faces(pipe: FacePipeline, testdata: Path) -> None:
+    """dlib's hand-labelled group photos (faces 37-53 px): the detector finds every face and
+    detect must list them; checking each box side against 32 px listed only 12 of 18."""
+    ann = json.loads((testdata / "annotations/dlib_pascal_voc_faces.json").read_text())
+    labelled = found = 0
+    for rel, v in ann["images"].items():
+        listed = [a.face.box for a in pipe.detect_all(read_bgr(testdata / rel))]
+        for x, y, w, h in (f["box_xywh"] for f in v["faces"]):
+            labelled += 1
+            gt = np.array([x, y, x + w, y + h], np.float32)
+            found += any(iou(gt, b) >= 0.4 for b in listed)
+    assert labelled == 18 and found >= 17
+
+
+def test_search_path_accepts_what_detect_lists(pipe: FacePipeline, testdata: Path) -> None:
+    """One size rule for every call: a labelled 37 px face whose detector box is ~29x37 px
+    (listed by detect) is not refused with 224 by the search path; the old per-side check
+    refused 3 of these 6 crops."""
+    img = read_bgr(testdata / "multi_face" / "dlib_2007_007763.jpg")
+    listed = pipe.detect_all(img)
+    assert len(listed) == 6
+    narrow = 0
+    for a in listed:
+        b = a.face.box
+        x0, y0 = int(max((b[0] + b[2]) / 2 - 90, 0)), int(max((b[1] + b[3]) / 2 - 90, 0))
+        got = pipe.analyze_largest(img[y0 : y0 + 180, x0 : x0 + 180], embed=False)
+        assert iou(got.face.box, b - np.array([x0, y0, x0, y0])) > 0.5
+        narrow += got.face.width < 32
+    assert narrow >= 2  # the case the rule change is about really occurs here
