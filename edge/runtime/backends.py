@@ -8,7 +8,9 @@ to CPU is the complaint users of similar products raise most.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -83,16 +85,27 @@ class OpenVinoSession(_Timed):
             return cls._core
 
     def __init__(
-        self, path: Path, role: str, device: str = "CPU", threads: int = 0, precision: str = "auto"
+        self,
+        path: Path,
+        role: str,
+        device: str = "CPU",
+        threads: int = 0,
+        precision: str = "auto",
+        one_thread: bool = False,
     ) -> None:
         core = self.core()
         try:
             model = core.read_model(str(path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses
             raise BackendError(f"OpenVINO cannot read {path.name}: {e}") from e
-        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+        # No pinning: the cores are shared with the inference pool, OpenCV and the event
+        # loop, and pinning cost a sched_setaffinity per inference (10 % of a loaded
+        # server's samples in a py-spy profile).
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        elif one_thread:
+            config["INFERENCE_NUM_THREADS"] = 1
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
         available = core.available_devices
@@ -109,6 +122,16 @@ class OpenVinoSession(_Timed):
             config.pop("INFERENCE_NUM_THREADS", None)
             config.pop("INFERENCE_PRECISION_HINT", None)
             self._compiled = core.compile_model(model, use, config)
+        # `one_thread`: one single-thread compilation per core, each calling thread bound to
+        # one of them. A compiled model runs one request at a time (one stream), so with a
+        # single copy the pool's requests would queue for it; per-core copies let them run
+        # side by side, each on its own core, and results stay the same whatever the load
+        # (every copy is compiled alike). Not NUM_STREAMS: OpenVINO 2026.4 returns zeros for
+        # the quantized TFLite emotion model when it has more than one stream.
+        self._copies = [self._compiled]
+        if one_thread and not threads and config.get("INFERENCE_NUM_THREADS") == 1:
+            self._copies += [core.compile_model(model, use, config) for _ in range(_cores() - 1)]
+        self._next_copy = itertools.count()
         try:
             self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         except Exception:
@@ -135,12 +158,20 @@ class OpenVinoSession(_Timed):
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         req = getattr(self._local, "req", None)
         if req is None:
-            req = self._local.req = self._compiled.create_infer_request()
+            copy = self._copies[next(self._next_copy) % len(self._copies)]
+            req = self._local.req = copy.create_infer_request()
         t0 = time.perf_counter()
         res = req.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
-        out = [np.array(res[p]) for p in self._out_ports]
+        out = [np.array(res[i]) for i in range(len(self._out_ports))]  # any copy's ports
         self._observe(t0)
         return out
+
+
+def _cores() -> int:
+    """CPUs this process may run on (an affinity mask or cpuset counts, not the host's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _short_precision(p: str) -> str:
@@ -164,6 +195,7 @@ class OnnxRuntimeSession(_Timed):
         role: str,
         providers: Sequence[str] = ("tensorrt", "cuda", "openvino", "cpu"),
         threads: int = 0,
+        one_thread: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -177,8 +209,9 @@ class OnnxRuntimeSession(_Timed):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
+        if threads or one_thread:
+            # One thread runs the graph on the calling thread: no pool to hand over to.
+            opts.intra_op_num_threads = threads or 1
             opts.inter_op_num_threads = 1
         try:
             self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
@@ -213,11 +246,14 @@ def open_session(
     device: str = "CPU",
     threads: int = 0,
     precision: str = "auto",
+    one_thread: bool = False,
 ) -> InferenceSession:
     """Open a model file with the requested backend.
 
     Formats onnxruntime cannot read (OpenVINO IR, TFLite) always go to OpenVINO; that is
-    logged, never silent.
+    logged, never silent. `one_thread` (used when `threads` is 0) runs each inference on one
+    thread, as many at once as there are cores: right for models too small to gain from
+    splitting one inference, which the request pool already runs side by side.
     """
     path = Path(path)
     if backend == "onnxruntime" and path.suffix.lower() != ".onnx":
@@ -225,10 +261,12 @@ def open_session(
         backend = "openvino"
     if backend == "openvino":
         sess: InferenceSession = OpenVinoSession(
-            path, role, device=device, threads=threads, precision=precision
+            path, role, device=device, threads=threads, precision=precision, one_thread=one_thread
         )
     elif backend == "onnxruntime":
-        sess = OnnxRuntimeSession(path, role, providers=providers, threads=threads)
+        sess = OnnxRuntimeSession(
+            path, role, providers=providers, threads=threads, one_thread=one_thread
+        )
     else:
         raise BackendError(f"unknown backend {backend!r} (use openvino or onnxruntime)")
     # DEBUG: the service logs one summary line per model after warm-up (INFO, or WARNING

@@ -19,7 +19,7 @@ from edge.config import Settings
 from edge.imaging.decode import DecodedImage
 from edge.imaging.orientation import rotate_cw
 from edge.runtime.registry import ModelRegistry
-from edge.vision.align import align_face
+from edge.vision.align import ARCFACE_TEMPLATE, align_face, similarity_transform
 from edge.vision.details import DetailAnalyzer
 from edge.vision.detection import FaceDetector, TiledDetector, build_detectors
 from edge.vision.embedding import Embedder
@@ -84,6 +84,19 @@ def _top(faces: list[Face]) -> float:
 
 def _clipped_area(face: Face, w: int, h: int) -> float:
     return face.bbox.clip(w, h).area
+
+
+def _scaled(face: Face, sx: float, sy: float) -> Face:
+    """`face` found in a grid shrunk by (sx, sy), in the full grid's pixels: the same
+    mapping the detectors use between their network input and the image."""
+    s = np.array([sx, sy], dtype=np.float32)
+    return Face(face.box * np.tile(s, 2), face.score, face.kps * s)
+
+
+def _upsamples(kps: np.ndarray) -> bool:
+    """Would aligning these keypoints to the 112 px template magnify the image?"""
+    m = similarity_transform(kps, ARCFACE_TEMPLATE)
+    return float(np.hypot(m[0, 0], m[1, 0])) > 1.0
 
 
 class FacePipeline:
@@ -222,6 +235,10 @@ class FacePipeline:
 
         Raises `NoFaceFound` (none inside `area`) or `FaceTooSmall` (the largest is under
         the configured minimum size)."""
+        if not flags.any and isinstance(image, DecodedImage) and image.preview is not None:
+            fa = self._largest_from_preview(image, area, embed, auto_rotate)
+            if fa is not None:
+                return fa
         bgr0, base_rot = self._unpack(image)
         found = self._find(bgr0, area, auto_rotate)
         if found is None:
@@ -231,6 +248,56 @@ class FacePipeline:
         face = max(found.faces, key=lambda f: _clipped_area(f, w, h))
         self._check_size(face, w, h)
         return self._analysis(found.bgr, face, base_rot + found.rotated, flags, embed)
+
+    def _largest_from_preview(
+        self, image: DecodedImage, area: Area | None, embed: bool, auto_rotate: bool
+    ) -> FaceAnalysis | None:
+        """`analyze_largest` served from the reduced decode of a large JPEG, or None.
+
+        The fast detector shrinks the photo to 320 px anyway, so it runs on the preview (a
+        1/2..1/8 DCT decode costs a fraction of the full one, and the shrink is cheaper
+        too); boxes and keypoints are mapped to the full grid, so the rules (area, largest,
+        size) and the reported position are as before. The crop comes from the preview
+        when the face is large enough there that alignment does not magnify it, else from
+        the full grid. None (use the full path) when the preview is smaller than the fast
+        detector's input or the fast detector is not sure: the slow detector, as before,
+        sees the full picture.
+        """
+        preview = image.preview
+        assert preview is not None
+        fast, _ = self._detectors()
+        need = int(getattr(fast, "input_long", 0) or getattr(fast, "size", 0) or 0)
+        if not need or max(preview.shape[:2]) < need:
+            return None
+        sure_score = self.settings.detection.fast_sure
+        w0, h0 = image.width, image.height
+        for rot in (0, *_ROTATIONS) if auto_rotate else (0,):
+            view = rotate_cw(preview, rot) if rot else preview
+            a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
+            w, h = (h0, w0) if rot in (90, 270) else (w0, h0)
+            sx, sy = w / view.shape[1], h / view.shape[0]
+            hits = [
+                f
+                for f in (_scaled(f, sx, sy) for f in fast.detect(view) if f.score >= sure_score)
+                if _inside(f, a)
+            ]
+            if hits:
+                break
+        else:
+            return None
+        face = max(hits, key=lambda f: _clipped_area(f, w, h))
+        self._check_size(face, w, h)
+        emb = None
+        if embed:
+            # Pixel centres: full x maps to preview (x + 0.5) / s - 0.5.
+            kps_view = (face.kps + 0.5) / np.array([sx, sy], dtype=np.float32) - 0.5
+            if _upsamples(kps_view):
+                full = rotate_cw(image.bgr, rot) if rot else image.bgr
+                crop = align_face(full, face.kps)
+            else:
+                crop = align_face(view, kps_view)
+            emb = self.embedder.embed(crop)
+        return FaceAnalysis(face, (w, h), (image.rotated + rot) % 360, emb, FaceDetails())
 
     def detect_all(
         self,
