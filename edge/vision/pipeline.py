@@ -235,8 +235,8 @@ class FacePipeline:
 
         Raises `NoFaceFound` (none inside `area`) or `FaceTooSmall` (the largest is under
         the configured minimum size)."""
-        if not flags.any and isinstance(image, DecodedImage) and image.preview is not None:
-            fa = self._largest_from_preview(image, area, embed, auto_rotate)
+        if isinstance(image, DecodedImage) and image.preview is not None:
+            fa = self._largest_from_preview(image, area, flags, embed, auto_rotate)
             if fa is not None:
                 return fa
         bgr0, base_rot = self._unpack(image)
@@ -250,7 +250,12 @@ class FacePipeline:
         return self._analysis(found.bgr, face, base_rot + found.rotated, flags, embed)
 
     def _largest_from_preview(
-        self, image: DecodedImage, area: Area | None, embed: bool, auto_rotate: bool
+        self,
+        image: DecodedImage,
+        area: Area | None,
+        flags: DetailFlags,
+        embed: bool,
+        auto_rotate: bool,
     ) -> FaceAnalysis | None:
         """`analyze_largest` served from the reduced decode of a large JPEG, or None.
 
@@ -259,9 +264,10 @@ class FacePipeline:
         too); boxes and keypoints are mapped to the full grid, so the rules (area, largest,
         size) and the reported position are as before. The crop comes from the preview
         when the face is large enough there that alignment does not magnify it, else from
-        the full grid. None (use the full path) when the preview is smaller than the fast
-        detector's input or the fast detector is not sure: the slow detector, as before,
-        sees the full picture.
+        the full grid, and so do the detail blocks. None (use the full path) when the
+        preview is smaller than the fast detector's input or the fast detector is not sure:
+        the slow detector, as before, sees the full picture. Whether it serves a request
+        never depends on the details asked, so every endpoint finds the same face.
         """
         preview = image.preview
         assert preview is not None
@@ -292,12 +298,20 @@ class FacePipeline:
             # Pixel centres: full x maps to preview (x + 0.5) / s - 0.5.
             kps_view = (face.kps + 0.5) / np.array([sx, sy], dtype=np.float32) - 0.5
             if _upsamples(kps_view):
-                full = rotate_cw(image.bgr, rot) if rot else image.bgr
-                crop = align_face(full, face.kps)
+                crop = align_face(self._full_view(image, rot), face.kps)
             else:
                 crop = align_face(view, kps_view)
             emb = self.embedder.embed(crop)
-        return FaceAnalysis(face, (w, h), (image.rotated + rot) % 360, emb, FaceDetails())
+        details = (
+            self.details.analyze(self._full_view(image, rot), face, flags)
+            if flags.any
+            else FaceDetails()
+        )
+        return FaceAnalysis(face, (w, h), (image.rotated + rot) % 360, emb, details)
+
+    @staticmethod
+    def _full_view(image: DecodedImage, rot: int) -> np.ndarray:
+        return rotate_cw(image.bgr, rot) if rot else image.bgr
 
     def detect_all(
         self,
