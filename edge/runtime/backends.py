@@ -8,7 +8,6 @@ to CPU is the complaint users of similar products raise most.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -105,7 +104,12 @@ class OpenVinoSession(_Timed):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         elif one_thread:
-            config["INFERENCE_NUM_THREADS"] = 1
+            # One stream per core, one thread per stream: concurrent requests each get a
+            # core instead of queueing for the one shared stream, and a small model alone
+            # is as fast on one thread. (Separate single-stream compilations do not help:
+            # they still run one inference at a time between them.)
+            cores = _cores()
+            config.update(NUM_STREAMS=cores, INFERENCE_NUM_THREADS=cores)
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
         available = core.available_devices
@@ -120,18 +124,9 @@ class OpenVinoSession(_Timed):
             self._compiled = core.compile_model(model, use, config)
         except Exception:
             config.pop("INFERENCE_NUM_THREADS", None)
+            config.pop("NUM_STREAMS", None)
             config.pop("INFERENCE_PRECISION_HINT", None)
             self._compiled = core.compile_model(model, use, config)
-        # `one_thread`: one single-thread compilation per core, each calling thread bound to
-        # one of them. A compiled model runs one request at a time (one stream), so with a
-        # single copy the pool's requests would queue for it; per-core copies let them run
-        # side by side, each on its own core, and results stay the same whatever the load
-        # (every copy is compiled alike). Not NUM_STREAMS: OpenVINO 2026.4 returns zeros for
-        # the quantized TFLite emotion model when it has more than one stream.
-        self._copies = [self._compiled]
-        if one_thread and not threads and config.get("INFERENCE_NUM_THREADS") == 1:
-            self._copies += [core.compile_model(model, use, config) for _ in range(_cores() - 1)]
-        self._next_copy = itertools.count()
         try:
             self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         except Exception:
@@ -158,12 +153,11 @@ class OpenVinoSession(_Timed):
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         req = getattr(self._local, "req", None)
         if req is None:
-            copy = self._copies[next(self._next_copy) % len(self._copies)]
-            req = self._local.req = copy.create_infer_request()
+            req = self._local.req = self._compiled.create_infer_request()
         t0 = time.perf_counter()
         # share_inputs: the runtime reads the (contiguous) arrays in place, no copy-in.
         res = req.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()}, share_inputs=True)
-        out = [np.array(res[i]) for i in range(len(self._out_ports))]  # any copy's ports
+        out = [np.array(res[p]) for p in self._out_ports]
         self._observe(t0)
         return out
 
@@ -254,7 +248,9 @@ def open_session(
     Formats onnxruntime cannot read (OpenVINO IR, TFLite) always go to OpenVINO; that is
     logged, never silent. `one_thread` (used when `threads` is 0) runs each inference on one
     thread, as many at once as there are cores: right for models too small to gain from
-    splitting one inference, which the request pool already runs side by side.
+    splitting one inference, which the request pool already runs side by side. Only for
+    models checked to give the same results that way: OpenVINO 2026.4 returns zeros for the
+    quantized TFLite emotion model when it has more than one stream.
     """
     path = Path(path)
     if backend == "onnxruntime" and path.suffix.lower() != ".onnx":
