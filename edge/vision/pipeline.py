@@ -18,6 +18,7 @@ import numpy as np
 from edge.config import Settings
 from edge.imaging.decode import DecodedImage
 from edge.imaging.orientation import rotate_cw
+from edge.runtime.backends import INFERENCE_WORK
 from edge.runtime.registry import ModelRegistry
 from edge.vision.align import ARCFACE_TEMPLATE, align_face, similarity_transform
 from edge.vision.details import DetailAnalyzer
@@ -235,6 +236,17 @@ class FacePipeline:
 
         Raises `NoFaceFound` (none inside `area`) or `FaceTooSmall` (the largest is under
         the configured minimum size)."""
+        with INFERENCE_WORK:  # the models see this request between its inferences too
+            return self._analyze_largest(image, area, flags, embed, auto_rotate)
+
+    def _analyze_largest(
+        self,
+        image: Image,
+        area: Area | None,
+        flags: DetailFlags,
+        embed: bool,
+        auto_rotate: bool,
+    ) -> FaceAnalysis:
         if isinstance(image, DecodedImage) and image.preview is not None:
             fa = self._largest_from_preview(image, area, flags, embed, auto_rotate)
             if fa is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge.metrics import MODEL_INFERENCE
-from edge.runtime.backends import BackendError, open_session
+from edge.runtime.backends import INFERENCE_WORK, BackendError, open_session
 from edge.runtime.manifest import Manifest
 from edge.runtime.probe import probe_inputs
 from edge.runtime.registry import ONE_THREAD_ROLES
@@ -117,8 +118,20 @@ def test_one_thread_sessions_match_the_default_and_any_concurrency(
     photos = [face_photo, face_photo[::2, ::2].copy(), cv2.flip(face_photo, 1)]
     feeds = [probe_inputs(default.info, p) for p in photos]
     expected = [default.run(f) for f in feeds]
-    with ThreadPoolExecutor(4) as pool:
+    alone = [narrow.run(f) for f in feeds]  # nothing else running: all cores
+    started, release = threading.Event(), threading.Event()
+
+    def other_request() -> None:
+        with INFERENCE_WORK:
+            started.set()
+            release.wait(30)
+
+    with ThreadPoolExecutor(5) as pool:
+        pool.submit(other_request)
+        assert started.wait(30)
+        beside = [narrow.run(f) for f in feeds]  # another request busy: one thread
         got = list(pool.map(narrow.run, feeds * 8))
-    for i, out in enumerate(got):
+        release.set()
+    for i, out in enumerate([*alone, *beside, *got]):
         for a, b in zip(out, expected[i % len(feeds)], strict=True):
             assert np.array_equal(a, b) and np.abs(a).max() > 0
