@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from edge.errors import EdgeError
+from edge.runtime.backends import INFERENCE_WORK
 
 T = TypeVar("T")
 
@@ -88,7 +89,15 @@ class Admission:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+        return await loop.run_in_executor(self.executor, functools.partial(_work, fn, *args))
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _work(fn: Callable[..., T], *args: Any) -> T:
+    """One admitted call, marked as inference work for its whole length (decode and store
+    included), so the small models run on one thread while another request is in the pool
+    and on every core when this is the only one (`edge.runtime.backends.INFERENCE_WORK`)."""
+    with INFERENCE_WORK:
+        return fn(*args)

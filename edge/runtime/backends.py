@@ -9,6 +9,7 @@ to CPU is the complaint users of similar products raise most.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,6 +67,36 @@ class _Timed:
         MODEL_INFERENCE.observe(time.perf_counter() - t0, role=self.role, backend=self.info.backend)
 
 
+class _Busy:
+    """How many threads are doing inference work right now (a thread's nested entries count
+    once). Entering returns how many *other* threads are busy: the signal that the cores
+    are taken and an inference should stay on one thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+        self._local = threading.local()
+
+    def __enter__(self) -> int:
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        with self._lock:
+            if depth == 0:
+                self._n += 1
+            return self._n - 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.depth -= 1
+        if self._local.depth == 0:
+            with self._lock:
+                self._n -= 1
+
+
+#: Wrap a request's whole inference work in `with INFERENCE_WORK:` (the pipeline does) so
+#: that `one_thread` sessions see the other requests between their inferences too.
+INFERENCE_WORK = _Busy()
+
+
 class OpenVinoSession(_Timed):
     """OpenVINO compiled model; one infer request per calling thread (requests are not
     thread-safe, compiled models are)."""
@@ -83,16 +114,32 @@ class OpenVinoSession(_Timed):
             return cls._core
 
     def __init__(
-        self, path: Path, role: str, device: str = "CPU", threads: int = 0, precision: str = "auto"
+        self,
+        path: Path,
+        role: str,
+        device: str = "CPU",
+        threads: int = 0,
+        precision: str = "auto",
+        one_thread: bool = False,
     ) -> None:
         core = self.core()
         try:
             model = core.read_model(str(path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses
             raise BackendError(f"OpenVINO cannot read {path.name}: {e}") from e
-        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+        # No pinning: the cores are shared with the inference pool, OpenCV and the event
+        # loop, and pinning cost a sched_setaffinity per inference (10 % of a loaded
+        # server's samples in a py-spy profile).
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        elif one_thread:
+            # One stream per core, one thread per stream: concurrent requests each get a
+            # core instead of queueing for the one shared stream, and a small model alone
+            # is as fast on one thread. (Separate single-stream compilations do not help:
+            # they still run one inference at a time between them.)
+            cores = _cores()
+            config.update(NUM_STREAMS=cores, INFERENCE_NUM_THREADS=cores)
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
         available = core.available_devices
@@ -107,8 +154,19 @@ class OpenVinoSession(_Timed):
             self._compiled = core.compile_model(model, use, config)
         except Exception:
             config.pop("INFERENCE_NUM_THREADS", None)
+            config.pop("NUM_STREAMS", None)
             config.pop("INFERENCE_PRECISION_HINT", None)
             self._compiled = core.compile_model(model, use, config)
+        # A call made while no other thread does inference work runs on a second, default
+        # compilation (all cores, one stream): the lowest latency when alone, and on a box
+        # shared with other programs two threads get twice the share. Same results: the
+        # test suite checks both give identical outputs for these models.
+        self._wide = None
+        if one_thread and not threads and "NUM_STREAMS" in config:
+            wide = {
+                k: v for k, v in config.items() if k not in ("NUM_STREAMS", "INFERENCE_NUM_THREADS")
+            }
+            self._wide = core.compile_model(model, use, wide)
         try:
             self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         except Exception:
@@ -133,14 +191,28 @@ class OpenVinoSession(_Timed):
         )
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        req = getattr(self._local, "req", None)
-        if req is None:
-            req = self._local.req = self._compiled.create_infer_request()
-        t0 = time.perf_counter()
-        res = req.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
-        out = [np.array(res[p]) for p in self._out_ports]
+        with INFERENCE_WORK as others:
+            wide = self._wide is not None and others == 0
+            name = "wide_req" if wide else "req"
+            req = getattr(self._local, name, None)
+            if req is None:
+                compiled = self._wide if wide and self._wide is not None else self._compiled
+                req = compiled.create_infer_request()
+                setattr(self._local, name, req)
+            t0 = time.perf_counter()
+            # share_inputs: the runtime reads the (contiguous) arrays in place, no copy-in.
+            inputs = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
+            res = req.infer(inputs, share_inputs=True)
+            out = [np.array(res[i]) for i in range(len(self._out_ports))]  # either compilation
         self._observe(t0)
         return out
+
+
+def _cores() -> int:
+    """CPUs this process may run on (an affinity mask or cpuset counts, not the host's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _short_precision(p: str) -> str:
@@ -165,6 +237,7 @@ class OnnxRuntimeSession(_Timed):
         role: str,
         providers: Sequence[str] = ("tensorrt", "cuda", "openvino", "cpu"),
         threads: int = 0,
+        one_thread: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -178,8 +251,9 @@ class OnnxRuntimeSession(_Timed):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
+        if threads or one_thread:
+            # One thread runs the graph on the calling thread: no pool to hand over to.
+            opts.intra_op_num_threads = threads or 1
             opts.inter_op_num_threads = 1
         try:
             self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
@@ -214,11 +288,16 @@ def open_session(
     device: str = "CPU",
     threads: int = 0,
     precision: str = "auto",
+    one_thread: bool = False,
 ) -> InferenceSession:
     """Open a model file with the requested backend.
 
     Formats onnxruntime cannot read (OpenVINO IR, TFLite) always go to OpenVINO; that is
-    logged, never silent.
+    logged, never silent. `one_thread` (used when `threads` is 0) runs each inference on one
+    thread, as many at once as there are cores: right for models too small to gain from
+    splitting one inference, which the request pool already runs side by side. Only for
+    models checked to give the same results that way: OpenVINO 2026.4 returns zeros for the
+    quantized TFLite emotion model when it has more than one stream.
     """
     path = Path(path)
     if backend == "onnxruntime" and path.suffix.lower() != ".onnx":
@@ -226,10 +305,12 @@ def open_session(
         backend = "openvino"
     if backend == "openvino":
         sess: InferenceSession = OpenVinoSession(
-            path, role, device=device, threads=threads, precision=precision
+            path, role, device=device, threads=threads, precision=precision, one_thread=one_thread
         )
     elif backend == "onnxruntime":
-        sess = OnnxRuntimeSession(path, role, providers=providers, threads=threads)
+        sess = OnnxRuntimeSession(
+            path, role, providers=providers, threads=threads, one_thread=one_thread
+        )
     else:
         raise BackendError(f"unknown backend {backend!r} (use openvino or onnxruntime)")
     # DEBUG: the service logs one summary line per model after warm-up (INFO, or WARNING

@@ -168,7 +168,9 @@ class YuNetDetector(_LongSideDetector):
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
         img, scale, ih, iw = self._frame(bgr)
-        blob = img.transpose(2, 0, 1)[None].astype(np.float32)
+        # Planar float32 in one pass (astype of the transposed view kept its strides, so the
+        # runtime made a second copy to get a contiguous input).
+        blob = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)[None]
         # Outputs by position (OpenVINO may rename cls/obj): cls x3, obj x3, bbox x3, kps x3.
         out = self.session.run({self._input: blob})
         grids = self._anchors.get((ih, iw), lambda: [_grid(ih, iw, s) for s in _STRIDES])

@@ -19,10 +19,12 @@ import numpy as np
 from edge.config import Settings
 from edge.imaging.decode import DecodedImage
 from edge.imaging.orientation import rotate_cw
+from edge.runtime.backends import INFERENCE_WORK
 from edge.runtime.registry import ModelRegistry
-from edge.vision.align import ARCFACE_TEMPLATE
+from edge.vision.align import ARCFACE_TEMPLATE, similarity_transform
 from edge.vision.details import DetailAnalyzer
 from edge.vision.detection import FaceDetector, TiledDetector, build_detectors
+from edge.vision.embedding import Embedder
 from edge.vision.errors import FaceTooSmall, NoFaceFound
 from edge.vision.fusion import FaceEmbedder, build_embedder
 from edge.vision.similarity import Calibration, load_calibration
@@ -98,6 +100,19 @@ def face_side_px(face: Face, w: int, h: int) -> float:
     in 3). The equal-area side matches the labelled side (median ratio 0.98)."""
     bw, bh = face.bbox.clipped_size(w, h)
     return math.sqrt(max(bw, 0.0) * max(bh, 0.0))
+
+
+def _scaled(face: Face, sx: float, sy: float) -> Face:
+    """`face` found in a grid shrunk by (sx, sy), in the full grid's pixels: the same
+    mapping the detectors use between their network input and the image."""
+    s = np.array([sx, sy], dtype=np.float32)
+    return Face(face.box * np.tile(s, 2), face.score, face.kps * s)
+
+
+def _upsamples(kps: np.ndarray) -> bool:
+    """Would aligning these keypoints to the 112 px template magnify the image?"""
+    m = similarity_transform(kps, ARCFACE_TEMPLATE)
+    return float(np.hypot(m[0, 0], m[1, 0])) > 1.0
 
 
 class FacePipeline:
@@ -245,6 +260,21 @@ class FacePipeline:
 
         Raises `NoFaceFound` (none inside `area`) or `FaceTooSmall` (the largest is under
         the configured minimum size)."""
+        with INFERENCE_WORK:  # the models see this request between its inferences too
+            return self._analyze_largest(image, area, flags, embed, auto_rotate)
+
+    def _analyze_largest(
+        self,
+        image: Image,
+        area: Area | None,
+        flags: DetailFlags,
+        embed: bool,
+        auto_rotate: bool,
+    ) -> FaceAnalysis:
+        if isinstance(image, DecodedImage) and image.preview is not None:
+            fa = self._largest_from_preview(image, area, flags, embed, auto_rotate)
+            if fa is not None:
+                return fa
         bgr0, base_rot = self._unpack(image)
         found = self._find(bgr0, area, auto_rotate)
         if found is None:
@@ -254,6 +284,72 @@ class FacePipeline:
         face = max(found.faces, key=lambda f: _clipped_area(f, w, h))
         self._check_size(face, w, h)
         return self._analysis(found.bgr, face, base_rot + found.rotated, flags, embed)
+
+    def _largest_from_preview(
+        self,
+        image: DecodedImage,
+        area: Area | None,
+        flags: DetailFlags,
+        embed: bool,
+        auto_rotate: bool,
+    ) -> FaceAnalysis | None:
+        """`analyze_largest` served from the reduced decode of a large JPEG, or None.
+
+        The fast detector shrinks the photo to 320 px anyway, so it runs on the preview (a
+        1/2..1/8 DCT decode costs a fraction of the full one, and the shrink is cheaper
+        too); boxes and keypoints are mapped to the full grid, so the rules (area, largest,
+        size) and the reported position are as before. The crop comes from the preview
+        when the face is large enough there that alignment does not magnify it, else from
+        the full grid, and so do the detail blocks. None (use the full path) when the
+        preview is smaller than the fast detector's input or the fast detector is not sure:
+        the slow detector, as before, sees the full picture. Whether it serves a request
+        never depends on the details asked, so every endpoint finds the same face.
+        """
+        preview = image.preview
+        assert preview is not None
+        fast, _ = self._detectors()
+        need = int(getattr(fast, "input_long", 0) or getattr(fast, "size", 0) or 0)
+        if not need or max(preview.shape[:2]) < need:
+            return None
+        sure_score = self.settings.detection.fast_sure
+        w0, h0 = image.width, image.height
+        for rot in (0, *_ROTATIONS) if auto_rotate else (0,):
+            view = rotate_cw(preview, rot) if rot else preview
+            a = rotate_area_cw(area, rot, w0, h0) if area is not None else None
+            w, h = (h0, w0) if rot in (90, 270) else (w0, h0)
+            sx, sy = w / view.shape[1], h / view.shape[0]
+            hits = [
+                f
+                for f in (_scaled(f, sx, sy) for f in fast.detect(view) if f.score >= sure_score)
+                if _inside(f, a)
+            ]
+            if hits:
+                break
+        else:
+            return None
+        face = max(hits, key=lambda f: _clipped_area(f, w, h))
+        self._check_size(face, w, h)
+        emb = None
+        if embed:
+            # Pixel centres: full x maps to preview (x + 0.5) / s - 0.5.
+            kps_view = (face.kps + 0.5) / np.array([sx, sy], dtype=np.float32) - 0.5
+            # Only the 112 px ArcFace crop was measured from the preview (cosine to the full
+            # path: median 0.997); other recognizers (dlib's 150 px chip, fusions) read the
+            # full grid.
+            if isinstance(self.embedder, Embedder) and not _upsamples(kps_view):
+                emb = self.embedder.embed_face(view, kps_view)
+            else:
+                emb = self.embedder.embed_face(self._full_view(image, rot), face.kps)
+        details = (
+            self.details.analyze(self._full_view(image, rot), face, flags)
+            if flags.any
+            else FaceDetails()
+        )
+        return FaceAnalysis(face, (w, h), (image.rotated + rot) % 360, emb, details)
+
+    @staticmethod
+    def _full_view(image: DecodedImage, rot: int) -> np.ndarray:
+        return rotate_cw(image.bgr, rot) if rot else image.bgr
 
     def detect_all(
         self,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from edge.metrics import MODEL_INFERENCE
-from edge.runtime.backends import BackendError, open_session
+from edge.runtime.backends import INFERENCE_WORK, BackendError, open_session
 from edge.runtime.manifest import Manifest
 from edge.runtime.probe import probe_inputs
+from edge.runtime.registry import ONE_THREAD_ROLES
 from tests.support.images import read_bgr
 
 REFERENCE_ONLY = {"liveness_v2_reference", "liveness_v1se_reference", "emotion_reference"}
@@ -98,3 +102,36 @@ def test_bf16_default_keeps_embeddings_close(model_dir: Path, face_photo: np.nda
     a, b = fast.run(feeds)[0].ravel(), exact.run(feeds)[0].ravel()
     cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
     assert cos > 0.99, f"{fast.info.precision} vs f32 cosine {cos:.4f}"
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize("role", sorted(ONE_THREAD_ROLES))
+def test_one_thread_sessions_match_the_default_and_any_concurrency(
+    role: str, backend: str, model_dir: Path, face_photo: np.ndarray
+) -> None:
+    """The request path's models run one thread per inference, several at once: the results
+    are those of the default session, bit for bit, however many calls overlap (OpenVINO
+    returns zeros for some models with several streams; this would catch it here)."""
+    path = model_dir / Manifest.load().pack("default").roles[role][0]
+    default = open_session(path, role, backend)
+    narrow = open_session(path, role, backend, one_thread=True)
+    photos = [face_photo, face_photo[::2, ::2].copy(), cv2.flip(face_photo, 1)]
+    feeds = [probe_inputs(default.info, p) for p in photos]
+    expected = [default.run(f) for f in feeds]
+    alone = [narrow.run(f) for f in feeds]  # nothing else running: all cores
+    started, release = threading.Event(), threading.Event()
+
+    def other_request() -> None:
+        with INFERENCE_WORK:
+            started.set()
+            release.wait(30)
+
+    with ThreadPoolExecutor(5) as pool:
+        pool.submit(other_request)
+        assert started.wait(30)
+        beside = [narrow.run(f) for f in feeds]  # another request busy: one thread
+        got = list(pool.map(narrow.run, feeds * 8))
+        release.set()
+    for i, out in enumerate([*alone, *beside, *got]):
+        for a, b in zip(out, expected[i % len(feeds)], strict=True):
+            assert np.array_equal(a, b) and np.abs(a).max() > 0

@@ -299,3 +299,46 @@ def test_search_path_accepts_what_detect_lists(pipe: FacePipeline, testdata: Pat
         assert iou(got.face.box, b - np.array([x0, y0, x0, y0])) > 0.5
         narrow += got.face.width < 32
     assert narrow >= 2  # the case the rule change is about really occurs here
+
+
+def _jpeg(bgr: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return buf.tobytes()
+
+
+def test_large_jpeg_is_served_from_its_preview(pipe: FacePipeline, testdata: Path) -> None:
+    """A ~1 MP photo: found and aligned on the 1/2-scale preview, the full grid never
+    decoded, and the same face as the full-grid path gives: same box, and embeddings that
+    score as one photo (the keypoints move by a pixel or two, as they do for the same photo
+    shifted by one pixel)."""
+    photo = read_bgr(testdata / OBAMA / "1.jpg")
+    scale = 1200 / max(photo.shape[:2])
+    big = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    decoded = decode_bytes(_jpeg(big))
+    fa = pipe.analyze_largest(decoded)
+    assert decoded.preview is not None and not decoded.decoded_full
+    ref = pipe.analyze_largest(decoded.bgr)
+    assert fa.image_size == ref.image_size == (decoded.width, decoded.height)
+    assert iou(fa.face.box, ref.face.box) > 0.95
+    assert fa.embedding is not None and ref.embedding is not None
+    assert pipe.similarity(fa.embedding, ref.embedding) >= 0.995
+
+
+def test_small_face_in_large_jpeg_is_aligned_on_the_full_grid(
+    pipe: FacePipeline, testdata: Path
+) -> None:
+    """Where the preview would have to be magnified to fill the 112 px crop, the crop comes
+    from the full grid: the preview only found the face."""
+    photo = read_bgr(testdata / OBAMA / "1.jpg")
+    scale = 300 / max(photo.shape[:2])
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = cv2.resize(photo, (1400, 1050), interpolation=cv2.INTER_CUBIC) // 3
+    canvas[300 : 300 + small.shape[0], 500 : 500 + small.shape[1]] = small
+    decoded = decode_bytes(_jpeg(canvas))
+    fa = pipe.analyze_largest(decoded)
+    assert decoded.preview is not None and decoded.decoded_full
+    ref = pipe.analyze_largest(decoded.bgr)
+    assert iou(fa.face.box, ref.face.box) > 0.9
+    assert fa.embedding is not None and ref.embedding is not None
+    assert pipe.similarity(fa.embedding, ref.embedding) >= 0.995
