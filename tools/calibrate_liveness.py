@@ -55,6 +55,7 @@ from edge.evaluation.liveness import (  # noqa: E402
     load_samples,
     roc_auc,
 )
+from edge.evaluation.liveness_loso import fit_logistic  # noqa: E402
 from edge.runtime.registry import ModelRegistry  # noqa: E402
 from edge.vision.detection import build_detectors  # noqa: E402
 from edge.vision.errors import FaceError  # noqa: E402
@@ -83,27 +84,7 @@ VARIANTS = {  # row key -> the ensemble as it would be cropped instead
     },
 }
 FOLDS = 5
-L2 = 0.05
 CONTROL_FACE_PX = 90  # about the spoof faces' size; live faces are shrunk to it
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float]:
-    """Class-balanced, L2-penalised logistic regression by Newton steps (bias unpenalised)."""
-    n, d = x.shape
-    xb = np.hstack([x, np.ones((n, 1))])
-    sw = np.where(y == 1, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1)) * n
-    w = np.zeros(d + 1)
-    pen = np.full(d + 1, l2)
-    pen[-1] = 0.0
-    for _ in range(100):
-        p = 1 / (1 + np.exp(-(xb @ w)))
-        g = xb.T @ (sw * (p - y)) + pen * w
-        h = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(pen) + 1e-9 * np.eye(d + 1)
-        step = np.linalg.solve(h, g)
-        w -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return w[:-1], float(w[-1])
 
 
 def fit_monotone(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:

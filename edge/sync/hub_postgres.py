@@ -42,9 +42,16 @@ from typing import Any, Final
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from edge.sync.codec import FeedPage, decode_record, encode_record, pack, unpack_any
-from edge.sync.hubstore import HubCounts, PushResult, SnapshotPage
-from edge.sync.record import Record, for_fingerprint, merge
+from edge.sync.codec import FeedPage, encode_record, pack
+from edge.sync.hubstore import (
+    HubCounts,
+    PushResult,
+    SnapshotPage,
+    decode_body,
+    feed_page,
+    snapshot_page,
+)
+from edge.sync.record import Record, merge
 
 log = logging.getLogger("edge.sync")
 
@@ -65,10 +72,6 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS origins (origin TEXT PRIMARY KEY, acked BIGINT NOT NULL)",
 )
 _IDLE_MAX: Final = 8  # connections kept open between calls
-
-
-def _decode(body: bytes) -> Record:
-    return decode_record(unpack_any(bytes(body)))
 
 
 def describe(url: str) -> str:
@@ -209,7 +212,7 @@ class PostgresHubStore:
             current: dict[str, Record] = {}
             if uuids:
                 c.execute("SELECT body FROM records WHERE uuid = ANY(%s)", (uuids,))
-                current = {r.uuid: r for r in (_decode(b) for (b,) in c.fetchall())}
+                current = {r.uuid: r for r in (decode_body(b) for (b,) in c.fetchall())}
             new_acked = acked
             writes: dict[str, tuple[int, Record]] = {}
             for seq, rec in todo:
@@ -263,15 +266,7 @@ class PostgresHubStore:
                 (list(instances), after, limit),
             )
             rows = c.fetchall()
-        out: list[tuple[int, Record]] = []
-        for seq, body in rows:
-            view = for_fingerprint(_decode(body), fingerprint)
-            if view is not None:
-                out.append((int(seq), view))
-        # A page shorter than `limit` read everything up to `head` in the same snapshot
-        # (other instances' rows included), so the cursor may skip to it.
-        nxt = int(rows[-1][0]) if len(rows) == limit else max(head, after)
-        return FeedPage(self._epoch, out, nxt, head)
+        return feed_page(self._epoch, rows, fingerprint, after, head, limit)
 
     def snapshot(
         self,
@@ -292,9 +287,7 @@ class PostgresHubStore:
                 (list(instances), after_uuid, limit),
             )
             rows = c.fetchall()
-        out = [v for _, b in rows if (v := for_fingerprint(_decode(b), fingerprint)) is not None]
-        next_uuid = str(rows[-1][0]) if len(rows) == limit else None
-        return SnapshotPage(out, next_uuid, start)
+        return snapshot_page(rows, fingerprint, start, limit)
 
     def scan(
         self, instances: Sequence[str], after_uuid: str, limit: int, bucket: str | None = None
@@ -310,12 +303,12 @@ class PostgresHubStore:
                 (*args, limit),
             )
             rows = c.fetchall()
-        return [_decode(b) for (b,) in rows]
+        return [decode_body(b) for (b,) in rows]
 
     def get(self, uuid: str) -> Record | None:
         with self._tx() as c:
             row = c.execute("SELECT body FROM records WHERE uuid = %s", (uuid,)).fetchone()
-        return None if row is None else _decode(row[0])
+        return None if row is None else decode_body(row[0])
 
     def counts(self) -> HubCounts:
         with self._tx(snapshot=True) as c:

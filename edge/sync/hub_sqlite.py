@@ -17,9 +17,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from edge.sync.codec import FeedPage, decode_record, encode_record, pack, unpack_any
-from edge.sync.hubstore import HubCounts, PushResult, SnapshotPage
-from edge.sync.record import Record, for_fingerprint, merge
+from edge.sync.codec import FeedPage, encode_record, pack
+from edge.sync.hubstore import (
+    HubCounts,
+    PushResult,
+    SnapshotPage,
+    decode_body,
+    feed_page,
+    snapshot_page,
+)
+from edge.sync.record import Record, merge
 
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS hub_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -33,10 +40,6 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS records_instance_uuid ON records (instance, uuid)",
     "CREATE TABLE IF NOT EXISTS origins (origin TEXT PRIMARY KEY, acked INTEGER NOT NULL)",
 )
-
-
-def _decode(body: bytes) -> Record:
-    return decode_record(unpack_any(body))
 
 
 class SqliteHubStore:
@@ -94,7 +97,7 @@ class SqliteHubStore:
                     skipped += 1
                 new_acked = max(new_acked, seq)  # seq 0: a re-push, merged, never acked
                 old = c.execute("SELECT body FROM records WHERE uuid = ?", (rec.uuid,)).fetchone()
-                stored = None if old is None else _decode(old[0])
+                stored = None if old is None else decode_body(old[0])
                 merged = rec if stored is None else merge(stored, rec)
                 if merged == stored:
                     unchanged += 1
@@ -140,15 +143,7 @@ class SqliteHubStore:
                 ).fetchall()
             finally:
                 self._db.execute("COMMIT")
-        out: list[tuple[int, Record]] = []
-        for seq, body in rows:
-            view = for_fingerprint(_decode(body), fingerprint)
-            if view is not None:
-                out.append((int(seq), view))
-        # A page shorter than `limit` read everything up to `head` (other instances' rows
-        # included), so the cursor may skip to it.
-        nxt = int(rows[-1][0]) if len(rows) == limit else max(head, after)
-        return FeedPage(self._epoch, out, nxt, head)
+        return feed_page(self._epoch, rows, fingerprint, after, head, limit)
 
     def snapshot(
         self,
@@ -168,9 +163,7 @@ class SqliteHubStore:
                 "AND uuid > ? ORDER BY uuid LIMIT ?",
                 (*instances, after_uuid, limit),
             ).fetchall()
-        out = [v for _, b in rows if (v := for_fingerprint(_decode(b), fingerprint)) is not None]
-        next_uuid = str(rows[-1][0]) if len(rows) == limit else None
-        return SnapshotPage(out, next_uuid, start)
+        return snapshot_page(rows, fingerprint, start, limit)
 
     def scan(
         self, instances: Sequence[str], after_uuid: str, limit: int, bucket: str | None = None
@@ -185,12 +178,12 @@ class SqliteHubStore:
             rows = self._db.execute(
                 f"SELECT body FROM records WHERE {where} ORDER BY uuid LIMIT ?", (*args, limit)
             ).fetchall()
-        return [_decode(b) for (b,) in rows]
+        return [decode_body(b) for (b,) in rows]
 
     def get(self, uuid: str) -> Record | None:
         with self._lock:
             row = self._db.execute("SELECT body FROM records WHERE uuid = ?", (uuid,)).fetchone()
-        return None if row is None else _decode(row[0])
+        return None if row is None else decode_body(row[0])
 
     def counts(self) -> HubCounts:
         with self._lock:

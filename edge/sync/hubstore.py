@@ -41,8 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from edge.sync.codec import FeedPage
-from edge.sync.record import Record
+from edge.sync.codec import FeedPage, decode_record, unpack_any
+from edge.sync.record import Record, for_fingerprint
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,38 @@ class HubStore(Protocol):
         """Sizes for status and metrics."""
 
     def close(self) -> None: ...
+
+
+# Shared by the engines: what they do after their own SQL, so both answer alike ------------
+def decode_body(body: bytes | memoryview) -> Record:
+    """A stored record (the msgpack body both engines keep)."""
+    return decode_record(unpack_any(bytes(body)))
+
+
+def feed_page(
+    epoch: str,
+    rows: Sequence[tuple[int, bytes]],
+    fingerprint: str,
+    after: int,
+    head: int,
+    limit: int,
+) -> FeedPage:
+    """A feed page from (seq, body) rows read in one snapshot with `head` (rule 4)."""
+    out: list[tuple[int, Record]] = []
+    for seq, body in rows:
+        view = for_fingerprint(decode_body(body), fingerprint)
+        if view is not None:
+            out.append((int(seq), view))
+    # A page shorter than `limit` read everything up to `head` in the same snapshot (other
+    # instances' rows included), so the cursor may skip to it.
+    nxt = int(rows[-1][0]) if len(rows) == limit else max(head, after)
+    return FeedPage(epoch, out, nxt, head)
+
+
+def snapshot_page(
+    rows: Sequence[tuple[str, bytes]], fingerprint: str, start: int, limit: int
+) -> SnapshotPage:
+    """A bootstrap page from (uuid, body) rows of live records in uuid order."""
+    out = [v for _, b in rows if (v := for_fingerprint(decode_body(b), fingerprint)) is not None]
+    next_uuid = str(rows[-1][0]) if len(rows) == limit else None
+    return SnapshotPage(out, next_uuid, start)

@@ -11,71 +11,31 @@ import base64
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.support.browser import T, chromium, foreign, requested_urls, require_browser, wait
 from tests.support.faces import FacesServer
 from tests.support.images import img
 from tests.support.servers import KEY_A
 
 SEARCH_CARD = "#op-postApiV1EntitiesFacesSearch"
-INSTALL_HINT = "apt-get install chromium chromium-driver (tools/setup.sh test does it as root)"
-
-
-def _browser() -> tuple[str, str] | None:
-    """(chromium, chromedriver) as Debian installs them, or None."""
-    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if driver is None and Path("/usr/lib/chromium/chromedriver").exists():
-        driver = "/usr/lib/chromium/chromedriver"
-    return (chrome, driver) if chrome and driver else None
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    found = _browser()
-    if found is None:
-        if os.geteuid() != 0:
-            pytest.skip(f"no chromium/chromedriver and not root to install them: {INSTALL_HINT}")
-        pytest.fail(f"chromium/chromedriver missing although running as root: {INSTALL_HINT}")
-    chrome, driver = found
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chrome
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",  # CI runs as root, where chromium refuses its sandbox
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1200,1900",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        # belt and braces: even if something tried, no name outside loopback resolves
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    # an explicit driver path: Selenium Manager (which would go online) is never consulted
-    drv = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
-    drv.set_page_load_timeout(30)
-    try:
+    with chromium(require_browser(), width=1200, height=1900) as drv:
         yield drv
-    finally:
-        drv.quit()
 
 
-def _wait(drv: webdriver.Chrome, what: str, cond: object, timeout: float = 30) -> object:
-    return WebDriverWait(drv, timeout).until(cond, message=f"timed out waiting for {what}")
+def _wait(drv: webdriver.Chrome, what: str, cond: Callable[[Any], T], timeout: float = 30) -> T:
+    return wait(drv, what, cond, timeout)
 
 
 def _status(drv: webdriver.Chrome, card: WebElement) -> str:
@@ -151,18 +111,12 @@ def test_a_person_can_search_from_the_docs_page(
     assert json.loads(one.find_element(By.CSS_SELECTOR, ".response").text) == enrolled.json
 
     # nothing was requested from any host but the service
-    urls = [
-        json.loads(entry["message"])["message"]["params"]["request"]["url"]
-        for entry in browser.get_log("performance")
-        if '"Network.requestWillBeSent"' in entry["message"]
-    ]
+    urls = requested_urls(browser)
     resources = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)"
     )
     assert any(u.endswith("/api/v1/entities/faces/search") for u in urls), urls
-    for url in [*urls, *resources]:
-        parts = urlsplit(url)
-        assert parts.scheme in ("data", "blob") or parts.netloc == urlsplit(origin).netloc, url
+    assert foreign([*urls, *resources], origin) == []
     # the page's own policy blocked nothing of its own (its script and style are pinned)
     console = [e["message"] for e in browser.get_log("browser")]
     assert not [m for m in console if "Content Security Policy" in m], console
