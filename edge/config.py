@@ -320,6 +320,24 @@ class SyncConfig(Section):
         None, description="hub: file holding the PostgreSQL password (or PGPASSWORD, ~/.pgpass)"
     )
     boxes: list[SyncBoxConfig] = Field(default_factory=list, description="hub: the boxes served")
+    hub_serves_api: bool = Field(
+        False,
+        description="hub: also load the vision models and answer the face/liveness REST API "
+        "(enrol and search at the hub); off, a hub loads no model",
+    )
+
+    doorbell_topic: str | None = Field(
+        None,
+        description="MQTT topic of the hub's retained head doorbell (needs mqtt.enabled): the "
+        "hub publishes its feed head there, boxes pull at once when it moves; the log stays "
+        "HTTP. The same topic on hub and boxes, e.g. edge-face/hub/sync/head",
+    )
+
+    @property
+    def loads_models(self) -> bool:
+        """Whether this process needs the vision models: every box does, a hub only when
+        it also answers the face/liveness API (`hub_serves_api`)."""
+        return not (self.enabled and self.role == "hub" and not self.hub_serves_api)
 
     @model_validator(mode="after")
     def _consistent(self) -> SyncConfig:
@@ -333,6 +351,10 @@ class SyncConfig(Section):
             raise ValueError("sync.cert_file and sync.key_file go together")
         if self.require_client_cert and self.client_ca_file is None:
             raise ValueError("sync.require_client_cert needs sync.client_ca_file (the CA)")
+        if self.doorbell_topic is not None and (
+            not self.doorbell_topic or set("+#\x00") & set(self.doorbell_topic)
+        ):
+            raise ValueError("sync.doorbell_topic must be one MQTT topic: no + or # wildcards")
         if self.hub_database is not None:
             scheme = self.hub_database.get_secret_value().partition("://")[0]
             if scheme not in ("postgresql", "postgres"):

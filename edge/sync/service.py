@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,11 +26,14 @@ from edge.sync.hub_sqlite import SqliteHubStore
 from edge.sync.hubstore import HubStore
 from edge.sync.link import HttpLink, HubLink, LocalLink, client_tls
 from edge.sync.worker import SyncWorker, sync_instances
+from edge.timefmt import utc_now_ms
 from edge.usererror import UserError
 
 log = logging.getLogger("edge.sync")
 
 #: The paths boxes call with a bearer token instead of an api-key.
+#: the payload schema of the hub's retained MQTT head doorbell
+DOORBELL_SCHEMA = "edge-face.sync-head/1"
 BEARER_PATHS = frozenset({"/sync/v1/push", "/sync/v1/feed", "/sync/v1/digest", "/sync/v1/bucket"})
 
 
@@ -40,6 +44,7 @@ class SyncService:
         self.worker: SyncWorker | None = None
         self._task: asyncio.Task[None] | None = None
         self._link: HubLink | None = None
+        self._doorbell: asyncio.Task[None] | None = None
 
     @property
     def is_hub(self) -> bool:
@@ -102,6 +107,62 @@ class SyncService:
             out["box"] = self.worker.report()
         return out
 
+    def mqtt_state(self) -> dict[str, Any]:
+        """The compact sync part of the retained MQTT status (any thread: reads SQLite)."""
+        if self.worker is None:
+            return {"role": self.settings.sync.role, "state": "starting"}
+        r = self.worker.report()
+        out: dict[str, Any] = {
+            "role": self.settings.sync.role,
+            "state": "error" if r["lastError"] else ("stale" if r["galleryStale"] else "ok"),
+            "pending": r["pending"],
+            "oldestPendingSeconds": r["oldestPendingSeconds"],
+            "pullLag": r["pullLag"],
+            "lastSuccess": r["lastSuccess"],
+            "lastError": r["lastError"],
+            "galleryStale": r["galleryStale"],
+        }
+        if self.hub is not None:
+            out["hubHead"] = self.hub.store.head()
+        return out
+
+    def ring(self, payload: bytes) -> None:
+        """A box's handler of the hub's MQTT doorbell (paho's thread): pull at once when
+        the hub's head moved past this box's cursor. A malformed message is ignored."""
+        try:
+            doc = json.loads(payload)
+            epoch, head = str(doc["epoch"]), int(doc["head"])
+        except (ValueError, KeyError, TypeError):
+            log.debug("sync doorbell: ignoring a malformed message")
+            return
+        if self.worker is not None and not self.is_hub:
+            self.worker.ring(epoch, head)
+
+    def publish_head(self, publish: Callable[[dict[str, Any]], None]) -> None:
+        """Hub: `publish(doc)` now and whenever the feed head moves (coalesced, on the loop);
+        the doc (epoch, head) is the retained doorbell boxes watch. Call after `start`."""
+        hub = self.hub
+        if hub is None:
+            return
+        moved = asyncio.Event()
+        hub.notifier.listeners.append(moved.set)
+
+        async def loop() -> None:
+            last = -1
+            while True:
+                try:
+                    head = await asyncio.to_thread(hub.store.head)
+                    if head != last:
+                        publish({"schema": DOORBELL_SCHEMA, "epoch": hub.store.epoch,
+                                 "head": head, "time": utc_now_ms()})  # fmt: skip
+                        last = head
+                except Exception:  # the database is away: the next move retries
+                    log.exception("sync doorbell: reading the hub head failed")
+                await moved.wait()
+                moved.clear()
+
+        self._doorbell = asyncio.create_task(loop(), name="edge-sync-doorbell")
+
     @property
     def stale(self) -> bool:
         return self.worker is not None and self.worker.stale
@@ -149,6 +210,10 @@ class SyncService:
         return ctx
 
     async def stop(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._doorbell
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
