@@ -279,7 +279,8 @@ class SyncConfig(Section):
         "box", description="hub: serve /sync/v1 to boxes; box: sync with `upstream`"
     )
     upstream: str | None = Field(
-        None, description="the hub's base URL (box), e.g. https://hub:8443"
+        None,
+        description="the hub's base URL (a box; or a site hub's central hub), e.g. https://hub:8443",
     )
     token: SecretStr | None = Field(None, description="this box's bearer token for the hub")
     instances: list[str] | None = Field(
@@ -345,6 +346,11 @@ class SyncConfig(Section):
             raise ValueError("sync.upstream is set but sync.enabled is false: set enabled: true")
         if self.enabled and self.role == "box" and not (self.upstream and self.token):
             raise ValueError("a syncing box needs sync.upstream (the hub URL) and sync.token")
+        if self.enabled and self.role == "hub" and self.upstream and not self.token:
+            raise ValueError(
+                "a site hub (role: hub with sync.upstream) needs sync.token: its token at "
+                "the central hub"
+            )
         if self.enabled and self.role == "hub" and not self.boxes:
             raise ValueError("a hub needs sync.boxes (id, token_sha256, instances per box)")
         if (self.cert_file is None) != (self.key_file is None):

@@ -7,7 +7,7 @@ and on the box as local ones do."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,18 @@ def write_cfg(path: Path, model_dir: Path, device: str, port: int, sync: dict[st
     return path
 
 
+def seen(sub: Subscriber, topic: str, pred: Callable[[Any], bool], timeout: float = 60) -> Any:
+    """The first message on `topic` (so far or within `timeout`) whose body passes `pred`."""
+    found: list[Any] = []
+
+    def look() -> bool:
+        found[:] = [b for t, b, _, _ in list(sub.history) if t == topic and pred(b)]
+        return bool(found)
+
+    eventually(look, timeout, why=f"a matching message on {topic}")
+    return found[0]
+
+
 @pytest.fixture
 def fleet(tmp_path: Path, model_dir: Path, broker: Broker) -> Iterator[tuple[Node, Node]]:
     hub = Node("hub", Path(), tmp_path / "hub.log")
@@ -71,26 +83,18 @@ def test_sync_state_doorbell_and_remote_entity_events_over_mqtt(
     sub = Subscriber(broker.port, ["edge-face/#"]).connect()
     try:
         # The box's retained status carries its sync state.
-        _, status, _, _ = sub.wait_for(
-            lambda t, b: t == "edge-face/box-a/status" and isinstance(b, dict)
-            and (b.get("sync") or {}).get("lastSuccess") is not None,
-            timeout=60,
-        )  # fmt: skip
+        status = seen(sub, "edge-face/box-a/status",
+                      lambda b: (b.get("sync") or {}).get("lastSuccess") is not None)  # fmt: skip
         assert status["sync"]["role"] == "box" and status["sync"]["state"] == "ok", status
         assert {"pending", "pullLag", "lastError", "galleryStale"} <= set(status["sync"])
 
         uuid = box.enrol(pic(testdata / "faces_by_identity" / "barack_obama", "1"), "obama")
         # The hub's gallery applies it from the feed: an entity event there, like a local one.
-        _, made, _, _ = sub.wait_for(
-            lambda t, b: t == "edge-face/hub/events/entity" and b["entity"]["uuid"] == uuid,
-            timeout=60,
-        )
+        made = seen(sub, "edge-face/hub/events/entity", lambda b: b["entity"]["uuid"] == uuid)
         assert made["action"] == "created" and made["entity"]["key"] == "obama", made
         assert made["entity"]["instance"] == INSTANCE and "vector" not in made["entity"]
         # ...and its feed head moved: the retained doorbell says so.
-        _, bell, _, _ = sub.wait_for(
-            lambda t, b: t == DOORBELL and b["head"] >= 1, timeout=60
-        )
+        bell = seen(sub, DOORBELL, lambda b: b["head"] >= 1)
         assert bell["schema"] == "edge-face.sync-head/1" and bell["epoch"], bell
         late = Subscriber(broker.port, [DOORBELL]).connect()  # a box that connects later
         try:
@@ -108,16 +112,16 @@ def test_sync_state_doorbell_and_remote_entity_events_over_mqtt(
         hub.start()
         # A delete at the hub (no models needed) moves its head; the doorbell wakes the box.
         assert hub.call("DELETE", f"{FACES}/{uuid}")[0] == 204
-        took = eventually(lambda: not box.has(uuid), timeout=45,
-                          why="the doorbell ends the back-off and the box pulls the delete")
+        took = eventually(
+            lambda: not box.has(uuid),
+            timeout=45,
+            why="the doorbell ends the back-off and the box pulls the delete",
+        )
         assert time.monotonic() - failed_at < BACK_OFF_S / 2, "the back-off was not cut short"
         print(f"\ndelete at the hub -> gone at the backed-off box via the doorbell: {took:.2f} s")
         # The delete the box applied from the hub reaches MQTT as a local delete would.
-        _, gone, _, _ = sub.wait_for(
-            lambda t, b: t == "edge-face/box-a/events/entity" and b["entity"]["uuid"] == uuid
-            and b["action"] == "deleted",
-            timeout=30,
-        )  # fmt: skip
+        gone = seen(sub, "edge-face/box-a/events/entity",
+                    lambda b: b["entity"]["uuid"] == uuid and b["action"] == "deleted")  # fmt: skip
         assert gone["deviceId"] == "box-a" and gone["entity"]["instance"] == INSTANCE
     finally:
         sub.close()
