@@ -125,7 +125,9 @@ def test_open_store_with_a_fingerprint_keeps_the_service_rules(
         settings = make_settings(
             data_dir=tmp_path / f"sync-{sync}",
             store={"change_log_keep_rows": 2},
-            sync={"enabled": sync},
+            sync={"enabled": True, "upstream": "http://hub:8080", "token": "t" * 20}
+            if sync
+            else {},
         )
         with open_store(settings, fingerprint="synthetic") as store:
             assert store.path == settings.store_path and store.pack_fingerprint == "synthetic"
