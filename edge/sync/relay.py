@@ -25,12 +25,14 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from edge.config import SyncConfig
 from edge.sync.codec import PushBatch
 from edge.sync.hubstore import HubStore
 from edge.sync.link import FeedNotifier, HubLink, LocalLink
+from edge.timefmt import iso_utc
 
 log = logging.getLogger("edge.sync.relay")
 
@@ -98,7 +100,7 @@ class HubRelay:
             ack = await self.upstream.push(PushBatch(RELAY_ORIGIN, list(page.records)))
             self.pushed += len(page.records)
             if ack.epoch != self._up_epoch:  # a central hub with new data: push it all
-                self._up = None
+                self._up, self._up_epoch = 0, ack.epoch
                 return
         self._up = page.next
 
@@ -128,7 +130,9 @@ class HubRelay:
             "downCursor": self._down_next,
             "pushed": self.pushed,
             "pulled": self.pulled,
-            "lastSuccess": self.last_success,
+            "lastSuccess": None
+            if self.last_success is None
+            else iso_utc(datetime.fromtimestamp(self.last_success, tz=timezone.utc)),
             "lastError": self.last_error or None,
         }
 
