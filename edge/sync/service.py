@@ -33,9 +33,9 @@ from edge.usererror import UserError
 
 log = logging.getLogger("edge.sync")
 
-#: The paths boxes call with a bearer token instead of an api-key.
 #: the payload schema of the hub's retained MQTT head doorbell
 DOORBELL_SCHEMA = "edge-face.sync-head/1"
+#: The paths boxes call with a bearer token instead of an api-key.
 BEARER_PATHS = frozenset({"/sync/v1/push", "/sync/v1/feed", "/sync/v1/digest", "/sync/v1/bucket"})
 
 
