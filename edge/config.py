@@ -279,7 +279,8 @@ class SyncConfig(Section):
         "box", description="hub: serve /sync/v1 to boxes; box: sync with `upstream`"
     )
     upstream: str | None = Field(
-        None, description="the hub's base URL (box), e.g. https://hub:8443"
+        None,
+        description="the hub's base URL (a box; or a site hub's central hub), e.g. https://hub:8443",
     )
     token: SecretStr | None = Field(None, description="this box's bearer token for the hub")
     instances: list[str] | None = Field(
@@ -320,6 +321,24 @@ class SyncConfig(Section):
         None, description="hub: file holding the PostgreSQL password (or PGPASSWORD, ~/.pgpass)"
     )
     boxes: list[SyncBoxConfig] = Field(default_factory=list, description="hub: the boxes served")
+    hub_serves_api: bool = Field(
+        False,
+        description="hub: also load the vision models and answer the face/liveness REST API "
+        "(enrol and search at the hub); off, a hub loads no model",
+    )
+
+    doorbell_topic: str | None = Field(
+        None,
+        description="MQTT topic of the hub's retained head doorbell (needs mqtt.enabled): the "
+        "hub publishes its feed head there, boxes pull at once when it moves; the log stays "
+        "HTTP. The same topic on hub and boxes, e.g. edge-face/hub/sync/head",
+    )
+
+    @property
+    def loads_models(self) -> bool:
+        """Whether this process needs the vision models: every box does, a hub only when
+        it also answers the face/liveness API (`hub_serves_api`)."""
+        return not (self.enabled and self.role == "hub" and not self.hub_serves_api)
 
     @model_validator(mode="after")
     def _consistent(self) -> SyncConfig:
@@ -327,12 +346,21 @@ class SyncConfig(Section):
             raise ValueError("sync.upstream is set but sync.enabled is false: set enabled: true")
         if self.enabled and self.role == "box" and not (self.upstream and self.token):
             raise ValueError("a syncing box needs sync.upstream (the hub URL) and sync.token")
+        if self.enabled and self.role == "hub" and self.upstream and not self.token:
+            raise ValueError(
+                "a site hub (role: hub with sync.upstream) needs sync.token: its token at "
+                "the central hub"
+            )
         if self.enabled and self.role == "hub" and not self.boxes:
             raise ValueError("a hub needs sync.boxes (id, token_sha256, instances per box)")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("sync.cert_file and sync.key_file go together")
         if self.require_client_cert and self.client_ca_file is None:
             raise ValueError("sync.require_client_cert needs sync.client_ca_file (the CA)")
+        if self.doorbell_topic is not None and (
+            not self.doorbell_topic or set("+#\x00") & set(self.doorbell_topic)
+        ):
+            raise ValueError("sync.doorbell_topic must be one MQTT topic: no + or # wildcards")
         if self.hub_database is not None:
             scheme = self.hub_database.get_secret_value().partition("://")[0]
             if scheme not in ("postgresql", "postgres"):

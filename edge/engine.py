@@ -13,7 +13,11 @@ serve different things. The rules, stated once:
   so vectors of one pack are never searched with another's.
 
 `Models` (registry + pipeline + liveness) is the expensive, shareable half; an `Engine` is
-`Models` plus a store. Tests share one `Models` between servers, each with its own store;
+`Models` plus a store. A sync hub that does not answer the face API (`sync.role: hub`
+without `sync.hub_serves_api`) is an engine without models: a store only, its vectors
+stamped with the pack's fingerprint read from the manifest, no model file opened.
+
+Tests share one `Models` between servers, each with its own store;
 nothing else constructs the components. A variant (another backend or precision, INT8 off,
 another pack) is a settings variant: `Models.load(settings.model_copy(update=...))`. Only
 the unit tests of a component's own class, and measurements of that class alone, build it
@@ -29,14 +33,33 @@ from datetime import datetime
 from types import TracebackType
 
 from edge.config import Settings
-from edge.runtime.registry import ModelRegistry
+from edge.errors import EdgeError
+from edge.runtime.manifest import Manifest
+from edge.runtime.registry import ModelRegistry, pack_fingerprint
 from edge.store.entities import EntityStore
 from edge.vision.liveness import LivenessParams, LivenessScorer
 from edge.vision.pipeline import FacePipeline
 
-__all__ = ["Engine", "Models", "open_store"]
+__all__ = ["NO_MODELS", "Engine", "Models", "ModelsNotLoaded", "open_store"]
 
 log = logging.getLogger("edge.engine")
+
+#: why a hub without models refuses the face/liveness API, and how to turn it on
+NO_MODELS = (
+    "this sync hub loads no vision models (sync.role: hub); to enrol and search here set "
+    "sync.hub_serves_api: true in the config and restart"
+)
+
+
+class ModelsNotLoaded(EdgeError):
+    """The engine was opened without models (a hub that does not answer the face API).
+
+    An `EdgeError` (503, `NO_MODELS`): whichever handler reaches for a model first, the
+    client gets the contract's 503 naming the setting, never a 500.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(503, NO_MODELS)
 
 
 @dataclass(frozen=True)
@@ -122,9 +145,9 @@ class Engine:
     shared `Models` may serve other engines.
     """
 
-    def __init__(self, settings: Settings, models: Models, store: EntityStore) -> None:
+    def __init__(self, settings: Settings, models: Models | None, store: EntityStore) -> None:
         self.settings = settings
-        self.models = models
+        self.models = models  # None: a hub that serves no face API (see the module docstring)
         self.store = store
 
     @classmethod
@@ -138,8 +161,14 @@ class Engine:
         """Build the components `settings` describe and open the store (blocking: file IO).
 
         `models` shares models already loaded (tests serve many data dirs with one set);
-        `clock` is the store's clock (tests of expiry).
+        `clock` is the store's clock (tests of expiry). Settings that need no models
+        (`sync.loads_models` false) open the store alone, whatever `models` holds.
         """
+        if not settings.sync.loads_models:
+            fingerprint = pack_fingerprint(
+                Manifest.load(settings.models.manifest), settings.models.pack
+            )
+            return cls(settings, None, open_store(settings, fingerprint=fingerprint, clock=clock))
         if models is None:
             models = Models.load(settings)
         elif models.registry.pack_name != settings.models.pack:
@@ -150,22 +179,30 @@ class Engine:
         return cls(settings, models, open_store(settings, models.registry, clock=clock))
 
     @property
+    def loaded(self) -> Models:
+        """The models; `ModelsNotLoaded` when this engine runs without them."""
+        if self.models is None:
+            raise ModelsNotLoaded()
+        return self.models
+
+    @property
     def registry(self) -> ModelRegistry:
         """The model registry (which files, which backend); not the metrics registry."""
-        return self.models.registry
+        return self.loaded.registry
 
     @property
     def pipeline(self) -> FacePipeline:
-        return self.models.pipeline
+        return self.loaded.pipeline
 
     @property
     def liveness(self) -> LivenessScorer | None:
         """None when the pack lacks the liveness roles (see the module docstring)."""
-        return self.models.liveness
+        return self.loaded.liveness
 
     def warm_up(self) -> None:
-        """Run every model once; see `Models.warm_up`."""
-        self.models.warm_up()
+        """Run every model once; see `Models.warm_up`. Nothing to do without models."""
+        if self.models is not None:
+            self.models.warm_up()
 
     def close(self) -> None:
         """Close the store (idempotent); the models stay usable by other engines."""

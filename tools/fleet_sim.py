@@ -2,12 +2,14 @@
 partitions under a mixed create/patch/delete load, then a checker.
 
     python tools/fleet_sim.py --seed 1 --boxes 4 --ops 20000 --kills 100 --hub-kills 20 \
-        --partitions 30
+        --partitions 30 [--hub-database postgresql://user:pw@127.0.0.1:5432/hubdb]
 
 Each node is a real process running the product's sync code: a box is an `EntityStore`
 (SQLite file) with the `SyncWorker` pushing and pulling over HTTP; the hub is the `Hub`
-routes on a `SqliteHubStore`. The vision models are left out (writes carry random unit
-vectors), which is what makes tens of thousands of writes affordable on two cores; the
+routes on a `SqliteHubStore`, or with `--hub-database` on a `PostgresHubStore` (give an
+empty database; the URL reaches the hub process through the environment, never its
+command line). The vision models are left out (writes carry random unit vectors), which
+is what makes tens of thousands of writes affordable on two cores; the
 `edge-face serve` path is covered by tests/sync/test_fleet.py. Every box link goes through
 a TCP proxy that partitions cut (connections reset, new ones refused).
 
@@ -41,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 INSTANCE = "sim"
 FINGERPRINT = "sim-pack"
 DIM = 32
+#: the hub node's PostgreSQL URL (`--hub-database`), kept off the command line (passwords)
+HUB_DATABASE_ENV = "FLEET_SIM_HUB_DATABASE"
 
 
 # Nodes (run in their own processes) -------------------------------------------------------
@@ -50,8 +54,16 @@ def _node_hub(data: Path, port: int, tokens: list[str]) -> None:
     from edge.config import SyncConfig
     from edge.sync.hub import Hub, token_hash
     from edge.sync.hub_sqlite import SqliteHubStore
+    from edge.sync.hubstore import HubStore
 
-    store = SqliteHubStore(data / "hub.sqlite3")
+    url = os.environ.get(HUB_DATABASE_ENV)
+    store: HubStore
+    if url:
+        from edge.sync.hub_postgres import PostgresHubStore
+
+        store = PostgresHubStore(url)
+    else:
+        store = SqliteHubStore(data / "hub.sqlite3")
     cfg = SyncConfig(
         enabled=True, role="hub",
         boxes=[{"id": f"box{i}", "token_sha256": [token_hash(t)], "instances": [INSTANCE]}
@@ -310,8 +322,10 @@ def run(args: argparse.Namespace) -> int:
         settle = _settle(hub, boxes, args.settle_s)
         failures = _check(hub, boxes, ledger)
         kills = sum(b.kills for b in boxes) + hub.kills
+        engine = "PostgreSQL" if os.environ.get(HUB_DATABASE_ENV) else "SQLite"
         print(
-            f"seed {args.seed}: {args.boxes} boxes, {ledger.acked} acknowledged writes "
+            f"seed {args.seed}: {engine} hub, {args.boxes} boxes, {ledger.acked} acknowledged "
+            f"writes "
             f"({len(ledger.created)} creates, {sum(len(v) for v in ledger.patches.values())} "
             f"patches, {len(ledger.deleted)} deletes), {kills} SIGKILLs ({hub.kills} of the "
             f"hub), {args.partitions} partitions, settled in {settle:.1f} s, "
@@ -677,7 +691,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--partitions", type=int, default=10)
     p.add_argument("--settle-s", type=float, default=300)
     p.add_argument("--dir", help="work folder (default: a new one under /tmp)")
+    p.add_argument(
+        "--hub-database",
+        metavar="URL",
+        help="keep the hub in PostgreSQL (postgresql://user:pw@host:port/db, an empty "
+        "database) instead of SQLite; needs pip install 'edge-face[hub-postgres]'",
+    )
     args = p.parse_args(argv)
+    if args.hub_database:
+        if not args.hub_database.startswith(("postgresql://", "postgres://")):
+            p.error("--hub-database takes a postgresql://user:pw@host:port/dbname URL")
+        os.environ[HUB_DATABASE_ENV] = args.hub_database  # the node processes inherit it
     if args.cmd == "node":
         args.data.mkdir(parents=True, exist_ok=True, mode=0o700)
         if args.role == "hub":

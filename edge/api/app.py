@@ -3,7 +3,9 @@
 The engine (models and store, built by `edge.engine`, the one composition site) lives in a
 `cleanup_ctx`: opened when the server starts, closed on shutdown after the inference pool
 drained. Models warm up in a background thread: /healthz answers at once, /readyz (and
-every inference route) says 503 until warm-up finished.
+every inference route) says 503 until warm-up finished. An engine without models (a sync
+hub that does not answer the face API) is ready at once; inference routes say 503 with
+`edge.engine.NO_MODELS`, which names the setting that turns them on.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from edge.api.state import (
     ReadyState,
 )
 from edge.config import Settings
-from edge.engine import Engine, Models
+from edge.engine import NO_MODELS, Engine, Models
 
 log = logging.getLogger("edge.api")
 
@@ -129,7 +131,9 @@ def _engine_ctx(given: Engine | None, models: Models | None, load: bool) -> Clea
             engine = await asyncio.to_thread(Engine.open, app[SETTINGS], models=models)
         app[ENGINE] = engine
         task: asyncio.Task[None] | None = None
-        if load:
+        if engine.models is None:  # a sync hub without the face API: ready, inference 503
+            app[READY].set_without_models(NO_MODELS)
+        elif load:
             task = asyncio.create_task(_warm_up(app))
         else:
             app[READY].set_not_ready("models are not loaded (load_models=False)")

@@ -513,7 +513,8 @@ def _services_ctx(settings: Settings, config_path: Path | None) -> CleanupCtx:
         if not (settings.mqtt.enabled or settings.cameras):
             yield
             return
-        async with edge_services(app[ENGINE], config_path=config_path) as services:
+        sync = app.get(SYNC)
+        async with edge_services(app[ENGINE], config_path=config_path, sync=sync) as services:
             app[DEVICES].current = services
             try:
                 yield

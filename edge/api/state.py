@@ -32,17 +32,24 @@ class ReadyState:
 
     `models_ready` gates inference (503 before warm-up); `shutting_down` refuses new
     requests while the ones already `in_flight` finish (see `edge.api.server`).
+    `without_models`: a process that deliberately runs no models (a sync hub) is ready
+    for what it serves while inference stays refused with `reason`.
     """
 
     models_ready: bool = False
     reason: str = "models are loading"
     shutting_down: bool = False
     in_flight: int = 0
+    without_models: bool = False
 
     @property
     def ready(self) -> bool:
-        """What /readyz reports: warmed up and not draining."""
-        return self.models_ready and not self.shutting_down
+        """What /readyz reports: warmed up (or running without models) and not draining."""
+        return (self.models_ready or self.without_models) and not self.shutting_down
+
+    def set_without_models(self, reason: str) -> None:
+        """Ready, with inference refused for good: `reason` says how to enable it."""
+        self.models_ready, self.without_models, self.reason = False, True, reason
 
     def set_ready(self) -> None:
         self.models_ready = True

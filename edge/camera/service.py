@@ -33,6 +33,7 @@ from edge.mqtt.commands import CommandRequest
 from edge.mqtt.schemas import entity_payload
 from edge.recognition import Recognition
 from edge.store.entities import Change
+from edge.sync.service import SyncService
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class EdgeServices:
     config_path: Path | None = None
     cameras: dict[str, CameraRunner] = field(default_factory=dict)
     listeners: list[Callable[[RecognitionEvent], None]] = field(default_factory=list)
+    sync: SyncService | None = None  # fleet sync, whose state the MQTT status carries
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # Events -------------------------------------------------------------------------------
@@ -139,7 +141,10 @@ class EdgeServices:
 
     def status(self) -> dict[str, Any]:
         # A copy: reload may start or stop cameras while the bridge's thread reads this.
-        return {"cameras": [r.worker.stats() for r in list(self.cameras.values())]}
+        out: dict[str, Any] = {"cameras": [r.worker.stats() for r in list(self.cameras.values())]}
+        if self.sync is not None:
+            out["sync"] = self.sync.mqtt_state()
+        return out
 
     # Commands -----------------------------------------------------------------------------
     def enroll(self, req: EnrollRequest) -> dict[str, Any]:
@@ -189,14 +194,16 @@ class EdgeServices:
 
 @contextlib.asynccontextmanager
 async def edge_services(
-    engine: Engine, *, config_path: Path | None = None
+    engine: Engine, *, config_path: Path | None = None, sync: SyncService | None = None
 ) -> AsyncIterator[EdgeServices]:
     """Start the MQTT bridge (if enabled) and the cameras `engine.settings` configure, over
     the engine's models and store; stop them on exit (the engine stays open: its owner
-    closes it)."""
+    closes it). With fleet `sync` (started) the MQTT status carries its state, and with
+    `sync.doorbell_topic` a hub publishes its feed head there (retained) while a box
+    watches it to pull at once."""
     settings = engine.settings
     store = engine.store
-    services = EdgeServices(settings, Recognition(engine), None, config_path=config_path)
+    services = EdgeServices(settings, Recognition(engine), None, config_path=config_path, sync=sync)
     if settings.mqtt.enabled:
         bridge = MqttBridge(settings, status_extra=services.status)
         bridge.register_command("enroll", EnrollRequest, services.enroll)
@@ -204,6 +211,12 @@ async def edge_services(
         bridge.set_cameras([c.name for c in settings.cameras if c.enabled])
         services.bridge = bridge
         store.add_listener(services.on_entity_change)
+        doorbell = settings.sync.doorbell_topic
+        if sync is not None and doorbell:
+            if sync.is_hub:
+                sync.publish_head(lambda doc: bridge.publish_retained(doorbell, doc))
+            else:
+                bridge.watch(doorbell, sync.ring)
         bridge.start()
     services.start_cameras(settings.cameras)
     try:

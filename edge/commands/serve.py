@@ -29,7 +29,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     sockets = bind_listeners(host, port)  # first: a taken port fails before anything loads
     try:
         tls_context(settings)  # a bad certificate, too
-        check_models(settings, config_path)
+        if settings.sync.loads_models:  # a hub without the face API opens no model file
+            check_models(settings, config_path)
         return asyncio.run(serve(settings, host, port, config_path=config_path, sockets=sockets))
     finally:
         for sock in sockets:

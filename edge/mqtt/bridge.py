@@ -85,6 +85,7 @@ class MqttBridge:
         self._last_status = time.monotonic()
         self._closing = False  # stop() began: no more `online` statuses
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mqtt-cmd")
+        self._watched: dict[str, Callable[[bytes], None]] = {}  # topic -> handler
         self._pump: threading.Thread | None = None
         self.client = self._make_client()
         self.register_command("status", CommandRequest, self._status_command)
@@ -111,6 +112,7 @@ class MqttBridge:
             protocol=self._protocol,
             reason=reason,
             cameras=extra.get("cameras", []),
+            sync=extra.get("sync"),
             queue=self.queue_stats() if detail else None,
         )
 
@@ -179,6 +181,16 @@ class MqttBridge:
         camera = payload.get("camera") if isinstance(payload, dict) else None
         EVENTS_PUBLISHED.inc(kind=kind, camera=str(camera) if camera else "")
         self._enqueue(_Outgoing(self.topics.event(kind), data))
+
+    def publish_retained(self, topic: str, payload: dict[str, Any]) -> None:
+        """Queue a retained message for `topic` (a doorbell: the broker keeps the latest
+        for late subscribers); never blocks, queued while the broker is away."""
+        self._enqueue(_Outgoing(topic, json.dumps(payload).encode(), retain=True))
+
+    def watch(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """`handler(payload)` for each message on `topic` (retained ones included), on
+        paho's thread: keep it quick. Subscribed on every (re)connect; call before start."""
+        self._watched[topic] = handler
 
     def publish_status(self) -> None:
         """Ask for a fresh retained status soon; never blocks (safe from a camera thread).
@@ -348,6 +360,8 @@ class MqttBridge:
             return
         log.info("MQTT connected to %s:%s (%s)", self.cfg.host, self.cfg.port, self._protocol)
         client.subscribe(self.topics.command_filter, qos=self.cfg.qos)
+        for topic in self._watched:
+            client.subscribe(topic, qos=1)
         # Status and discovery go straight to paho, ahead of queued events; they count as
         # in flight so that `flush()` also waits for them.
         control = [(self.topics.status, dump(self._status("online")))]
@@ -394,6 +408,13 @@ class MqttBridge:
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        watcher = self._watched.get(msg.topic)
+        if watcher is not None:
+            try:
+                watcher(bytes(msg.payload))
+            except Exception:  # a bad message must not kill paho's network thread
+                log.exception("handling MQTT message on %s failed", msg.topic)
+            return
         name = self.topics.command_name(msg.topic)
         if name is None:
             return

@@ -43,6 +43,8 @@ class StatusPayload(Wire):
     reason: str | None = None
     cameras: list[dict[str, Any]] = Field(default_factory=list)
     queue: QueueStats | None = None
+    #: fleet sync state (`edge.sync.service.SyncService.mqtt_state`) when sync is enabled
+    sync: dict[str, Any] | None = None
 
 
 class EntityEvent(Wire):

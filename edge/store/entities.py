@@ -106,6 +106,8 @@ class Change:
     instance: str
     at: datetime  # tz-aware UTC, millisecond precision
     payload: dict[str, Any] = field(default_factory=dict)
+    #: applied from the fleet hub (`sync_apply`): no outbox row (seq 0), not pushed back
+    remote: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,27 @@ _COLUMNS: Final = (
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _remote_change(op: str, row: SyncRow, now: datetime) -> Change:
+    """A change applied from the hub, shaped as a local one for listeners (no vector)."""
+    payload: dict[str, Any] = {
+        "uuid": row.uuid,
+        "instance": row.instance,
+        "model": row.model,
+        "model_name": row.model_name,
+    }
+    if op != "delete":
+        payload |= {
+            "collection": row.collection,
+            "key": row.key,
+            "metadata": json.loads(row.metadata),
+            "created_at": iso_utc(_utc(row.created_at)),
+            "updated_at": iso_utc(_utc(row.updated_at)),
+            "expires_at": iso_utc(_utc(row.expires_at)),
+        }
+    change_id = str(_uuid.uuid4())
+    return Change(change_id, 0, op, row.uuid, row.instance, now, payload, remote=True)
 
 
 def _epoch_s(t: datetime) -> int:
@@ -1054,6 +1077,8 @@ class EntityStore:
         """
         rows: _SyncItems = []
         removed: _Uuids = []
+        notes: list[Change] = []  # for listeners (MQTT events/entity), as local writes get
+        now = datetime.now(timezone.utc)
         with self._write_lock:
             with self._transaction() as conn:
                 for uuid in uuids:
@@ -1079,6 +1104,8 @@ class EntityStore:
                             (out.uuid, out.instance, out.stamp),
                         )
                         removed.append(uuid)
+                        if isinstance(local, SyncRow):  # an entity this replica held
+                            notes.append(_remote_change("delete", local, now))
                         continue
                     # Stored exactly as received (fp16 values, unit norm within rounding):
                     # renormalising would make this replica describe it differently.
@@ -1094,6 +1121,8 @@ class EntityStore:
                          vec.astype(_VECTOR_DTYPE).tobytes(), out.v_meta, out.v_vec, out.v_exp),
                     )  # fmt: skip
                     rows.append(replace(out, vector=vec))
+                    op = "update" if isinstance(local, SyncRow) else "create"
+                    notes.append(_remote_change(op, out, now))
                 conn.executemany(
                     "INSERT OR REPLACE INTO sync_state VALUES (?, ?)", list(state.items())
                 )
@@ -1109,6 +1138,7 @@ class EntityStore:
                         IndexEntry(r.uuid, r.instance, r.model, r.collection, r.key,
                                    r.expires_at, r.vector)
                     )  # fmt: skip
+        self._notify(notes)
         return len(rows) + len(removed)
 
     def add_listener(self, fn: Callable[[Change], None]) -> None:

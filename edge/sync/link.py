@@ -68,10 +68,14 @@ class FeedNotifier:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        #: called on the loop after each move (the hub's MQTT doorbell)
+        self.listeners: list[Callable[[], None]] = []
 
     def changed(self) -> None:
         event, self._event = self._event, asyncio.Event()
         event.set()
+        for fn in list(self.listeners):
+            fn()
 
     async def wait(self, timeout_s: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):

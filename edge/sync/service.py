@@ -4,7 +4,8 @@
 then); `start(store)` opens the hub database and starts the worker once the entity store
 exists, `stop()` ends both. A box (`role: box`) runs a worker against `sync.upstream`. A
 hub (`role: hub`) serves `/sync/v1/push` and `/sync/v1/feed` and also syncs its own
-gallery in-process, so an enrolment made through the hub's REST API reaches every box.
+gallery in-process, so an enrolment made through the hub's REST API reaches every box; a
+hub with `sync.upstream` is a site hub, relaying to a central hub (`edge.sync.relay`).
 `GET /sync/v1/status` (api-key protected) reports either side for people and scripts.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -24,11 +26,15 @@ from edge.sync.hub import Hub
 from edge.sync.hub_sqlite import SqliteHubStore
 from edge.sync.hubstore import HubStore
 from edge.sync.link import HttpLink, HubLink, LocalLink, client_tls
+from edge.sync.relay import HubRelay
 from edge.sync.worker import SyncWorker, sync_instances
+from edge.timefmt import utc_now_ms
 from edge.usererror import UserError
 
 log = logging.getLogger("edge.sync")
 
+#: the payload schema of the hub's retained MQTT head doorbell
+DOORBELL_SCHEMA = "edge-face.sync-head/1"
 #: The paths boxes call with a bearer token instead of an api-key.
 BEARER_PATHS = frozenset({"/sync/v1/push", "/sync/v1/feed", "/sync/v1/digest", "/sync/v1/bucket"})
 
@@ -40,6 +46,9 @@ class SyncService:
         self.worker: SyncWorker | None = None
         self._task: asyncio.Task[None] | None = None
         self._link: HubLink | None = None
+        self._doorbell: asyncio.Task[None] | None = None
+        self.relay: HubRelay | None = None  # a site hub's relay to its central hub
+        self._relay_task: asyncio.Task[None] | None = None
 
     @property
     def is_hub(self) -> bool:
@@ -98,9 +107,67 @@ class SyncService:
         out: dict[str, Any] = {}
         if self.hub is not None:
             out["hub"] = self.hub.report()
+        if self.relay is not None:
+            out["relay"] = self.relay.report()
         if self.worker is not None:
             out["box"] = self.worker.report()
         return out
+
+    def mqtt_state(self) -> dict[str, Any]:
+        """The compact sync part of the retained MQTT status (any thread: reads SQLite)."""
+        if self.worker is None:
+            return {"role": self.settings.sync.role, "state": "starting"}
+        r = self.worker.report()
+        out: dict[str, Any] = {
+            "role": self.settings.sync.role,
+            "state": "error" if r["lastError"] else ("stale" if r["galleryStale"] else "ok"),
+            "pending": r["pending"],
+            "oldestPendingSeconds": r["oldestPendingSeconds"],
+            "pullLag": r["pullLag"],
+            "lastSuccess": r["lastSuccess"],
+            "lastError": r["lastError"],
+            "galleryStale": r["galleryStale"],
+        }
+        if self.hub is not None:
+            out["hubHead"] = self.hub.store.head()
+        return out
+
+    def ring(self, payload: bytes) -> None:
+        """A box's handler of the hub's MQTT doorbell (paho's thread): pull at once when
+        the hub's head moved past this box's cursor. A malformed message is ignored."""
+        try:
+            doc = json.loads(payload)
+            epoch, head = str(doc["epoch"]), int(doc["head"])
+        except (ValueError, KeyError, TypeError):
+            log.debug("sync doorbell: ignoring a malformed message")
+            return
+        if self.worker is not None and not self.is_hub:
+            self.worker.ring(epoch, head)
+
+    def publish_head(self, publish: Callable[[dict[str, Any]], None]) -> None:
+        """Hub: `publish(doc)` now and whenever the feed head moves (coalesced, on the loop);
+        the doc (epoch, head) is the retained doorbell boxes watch. Call after `start`."""
+        hub = self.hub
+        if hub is None:
+            return
+        moved = asyncio.Event()
+        hub.notifier.listeners.append(moved.set)
+
+        async def loop() -> None:
+            last = -1
+            while True:
+                try:
+                    head = await asyncio.to_thread(hub.store.head)
+                    if head != last:
+                        publish({"schema": DOORBELL_SCHEMA, "epoch": hub.store.epoch,
+                                 "head": head, "time": utc_now_ms()})  # fmt: skip
+                        last = head
+                except Exception:  # the database is away: the next move retries
+                    log.exception("sync doorbell: reading the hub head failed")
+                await moved.wait()
+                moved.clear()
+
+        self._doorbell = asyncio.create_task(loop(), name="edge-sync-doorbell")
 
     @property
     def stale(self) -> bool:
@@ -119,19 +186,31 @@ class SyncService:
             log.info("sync hub: %s (epoch %s), %d boxes", where, hub_store.epoch, len(s.sync.boxes))
             self._link = LocalLink(hub_store, notifier=self.hub.notifier)
             name = "hub"
+            if s.sync.upstream is not None:  # a site hub: itself a box of a central hub
+                self.relay = HubRelay(
+                    hub_store, self.hub.notifier, self._upstream_link(), instances,
+                    store.pack_fingerprint, s.sync,
+                )  # fmt: skip
+                self._relay_task = asyncio.create_task(self.relay.run(), name="edge-sync-relay")
+                log.info("sync: site hub relays %s to %s", instances, s.sync.upstream)
         else:
-            assert s.sync.upstream is not None and s.sync.token is not None
-            try:
-                tls = None
-                if s.sync.upstream.startswith("https:"):
-                    tls = client_tls(s.sync.ca_file, s.sync.cert_file, s.sync.key_file)
-            except (OSError, ValueError) as e:
-                raise UserError(f"sync TLS files (sync.ca_file/cert_file/key_file): {e}") from None
-            self._link = HttpLink(s.sync.upstream, s.sync.token.get_secret_value(), tls=tls)
+            self._link = self._upstream_link()
             name = s.device_id
             log.info("sync: box %s -> %s, instances %s", name, s.sync.upstream, instances)
         self.worker = SyncWorker(store, s.sync, self._link, instances, name=name)
         self._task = asyncio.create_task(self.worker.run(), name="edge-sync")
+
+    def _upstream_link(self) -> HttpLink:
+        """The HTTP link to `sync.upstream` (a box's hub, or a site hub's central hub)."""
+        s = self.settings
+        assert s.sync.upstream is not None and s.sync.token is not None
+        try:
+            tls = None
+            if s.sync.upstream.startswith("https:"):
+                tls = client_tls(s.sync.ca_file, s.sync.cert_file, s.sync.key_file)
+        except (OSError, ValueError) as e:
+            raise UserError(f"sync TLS files (sync.ca_file/cert_file/key_file): {e}") from None
+        return HttpLink(s.sync.upstream, s.sync.token.get_secret_value(), tls=tls)
 
     def cleanup_ctx(
         self, store: Callable[[], EntityStore]
@@ -149,6 +228,16 @@ class SyncService:
         return ctx
 
     async def stop(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._doorbell
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+        if self.relay is not None:
+            await self.relay.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -114,6 +114,7 @@ class SyncWorker:
         self._last_repair = self._started
         self._boot_t0: float | None = None
         self._wake = asyncio.Event()
+        self._bell = asyncio.Event()  # the hub's doorbell: also ends a retry back-off
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scope = f"{','.join(self.instances)}|{store.pack_fingerprint}"
         self._lock = asyncio.Lock()  # one cycle at a time (the loop, or `sync now`)
@@ -122,9 +123,28 @@ class SyncWorker:
     # Wake-ups ----------------------------------------------------------------------------
     def _on_change(self, change: Change) -> None:
         """Store listener (on the writing thread): a local write, push it now."""
+        if change.remote:  # applied from the hub: nothing to push
+            return
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
+
+    def ring(self, epoch: str, head: int) -> None:
+        """The hub's MQTT doorbell (any thread): its feed is at `head`; when that is news
+        (or the hub has a new epoch), pull now, even from a retry back-off."""
+        s = self.status
+        if head <= s.cursor and (not s.epoch or epoch == s.epoch):
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self._bell.set)
+
+    async def _back_off(self, seconds: float) -> None:
+        """Sleep before a retry; the doorbell ends it early (the hub is back and moved)."""
+        self._bell.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._bell.wait(), seconds)
 
     # One cycle -------------------------------------------------------------------------------
     def _state(self) -> dict[str, str]:
@@ -339,7 +359,7 @@ class SyncWorker:
                 first_failure = False
                 with contextlib.suppress(Exception):
                     await self.refresh_metrics()
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                await self._back_off(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.settings.retry_max_s)
             except Exception as e:  # a bug: keep the box serving, report it
                 self._failed(e)

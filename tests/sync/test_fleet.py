@@ -285,3 +285,50 @@ def test_sync_status_and_sync_now_commands_talk_to_the_running_box(fleet: Fleet)
                             "--api-key", "nope"], cwd=REPO_ROOT, capture_output=True,
                            text=True, timeout=120, check=False)  # fmt: skip
     assert wrong.returncode != 0 and "api-key refused" in wrong.stderr
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def test_the_hub_runs_without_models_and_refuses_the_face_api_saying_how(
+    fleet: Fleet, testdata: Path
+) -> None:
+    """`role: hub` without `hub_serves_api` loads no model: ready, syncing, far lighter
+    than a box; the face/liveness routes answer the contract's 503 naming the setting."""
+    hub = fleet.hub
+    assert hub.call("GET", "/readyz") == (200, {"ready": True, "gallery_stale": False})
+    assert hub.call("GET", "/healthz")[0] == 200
+    log = hub.log.read_text()
+    assert "models warmed up" not in log and "runs on" not in log, log[-2000:]
+    assert "models warmed up" in fleet.a.log.read_text()  # the same line a box does log
+    photo = pic(testdata / "faces_by_identity" / "barack_obama", "1")
+    live = sorted((testdata / "liveness" / "live").iterdir())[0]
+    frame = {"index": 0, "type": "RGB", **img(live)}
+    refused = [
+        hub.call("POST", FACES, {"model": "EDGE_FACE_V1", "image": img(photo), "key": "x"}),
+        hub.call("POST", FACES + "/search", {"model": "EDGE_FACE_V1", "image": img(photo)}),
+        hub.call("POST", "/api/v1/liveness", {"model": "EDGE_LIVENESS_V1", "images": [frame]}),
+        hub.call("GET", "/api/v1/models"),
+    ]  # fmt: skip
+    for status, body in refused:
+        assert status == 503, body
+        assert set(body) == {"code", "name", "message"}, body
+        assert "sync.hub_serves_api: true" in body["message"], body
+    # Sync still runs through it: what box A enrols reaches box B and the hub's gallery.
+    uuid = fleet.a.enrol(photo, "obama-hub-without-models")
+    eventually(lambda: fleet.b.has(uuid) and hub.has(uuid), why="synced through the hub")
+    conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=30)
+    conn.request("GET", "/metrics", headers={"api-key": KEY_A})
+    metrics = conn.getresponse()
+    assert metrics.status == 200 and b"edge_sync_" in metrics.read()
+    conn.close()
+    assert hub.proc is not None and fleet.a.proc is not None
+    hub_mb, box_mb = rss_mb(hub.proc.pid), rss_mb(fleet.a.proc.pid)
+    print(f"\nRSS: hub without models {hub_mb:.0f} MB, box with models {box_mb:.0f} MB")
+    assert hub_mb < box_mb / 2, (hub_mb, box_mb)
+    assert fleet.a.call("DELETE", f"{FACES}/{uuid}")[0] == 204

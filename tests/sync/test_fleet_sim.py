@@ -72,3 +72,25 @@ def test_a_box_sigkilled_mid_bootstrap_keeps_rows_and_cursor_in_step(tmp_path: P
     finally:
         box.stop()
         hub.stop()
+
+
+def test_a_short_seeded_fault_run_against_a_postgresql_hub(tmp_path: Path) -> None:
+    """The same fault run and checker with the hub in a real (private) PostgreSQL."""
+    from tests.support.postgres import pg_bindir, shared_cluster
+
+    if pg_bindir() is None:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    url = shared_cluster().new_database()
+    proc = subprocess.run(
+        [sys.executable, "tools/fleet_sim.py", "--seed", "3", "--boxes", "3", "--ops", "300",
+         "--kills", "6", "--hub-kills", "2", "--partitions", "5", "--dir", str(tmp_path),
+         "--hub-database", url],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "PostgreSQL hub" in out and "SIGKILLs (2 of the hub)" in out, out[-3000:]
+    for line in ("lost: 0", "resurrected: 0", "duplicated: 0", "digest mismatches: 0",
+                 "not the LWW winner: 0"):  # fmt: skip
+        assert line in out, out[-3000:]
+    assert not (tmp_path / "hub" / "hub.sqlite3").exists()  # the hub really was PostgreSQL
