@@ -438,19 +438,34 @@
       g.fillStyle = g.strokeStyle;
       g.font = `bold ${unit * 8}px system-ui,sans-serif`;
       g.fillText(String(i + 1), p.left + unit, Math.max(unit * 8, p.top - unit * 2));
-      if (d.angle) {  // the pose under the box, on a dark band so it reads on any photo
+      // Pose, quality and attributes under the box, on a dark band so they read on any photo.
+      const lines = [];
+      if (d.angle) {
         const a = d.angle;
-        const q = d.quality ? ` · sharpness ${fmt(d.quality.sharpness)}` : "";
-        const label = `yaw ${fmt(a.yaw, 0)}°  pitch ${fmt(a.pitch, 0)}°  roll ${fmt(a.roll, 0)}°${q}`;
+        lines.push(`yaw ${fmt(a.yaw, 0)}°  pitch ${fmt(a.pitch, 0)}°  roll ${fmt(a.roll, 0)}°`);
+      }
+      if (d.quality) {
+        const q = d.quality;
+        const c = q.completeness ? `  complete ${fmt(q.completeness.total)}` : "";
+        lines.push(`sharpness ${fmt(q.sharpness)}  brightness ${fmt(q.brightness)}${c}`);
+      }
+      const at = d.attributes || {};
+      const attrs = [];
+      if (at.age) attrs.push(`age ${at.age.value}`);
+      for (const name of ["gender", "mask", "glasses"]) if (at[name]) attrs.push(`${name} ${at[name].value}`);
+      if (attrs.length) lines.push(attrs.join("  "));
+      if (lines.length) {
         const size = unit * 9;
+        const step = size * 1.3;
         g.font = `${size}px system-ui,sans-serif`;
-        const y = Math.min(h - size * 1.4, p.top + p.height + unit * 2);
-        const band = g.measureText(label).width + size;
+        const bandH = step * lines.length + size * 0.4;
+        const y = Math.max(0, Math.min(h - bandH, p.top + p.height + unit * 2));
+        const band = Math.max(...lines.map((t) => g.measureText(t).width)) + size;
         const x = Math.max(0, Math.min(p.left, w - band));
         g.fillStyle = "rgba(0,0,0,.65)";
-        g.fillRect(x, y, band, size * 1.4);
+        g.fillRect(x, y, band, bandH);
         g.fillStyle = "#fff";
-        g.fillText(label, x + size / 2, y + size * 1.05);
+        lines.forEach((t, k) => g.fillText(t, x + size / 2, y + step * (k + 1) - size * 0.15));
       }
       g.fillStyle = "#facc15";
       const dot = unit * 1.5;
