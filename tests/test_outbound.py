@@ -16,7 +16,6 @@ client that `import openvino` starts stays silent when it has nowhere to write i
 from __future__ import annotations
 
 import base64
-import http.client
 import ipaddress
 import json
 import os
@@ -34,7 +33,7 @@ import pytest
 import yaml
 
 from tests.support.broker import Broker
-from tests.support.net import free_port
+from tests.support.net import free_port, json_call
 from tests.support.paths import REPO_ROOT
 
 KEY = "outbound-audit-key-0123456789"
@@ -116,16 +115,7 @@ def _strace_violations(log: Path) -> tuple[list[str], int]:
 
 
 def _call(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"api-key": KEY, "content-type": "application/json"}
-        conn.request(method, path, body=data, headers=headers)
-        r = conn.getresponse()
-        raw = r.read()
-        return r.status, (json.loads(raw) if raw else None)
-    finally:
-        conn.close()
+    return json_call(port, method, path, body, key=KEY, timeout=120)
 
 
 def _image(path: Path) -> dict[str, str]:

@@ -24,7 +24,7 @@ import yaml
 from edge.sync.hub import token_hash
 from tests.support.faces import FACES
 from tests.support.images import img, pic
-from tests.support.net import free_port
+from tests.support.net import free_port, json_call
 from tests.support.paths import REPO_ROOT
 from tests.support.proxy import Proxy
 from tests.support.servers import KEY_A, serve_process
@@ -72,16 +72,7 @@ class Node:
     def call(
         self, method: str, path: str, body: Any = None, timeout: float = 60
     ) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            data = json.dumps(body).encode() if body is not None else None
-            headers = {"api-key": KEY_A, "Content-Type": "application/json"}
-            conn.request(method, path, body=data, headers=headers)
-            r = conn.getresponse()
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw else None)
-        finally:
-            conn.close()
+        return json_call(self.port, method, path, body, key=KEY_A, timeout=timeout)
 
     def enrol(self, photo: Path, key: str) -> str:
         status, out = self.call(
