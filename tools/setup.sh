@@ -20,11 +20,26 @@ if [ "$EXTRA" = "test" ] && ! { command -v chromium && command -v chromedriver; 
   else echo "note: the /docs browser test skips: sudo apt-get install chromium chromium-driver" >&2
   fi
 fi
+# the outbound-connection audit also watches the process tree with strace when it exists
+if [ "$EXTRA" = "test" ] && ! command -v strace >/dev/null && [ "$(id -u)" = 0 ]; then
+  need_apt+=(strace)
+fi
+# the PostgreSQL hub tests start a private cluster of their own (the system service stays off)
+if [ "$EXTRA" = "test" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  need_apt+=(postgresql)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${need_apt[*]}"
+    # no package may start its service on install (postgresql's would take port 5432)
+    rc_guard=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      rc_guard=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    [ -z "$rc_guard" ] || rm -f /usr/sbin/policy-rc.d
   else
     echo "please install: sudo apt-get install ${need_apt[*]}" >&2; exit 1
   fi
