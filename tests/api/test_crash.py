@@ -9,7 +9,6 @@ listed entity is searchable, i.e. has its vector).
 from __future__ import annotations
 
 import http.client
-import json
 import signal
 import sqlite3
 import threading
@@ -22,7 +21,7 @@ import pytest
 
 from tests.support.faces import FACES
 from tests.support.images import b64
-from tests.support.net import free_port
+from tests.support.net import free_port, json_call
 from tests.support.servers import KEY_A, serve_process, write_serve_config
 
 WRITERS = 4
@@ -30,16 +29,7 @@ KILL_AFTER_ACKS = 24
 
 
 def call(port: int, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        hdrs = {"api-key": KEY_A, "Content-Type": "application/json"}
-        conn.request(method, path, body=data, headers=hdrs)
-        r = conn.getresponse()
-        raw = r.read()
-        return r.status, (json.loads(raw) if raw else None)
-    finally:
-        conn.close()
+    return json_call(port, method, path, body, key=KEY_A, timeout=timeout)
 
 
 class Served:

@@ -20,7 +20,7 @@ from hostile_helpers import assert_contract, parse_response, read_response, requ
 
 from tests.support.faces import FACES, FacesServer, face_server
 from tests.support.images import img, pic
-from tests.support.net import free_port
+from tests.support.net import free_port, read_all
 from tests.support.servers import KEY_A, serve_process, write_serve_config
 
 MODELS = "/api/v1/models"
@@ -39,20 +39,6 @@ def quick(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator
 
 def connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-
-
-def read_all(s: socket.socket) -> bytes:
-    """Everything until the server closes (a timeout here means it never did)."""
-    chunks = []
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def still_serving(srv: FacesServer) -> None:

@@ -34,3 +34,17 @@ def json_call(
         return r.status, (json.loads(raw) if raw else None)
     finally:
         conn.close()
+
+
+def read_all(s: socket.socket) -> bytes:
+    """Everything until the server closes the connection (a reset counts as closed)."""
+    chunks = []
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)

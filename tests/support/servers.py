@@ -29,6 +29,7 @@ from edge.api.middleware import json_body
 from edge.api.server import make_runner
 from edge.api.state import ENGINE, instance_of
 from edge.config import Settings, load_settings
+from tests.support.net import read_all
 from tests.support.paths import REPO_ROOT
 
 KEY_A = "test-key-a-0123456789"
@@ -86,16 +87,7 @@ class Server:
         """Send bytes as they are; return everything until the server closes."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
             s.sendall(data)
-            chunks = []
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        return b"".join(chunks)
+            return read_all(s)
 
 
 S = TypeVar("S", bound=Server)
