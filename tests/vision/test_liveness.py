@@ -101,8 +101,14 @@ def test_fused_score_follows_the_shipped_fusion(
 
 
 def test_openvino_and_onnxruntime_agree(
-    testdata: Path, make_settings: Callable[..., Settings], largest_face: Callable[..., Face]
+    testdata: Path,
+    make_settings: Callable[..., Settings],
+    largest_face: Callable[..., Face],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The environment outranks values given to load_settings (as it outranks the YAML file),
+    # so a suite run in bf16 would turn the OpenVINO side to bf16 too: pin it here.
+    monkeypatch.setenv("EDGE_MODELS__OPENVINO_PRECISION", "f32")
     ov = make_settings(models={"backend": "openvino", "openvino_precision": "f32"})
     ort = make_settings(models={"backend": "onnxruntime", "providers": ["cpu"]})
     s_ov = _liveness(Models.load(ov))
