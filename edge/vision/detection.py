@@ -37,8 +37,42 @@ class FaceDetector(Protocol):
     def detect(self, bgr: np.ndarray) -> list[Face]: ...
 
 
+#: A box this much covered by the union of two or more better boxes is dropped (see `nms`).
+STRADDLE_COVER = 0.75
+_COVER_GRID = 16  # the coverage is measured on a 16 x 16 grid over the box
+
+
+def _straddles(box: np.ndarray, better: np.ndarray) -> bool:
+    """Is `box` mostly covered by the union of at least two of the `better` boxes?
+
+    A detector sometimes fires between two neighbouring faces (a cheek of each, the gap as
+    a "nose"): each pairwise IoU stays under the NMS threshold, so IoU NMS keeps it, and
+    its box then holds both real faces' noses. A real face mostly hidden behind two others
+    is not a usable face either, so dropping such a box costs nothing the rules would keep.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if x2 <= x1 or y2 <= y1 or len(better) < 2:
+        return False
+    ix1, iy1 = np.maximum(better[:, 0], x1), np.maximum(better[:, 1], y1)
+    ix2, iy2 = np.minimum(better[:, 2], x2), np.minimum(better[:, 3], y2)
+    hit = (ix2 > ix1) & (iy2 > iy1)
+    if int(hit.sum()) < 2:
+        return False
+    # Cell centres of a grid over the box; a cell counts when any overlapping box holds it.
+    t = (np.arange(_COVER_GRID) + 0.5) / _COVER_GRID
+    xs, ys = x1 + t * (x2 - x1), y1 + t * (y2 - y1)
+    covered = np.zeros((_COVER_GRID, _COVER_GRID), dtype=bool)
+    for b in better[hit]:
+        covered |= ((ys >= b[1]) & (ys <= b[3]))[:, None] & ((xs >= b[0]) & (xs <= b[2]))[None]
+    return float(covered.mean()) >= STRADDLE_COVER
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression; indices kept, best score first."""
+    """Greedy non-maximum suppression; indices kept, best score first.
+
+    After the IoU pass, a box covered for `STRADDLE_COVER` or more by two or more better
+    kept boxes is dropped as well (`_straddles`): IoU alone cannot see a box straddling two
+    faces."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
@@ -54,6 +88,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
         inter = w * h
         ov = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
         order = rest[ov <= iou]
+    if len(keep) >= 3:
+        survivors: list[int] = []
+        for k in keep:
+            if not _straddles(boxes[k], boxes[survivors]):
+                survivors.append(k)
+        keep = survivors
     return np.asarray(keep, dtype=np.int64)
 
 
