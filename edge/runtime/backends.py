@@ -97,6 +97,75 @@ class _Busy:
 INFERENCE_WORK = _Busy()
 
 
+def _dynamic(model: Any) -> bool:
+    """Does the (one-input) model take inputs of any size?"""
+    inputs = model.inputs
+    return len(inputs) == 1 and inputs[0].get_partial_shape().is_dynamic
+
+
+class _StaticShapes:
+    """Static-shape compilations of a dynamic-input model, for the input sizes it meets.
+
+    Why: YuNet and SCRFD take any frame size, and OpenVINO's CPU plugin runs a dynamic
+    graph 20-30 % slower than the same graph reshaped to the size at hand (the detector of
+    a 640x480 search: about 3.0 -> 2.3 ms of CPU f32 on one thread). A service sees few
+    sizes (the camera's frame, 4:3 and 3:4 photos at 320 px), so each size met is compiled
+    once (0.1-0.4 s, both thread variants; the warm-up's frame size is compiled before the
+    first request) and used from then on; past `LIMIT` sizes the dynamic compilation
+    serves the new ones. Every call of one size runs the same compilation, so a result
+    never depends on whether the size was new (bf16 rounding differs between the two).
+    """
+
+    LIMIT = 8  # sizes compiled per model; further sizes run on the dynamic compilation
+
+    def __init__(
+        self, model: Any, device: str, config: dict[str, object], wide: dict[str, object] | None
+    ) -> None:
+        self._model, self._device = model, device
+        self._configs = {False: config, True: wide}
+        self._ready: dict[tuple[int, ...], dict[bool, Any]] = {}
+        self._dynamic: set[tuple[int, ...]] = set()
+        self._lock = threading.Lock()
+
+    def compiled_for(self, inputs: Mapping[str, np.ndarray], wide: bool) -> Any:
+        """The static compilation for this input size (compiled now if new), or None when
+        this size runs on the dynamic compilation."""
+        (arr,) = inputs.values()
+        shape = tuple(int(d) for d in arr.shape)
+        got = self._ready.get(shape)
+        if got is None and shape not in self._dynamic:
+            with self._lock:  # one compile per size, also when two requests bring it
+                got = self._ready.get(shape)
+                if got is None and shape not in self._dynamic:
+                    got = self._compile(shape)
+        return None if got is None else got.get(wide)
+
+    def _compile(self, shape: tuple[int, ...]) -> dict[bool, Any] | None:
+        if len(self._ready) >= self.LIMIT:
+            self._dynamic.add(shape)
+            return None
+        core = OpenVinoSession.core()
+        try:
+            model = self._model.clone()
+            model.reshape(list(shape))
+            got = {
+                variant: core.compile_model(model, self._device, config)
+                for variant, config in self._configs.items()
+                if config is not None
+            }
+        except Exception as e:  # the dynamic compilation keeps serving this size
+            log.debug("no static compilation for input %s: %s", shape, e)
+            self._dynamic.add(shape)
+            return None
+        self._ready[shape] = got
+        return got
+
+    @property
+    def sizes(self) -> list[tuple[int, ...]]:
+        """The input sizes served by a static compilation."""
+        return sorted(self._ready)
+
+
 class OpenVinoSession(_Timed):
     """OpenVINO compiled model; one infer request per calling thread (requests are not
     thread-safe, compiled models are)."""
@@ -162,11 +231,13 @@ class OpenVinoSession(_Timed):
         # shared with other programs two threads get twice the share. Same results: the
         # test suite checks both give identical outputs for these models.
         self._wide = None
+        wide: dict[str, object] | None = None
         if one_thread and not threads and "NUM_STREAMS" in config:
             wide = {
                 k: v for k, v in config.items() if k not in ("NUM_STREAMS", "INFERENCE_NUM_THREADS")
             }
             self._wide = core.compile_model(model, use, wide)
+        self._shapes = _StaticShapes(model, use, config, wide) if _dynamic(model) else None
         try:
             self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         except Exception:
@@ -193,15 +264,16 @@ class OpenVinoSession(_Timed):
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         with INFERENCE_WORK as others:
             wide = self._wide is not None and others == 0
-            name = "wide_req" if wide else "req"
-            req = getattr(self._local, name, None)
-            if req is None:
-                compiled = self._wide if wide and self._wide is not None else self._compiled
-                req = compiled.create_infer_request()
-                setattr(self._local, name, req)
-            t0 = time.perf_counter()
             # share_inputs: the runtime reads the (contiguous) arrays in place, no copy-in.
             inputs = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
+            compiled = self._wide if wide and self._wide is not None else self._compiled
+            if self._shapes is not None:
+                compiled = self._shapes.compiled_for(inputs, wide) or compiled
+            reqs: dict[int, Any] = self._local.__dict__.setdefault("reqs", {})
+            req = reqs.get(id(compiled))
+            if req is None:
+                req = reqs[id(compiled)] = compiled.create_infer_request()
+            t0 = time.perf_counter()
             res = req.infer(inputs, share_inputs=True)
             out = [np.array(res[i]) for i in range(len(self._out_ports))]  # either compilation
         self._observe(t0)

@@ -135,3 +135,31 @@ def test_one_thread_sessions_match_the_default_and_any_concurrency(
     for i, out in enumerate([*alone, *beside, *got]):
         for a, b in zip(out, expected[i % len(feeds)], strict=True):
             assert np.array_equal(a, b) and np.abs(a).max() > 0
+
+
+def test_dynamic_input_model_runs_each_size_on_its_own_static_compilation(
+    model_dir: Path, face_photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """YuNet takes any size: each size met gets a static compilation (faster on the CPU
+    plugin) with the dynamic graph's results, up to a limit; later sizes stay dynamic."""
+    from edge.runtime import backends
+
+    monkeypatch.setattr(backends._StaticShapes, "LIMIT", 2)
+    path = model_dir / "face_detection_yunet_2026may.onnx"
+    sess = open_session(path, "detector_fast", "openvino", precision="f32", one_thread=True)
+    assert isinstance(sess, backends.OpenVinoSession) and sess._shapes is not None
+    dynamic = sess._compiled.create_infer_request()
+    name = sess.info.inputs[0].name
+    sizes = [(256, 320), (320, 256), (192, 320)]
+    for h, w in sizes:
+        img = cv2.resize(face_photo, (w, h))
+        blob = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)[None]
+        got = sess.run({name: blob})
+        ref = dynamic.infer({name: blob})
+        for i, out in enumerate(got):
+            assert np.allclose(out, ref[i], atol=1e-4), (h, w, i)
+        assert sess.run({name: blob})[0].tobytes() == got[0].tobytes()  # same compile again
+    assert sess._shapes.sizes == [(1, 3, 256, 320), (1, 3, 320, 256)]  # the third: dynamic
+    # A static-input model has nothing to reshape.
+    emb = open_session(model_dir / "recognition_mobilefacenet_foamliu_128d.onnx", "e", "openvino")
+    assert isinstance(emb, backends.OpenVinoSession) and emb._shapes is None
