@@ -121,6 +121,15 @@ class DetectionConfig(Section):
     min_face_ratio: float = Field(0.10, ge=0, le=1)
 
 
+class LandmarksConfig(Section):
+    source: Literal["evaluated", "pfld", "mesh"] = Field(
+        "evaluated",
+        description="where the 106 landmarks of the API come from: evaluated = the mesh for "
+        "the parts `edge-face eval faces` found no worse (edge/data/mesh106_map.json), "
+        "PFLD-106 for the rest; pfld = PFLD-106 only; mesh = the 468-point mesh only",
+    )
+
+
 class ApiKeyConfig(Section):
     key: SecretStr
     instance: str = "default"
@@ -401,6 +410,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    landmarks: LandmarksConfig = Field(default_factory=LandmarksConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     names: ModelNamesConfig = Field(default_factory=ModelNamesConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)

@@ -21,6 +21,7 @@ from edge.config import Settings, testdata_dir
 from edge.engine import Models
 from edge.evaluation import attributes as attr_eval
 from edge.evaluation import fusion as recognizers
+from edge.evaluation import landmarks106 as landmarks106_eval
 from edge.evaluation import occlusion as occlusion_eval
 from edge.evaluation.report import table
 from edge.evaluation.verification import (
@@ -236,6 +237,7 @@ def evaluate(
         "identification": osr.__dict__,
         "detection": det_rows,
         "detection_counts": counts,
+        "landmarks106": landmarks106_eval.evaluate(pipe, testdata),
     }
     if attributes:
         result["attributes"] = attr_eval.evaluate(pipe, testdata)
@@ -340,6 +342,8 @@ def format_report(res: dict[str, Any]) -> str:
     out += ["", "Faces found on images with labelled counts"]
     cc = list(res["detection_counts"][0].keys())
     out.append(table(cc, [[r[c] for c in cc] for r in res["detection_counts"]]))
+    if "landmarks106" in res:
+        out += ["", landmarks106_eval.format_table(res["landmarks106"])]
     if res.get("_attributes_table"):
         out += ["", "Attributes", res["_attributes_table"]]
     elif "attributes" in res:

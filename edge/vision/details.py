@@ -3,15 +3,21 @@
 Landmarks are the hub: angle, quality, the eye patches and the upright crops all use them, so
 they are computed at most once per face and shared. The mask detector and the eye-state CNN
 are likewise run at most once per face, whichever of quality/attributes asks first.
+
+The landmarks block the API returns takes the parts the evaluation shipped from the 468-point
+mesh (`mesh106.py`, setting `landmarks.source`); the hub the other blocks read stays PFLD-106,
+on which their thresholds were measured.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import numpy as np
 
 from edge.runtime.registry import ModelRegistry
+from edge.vision import mesh106
 from edge.vision import quality as q
 from edge.vision.attributes import (
     AgeGender,
@@ -59,6 +65,19 @@ class _FaceWork:
         return self._points
 
     @property
+    def api_points(self) -> np.ndarray:
+        """The landmarks block: PFLD-106 with the mesh's parts merged in; the mesh alone
+        (PFLD-106 not run for it) when every part comes from the mesh."""
+        parts = self.owner.mesh_parts
+        mesh = self.mesh if parts else None
+        if mesh is None:
+            return self.points
+        from_mesh = mesh106.points106(mesh)
+        if set(parts) == set(mesh106.PARTS):
+            return from_mesh
+        return mesh106.merge(self.points, from_mesh, parts)
+
+    @property
     def angle(self) -> float:
         return points_angle(self.points)
 
@@ -92,7 +111,11 @@ class DetailAnalyzer:
     """Measures the requested detail blocks of one face. Stateless per call: thread-safe
     (sessions are thread-safe; the mask detector's frame cache is locked)."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        landmarks_source: Literal["evaluated", "pfld", "mesh"] = "evaluated",
+    ) -> None:
         self.registry = registry
         self.landmarks = LandmarkModel(registry)
         self.pose = HeadPose(registry)
@@ -107,6 +130,12 @@ class DetailAnalyzer:
         self.has_eyes = registry.has(EyeState.ROLE)
         self.mesh = MeshModel(registry)
         self.has_mesh = self.mesh.available
+        # Parts of the landmarks block read off the mesh (none without the mesh model).
+        self.mesh_parts: tuple[str, ...] = ()
+        if self.has_mesh and landmarks_source == "mesh":
+            self.mesh_parts = tuple(mesh106.PARTS)
+        elif self.has_mesh and landmarks_source == "evaluated":
+            self.mesh_parts = mesh106.table().ship_parts
 
     def supported_attributes(self) -> list[AttributeName]:
         """Attributes the loaded pack can estimate; all others are omitted from responses."""
@@ -126,7 +155,7 @@ class DetailAnalyzer:
         return FaceDetails(
             position=face.position(w, h) if flags.position else None,
             angle=self.pose.estimate(bgr, face, work.points) if flags.angle else None,
-            landmarks=work.points if flags.landmarks else None,
+            landmarks=work.api_points if flags.landmarks else None,
             quality=self._quality(work, w, h) if flags.quality else None,
             attributes=self._attributes(work) if flags.attributes else None,
         )

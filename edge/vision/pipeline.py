@@ -171,7 +171,7 @@ class FacePipeline:
         if self._details is None:
             with self._lock:
                 if self._details is None:
-                    self._details = DetailAnalyzer(self.registry)
+                    self._details = DetailAnalyzer(self.registry, self.settings.landmarks.source)
         return self._details
 
     @property
