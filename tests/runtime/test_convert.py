@@ -368,3 +368,24 @@ def test_fetch_help_says_what_is_converted(capsys: pytest.CaptureFixture[str]) -
     out = " ".join(capsys.readouterr().out.split())
     assert "converted on this box" in out and "about 100 MB" in out and "145 MB" in out
     assert SOURCE_CACHE_ENV in out
+
+
+def test_service_start_check_accepts_a_converted_file(
+    converted: tuple[Path, list[str]], manifest: Manifest, shared_dir: Path, tmp_path: Path
+) -> None:
+    """The start-up size check (check_models) takes the conversion like the published file,
+    and still refuses a truncated one."""
+    from edge.api.server import check_models
+    from edge.config import load_settings
+    from edge.usererror import UserError
+
+    model_dir = tmp_path / "models"
+    for spec in manifest.pack_files("cc0"):
+        if spec.file != DLIB:
+            install_file(spec, model_dir, mirror=shared_dir / "models", log=lambda _m: None)
+    (model_dir / DLIB).write_bytes((converted[0] / DLIB).read_bytes())
+    settings = load_settings(None, data_dir=tmp_path, models={"dir": model_dir, "pack": "cc0"})
+    check_models(settings, None)
+    (model_dir / DLIB).write_bytes((converted[0] / DLIB).read_bytes()[:-10])
+    with pytest.raises(UserError, match="wrong size"):
+        check_models(settings, None)
