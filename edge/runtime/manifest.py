@@ -43,6 +43,22 @@ class FileSource(_Strict):
     recipe: str | None = Field(
         None, description='kind "convert": how the product turns `member` into this file'
     )
+    converter: str | None = Field(
+        None, description='kind "convert": the product\'s converter ("dlib-dat", "tfjs-graph")'
+    )
+    archive_sha256: str | None = Field(
+        None, description='kind "convert": sha256 of the downloaded source archive'
+    )
+    archive_bytes: int | None = Field(None, description="size of that download (for messages)")
+    member_sha256: dict[str, str] = Field(
+        default_factory=dict, description="sha256 of each archive member the conversion reads"
+    )
+    converted_sha256: str | None = Field(
+        None,
+        description="sha256 of the product's own conversion (deterministic); the file is "
+        "accepted with either this or the top-level sha256 (the mirror's copy)",
+    )
+    converted_bytes: int | None = None
 
 
 class ModelFile(_Strict):
@@ -55,6 +71,15 @@ class ModelFile(_Strict):
     licence_flags: list[str]
     non_commercial: bool
     source: FileSource
+
+    def accepted(self) -> list[tuple[int, str]]:
+        """(size, sha256) pairs an installed copy may have: the published file and, for a
+        converted source, the product's own deterministic conversion of it."""
+        out = [(self.bytes, self.sha256)]
+        src = self.source
+        if src.converted_sha256 and src.converted_bytes:
+            out.append((src.converted_bytes, src.converted_sha256))
+        return out
 
 
 class Pack(_Strict):

@@ -1,5 +1,6 @@
 """The four accuracy-v2 files: installed from a mirror like every model, sha256-checked; a
-source that needs a conversion this release lacks says so instead of failing obscurely."""
+source in another format names everything its conversion checks (tests/runtime/test_convert.py
+converts them for real)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.runtime.fetch import DownloadFailed, install_file, sha256_file
+from edge.runtime.fetch import install_file, sha256_file
 from edge.runtime.manifest import Manifest
 
 NEW = (
@@ -41,12 +42,14 @@ def test_licence_flags_are_visible(manifest: Manifest) -> None:
     assert not any(r.startswith("embedding_") for r in manifest.pack("cc0").roles)
 
 
-def test_a_source_needing_conversion_says_what_to_do(manifest: Manifest, tmp_path: Path) -> None:
-    spec = manifest.by_file["recognition_dlib_resnet_v1_128d.onnx"]
-    assert spec.source.kind == "convert" and spec.source.recipe
-    with pytest.raises(DownloadFailed) as e:
-        install_file(spec, tmp_path, log=lambda _m: None)
-    msg = str(e.value)
-    assert "no converter" in msg and "face-recognition-models==0.3.0" in msg
-    assert "--from" in msg
-    assert not any(tmp_path.iterdir())  # nothing half-installed
+def test_every_convert_source_is_complete(manifest: Manifest) -> None:
+    """A convert source names its converter and every sha256 the install checks: the source
+    archive, the member it converts, and the conversion's own bytes (what verify accepts)."""
+    converts = [f for f in manifest.files if f.source.kind == "convert"]
+    assert {f.file for f in converts} == set(NEW[:3])
+    for f in converts:
+        src = f.source
+        assert src.converter in ("dlib-dat", "tfjs-graph") and src.package and src.version
+        assert src.archive_sha256 and src.archive_bytes and src.converted_sha256
+        assert src.member in src.member_sha256 and len(f.accepted()) == 2
+        assert not src.urls  # npm: the registry's tarball (npm_config_registry); PyPI: pip
