@@ -34,6 +34,7 @@ from edge.runtime.backends import InferenceSession, open_session
 from edge.runtime.quantize import (
     QUANTIZABLE_ROLES,
     GateCheck,
+    file_sha256,
     new_sidecar,
     quantize_feeds,
     save_ir,
@@ -490,6 +491,7 @@ def quantize_role(
         calibration_samples=len(feeds),
         checks=checks,
         latency_ms=lat,
+        source_sha256=file_sha256(src),
     )
     write_sidecar(variant, meta)
     return RoleResult(

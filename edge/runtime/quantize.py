@@ -133,7 +133,7 @@ def select_int8(model_dir: Path, spec: ModelFile) -> tuple[Path | None, str]:
         return None, f"sidecar {v.sidecar.name} missing or unreadable"
     if not meta.accepted:
         return None, f"INT8 variant was rejected by its accuracy gate ({meta.reason})"
-    if meta.source_sha256 != spec.sha256:
+    if meta.source_sha256 not in {sha for _, sha in spec.accepted()}:
         return None, "INT8 variant was made from another version of the model (sha256 differs)"
     src = Path(model_dir) / spec.file
     if not src.is_file() or file_sha256(src) != meta.source_sha256:
@@ -262,14 +262,17 @@ def new_sidecar(
     calibration_samples: int,
     checks: list[GateCheck],
     latency_ms: dict[str, float] | None = None,
+    source_sha256: str | None = None,
 ) -> Int8Sidecar:
+    """The sidecar of a new variant; `source_sha256` is the installed FP file's hash (for a
+    converted source it is the conversion's, not the published file's)."""
     import nncf
     import openvino as ov
 
     return Int8Sidecar(
         role=role,
         source_file=spec.file,
-        source_sha256=spec.sha256,
+        source_sha256=source_sha256 or spec.sha256,
         int8_sha256="",
         accepted=accepted,
         reason=reason,
