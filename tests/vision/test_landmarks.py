@@ -14,15 +14,7 @@ from edge.runtime.registry import ModelRegistry
 from edge.vision.landmarks import GROUPS, LandmarkModel, api_from_model
 from edge.vision.types import FaceDetails
 from tests.support.images import read_bgr
-
-FRONTAL = [
-    "faces_by_identity/barack_obama/1.jpg",
-    "faces_by_identity/joe_biden/1.jpg",
-    "faces_by_identity/angelina_jolie/1.jpg",
-    "annotations/emotion/faceapi_neutral.jpg",
-    "annotations/emotion/faceapi_happy.jpg",
-    "faces_by_identity/yale_subject01/5.png",
-]
+from tests.vision.vision_helpers import FRONTAL
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,8 @@ from edge.vision.landmarks import LandmarkModel
 from edge.vision.mesh import MeshModel
 from edge.vision.types import DetailFlags
 from tests.support.images import read_bgr
+from tests.vision.vision_helpers import FRONTAL
 
-FRONTAL = [
-    "faces_by_identity/barack_obama/1.jpg",
-    "faces_by_identity/joe_biden/1.jpg",
-    "faces_by_identity/angelina_jolie/1.jpg",
-    "annotations/emotion/faceapi_neutral.jpg",
-    "annotations/emotion/faceapi_happy.jpg",
-    "faces_by_identity/yale_subject01/5.png",
-]
 TURNED = "awkward/cai_xukun_pixels_rotated_r90.jpg"  # the face lies on its side
 LANDMARKS = DetailFlags(landmarks=True)
 
