@@ -65,8 +65,11 @@ RIGID_POINTS: tuple[int, ...] = (
 )  # fmt: skip
 EYE_OUTER = (33, 263)  # mesh indices of the outer eye corners: inter-ocular distance
 
+# Thresholds read off `edge-face eval liveness --rigid` (no held-out set exists): live
+# tracks scored 0.30 and up, turned sheets mostly 0.07-0.25; FLAT_MAX keeps a margin below
+# the live tail because a `flat` reading turns a live verdict into spoof.
 MIN_MOTION = 0.02  # a pair counts when its points left the best similarity this much (x IOD)
-FLAT_MAX = 0.25  # track score (residual / non-similar motion) at or below this: flat
+FLAT_MAX = 0.2  # track score (residual / non-similar motion) at or below this: flat
 DEPTH_MIN = 0.35  # at or above this: depth; in between: undecided
 MIN_PAIRS = 2  # counted frame pairs a verdict needs
 MAX_PAIRS = 24  # pairs kept per track (the first ones)

@@ -15,7 +15,10 @@ The tracks (every frame re-detected, as a camera would):
   motion: the cue should mostly stay undecided).
 - print, turned / screen, turned: one bona fide photo per identity made into a synthetic
   print or screen capture (`edge.evaluation.attacks`), then turned through a smooth random
-  sequence of 3D plane rotations (a homography per frame), as a hand turns a sheet.
+  sequence of 3D plane rotations (a homography per frame), as a hand turns a sheet, the
+  light on it changing with the turn (brightness, shading, some motion blur).
+- print, steady light / screen, steady light: the same, without the light changes (the
+  easy case for following pixels: it bounds what the cue can do).
 - replay video: the real replay attack of the test data (`apfol_fake_*`, a phone playing a
   video of a moving head, cropped to the face): its content is a real head, not a plane,
   so the cue is expected to say `depth` there; it shows what the cue cannot catch.
@@ -48,6 +51,7 @@ from edge.vision.types import Face
 WINDOW = 6  # frames per track cut from a video
 TURN_FRAMES = 8  # frames per turned-sheet track
 MAX_TURN_DEG = 25.0  # largest yaw / pitch amplitude of a turned sheet
+BLUR_P = 0.4  # share of turned-sheet frames with a little motion blur
 
 __all__ = [
     "RigidTrack",
@@ -145,24 +149,49 @@ def plane_turn(
     return hom
 
 
-def _turned(sheet: np.ndarray, rng: np.random.Generator, frames: int) -> list[np.ndarray]:
-    """The sheet turned through a smooth random path of yaw and pitch, a little roll."""
+def _lit(img: np.ndarray, yaw: float, pitch: float, rng: np.random.Generator) -> np.ndarray:
+    """The light a turned sheet catches: brighter as it faces the lamp, a gradient across
+    it that follows the turn, and now and then a little motion blur (so the pixels the
+    cue follows change from frame to frame, as on a real sheet, not only move)."""
+    h, w = img.shape[:2]
+    gain = 1.0 + 0.25 * math.sin(math.radians(yaw + pitch)) + rng.uniform(-0.05, 0.05)
+    xs = np.linspace(-1.0, 1.0, w, dtype=np.float32)[None, :]
+    ys = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
+    ramp = 1.0 + 0.2 * (math.sin(math.radians(yaw)) * xs + math.sin(math.radians(pitch)) * ys)
+    lit: np.ndarray = img.astype(np.float32) * (gain * ramp)[..., None]
+    if rng.random() < BLUR_P:
+        k = int(rng.integers(3, 6))
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2, :] = 1.0 / k
+        m = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1.0)
+        lit = np.asarray(cv2.filter2D(lit, -1, cv2.warpAffine(kernel, m, (k, k))))
+    out: np.ndarray = np.clip(lit, 0, 255).astype(np.uint8)
+    return out
+
+
+def _turned(
+    sheet: np.ndarray, rng: np.random.Generator, frames: int, lit: bool = True
+) -> list[np.ndarray]:
+    """The sheet turned through a smooth random path of yaw and pitch, a little roll; with
+    `lit`, lit differently at every turn (else the light on it never changes)."""
     h, w = sheet.shape[:2]
     amp_y, amp_p = rng.uniform(10, MAX_TURN_DEG), rng.uniform(5, MAX_TURN_DEG * 0.6)
     ph_y, ph_p = rng.uniform(0, 2 * math.pi, 2)
     out = []
     for k in range(frames):
         t = 2 * math.pi * k / frames
+        yaw, pitch = amp_y * math.sin(t + ph_y), amp_p * math.sin(t + ph_p)
         hom = plane_turn(
             w,
             h,
-            amp_y * math.sin(t + ph_y),
-            amp_p * math.sin(t + ph_p),
+            yaw,
+            pitch,
             rng.uniform(-3, 3),
             (rng.uniform(-0.03, 0.03) * w, rng.uniform(-0.03, 0.03) * h),
         )
         warped = cv2.warpPerspective(sheet, hom, (w, h), borderMode=cv2.BORDER_REPLICATE)
-        out.append(_jitter(np.asarray(warped), rng))
+        frame = _lit(np.asarray(warped), yaw, pitch, rng) if lit else np.asarray(warped)
+        out.append(_jitter(frame, rng))
     return out
 
 
@@ -209,6 +238,8 @@ def assemble(testdata: Path, seed: int = 0, per_kind: int | None = None) -> list
             sheet = synthesize(photo, kind, int(rng.integers(1 << 30))).image
             frames = _turned(sheet, rng, TURN_FRAMES)
             videos.append(Video(f"{name} {kind}", "spoof", f"{kind}, turned", frames))
+            steady = _turned(sheet, rng, TURN_FRAMES, lit=False)
+            videos.append(Video(f"{name} {kind} steady", "spoof", f"{kind}, steady light", steady))
     windows("apfol_fake", testdata / "liveness" / "spoof", "spoof", "replay video")
     return videos
 

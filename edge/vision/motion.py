@@ -18,6 +18,8 @@ __all__ = ["MIN_POINTS", "follow"]
 MIN_POINTS = 12  # fewer followed points than this: no correspondence
 FB_MAX = 0.02  # forward-backward error allowed, x inter-ocular distance
 LEVELS = 3
+WIN_IOD = 0.15  # Lucas-Kanade patch side, x inter-ocular distance
+SHADE_IOD = 0.3  # blur (sigma, x inter-ocular distance) taken as shading, not texture
 
 
 def _same_size(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +37,17 @@ def _same_size(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pad(a), pad(b)
 
 
+def _flattened(gray: np.ndarray, iod: float) -> np.ndarray:
+    """Light taken out: log intensity minus its blur (a gain and a smooth shading ramp
+    become a constant and are removed), back on a fixed 8-bit scale for Lucas-Kanade,
+    which assumes each patch keeps its brightness."""
+    log = np.log1p(gray.astype(np.float32))
+    sigma = max(2.0, SHADE_IOD * iod)
+    hp = log - cv2.GaussianBlur(log, (0, 0), sigma)
+    out: np.ndarray = np.clip(128.0 + 400.0 * hp, 0, 255).astype(np.uint8)
+    return out
+
+
 def follow(
     prev_gray: np.ndarray,
     prev_points: np.ndarray,
@@ -45,10 +58,10 @@ def follow(
     """Point pairs (a in `prev_gray`, b in `gray`), (K, 2) each, of the points followed
     both ways; K may be 0. `guess`: where a model puts the points in `gray`; `iod`: the
     inter-ocular distance in pixels (sets the patch size and the forward-backward limit)."""
-    a_img, b_img = _same_size(prev_gray, gray)
+    a_img, b_img = _same_size(_flattened(prev_gray, iod), _flattened(gray, iod))
     p0 = np.ascontiguousarray(prev_points, np.float32).reshape(-1, 1, 2)
     init = np.ascontiguousarray(guess, np.float32).reshape(-1, 1, 2).copy()
-    win = max(9, int(iod * 0.25) | 1)
+    win = max(9, int(iod * WIN_IOD) | 1)
     crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
     flags = cv2.OPTFLOW_USE_INITIAL_FLOW
     p1, st1, _ = cv2.calcOpticalFlowPyrLK(

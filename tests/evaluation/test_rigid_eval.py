@@ -30,7 +30,9 @@ def test_tracks_are_assembled_the_same_from_the_same_seed(testdata: Path) -> Non
         "live, poses": "live",
         "live, still": "live",
         "print, turned": "spoof",
+        "print, steady light": "spoof",
         "screen, turned": "spoof",
+        "screen, steady light": "spoof",
         "replay video": "spoof",
     }
     turned = next(v for v in a if v.kind == "print, turned")
@@ -70,21 +72,17 @@ def test_eval_liveness_rigid_prints_the_table(
     printed = capsys.readouterr().out
     assert "rigid-motion evidence" in printed and "passive+rigid" in printed
     kinds = json.loads(out.read_text())["kinds"]
-    assert {k: v["tracks"] > 0 for k, v in kinds.items()} == {
-        k: True
-        for k in (
-            "live, video", "live, poses", "live, still", "print, turned", "screen, turned",
-            "replay video",
-        )
-    }  # fmt: skip
+    assert all(v["tracks"] > 0 for v in kinds.values()) and len(kinds) == 8
     for kind in ("live, video", "live, poses", "live, still"):
         k = kinds[kind]
         assert k["decidedRate"] >= 0.8 and k["flat"] == 0, (kind, k)
         # the rule never costs a live track more than the passive score did
         assert k["error"]["withRigid"] == k["error"]["passive"]
-    for kind in ("print, turned", "screen, turned"):
-        k = kinds[kind]
-        assert k["decidedRate"] >= 0.4 and k["depth"] == 0, (kind, k)
-        assert k["error"]["withRigid"] <= k["error"]["passive"]
+    sheets = [k for name, k in kinds.items() if "turned" in name or "steady" in name]
+    for k in sheets:
+        assert k["error"]["withRigid"] <= k["error"]["passive"], k
+        assert k["flat"] >= 0.1 * k["tracks"], k  # the cue catches a share of turned sheets
+    prints = [kinds["print, turned"], kinds["print, steady light"]]
+    assert sum(k["flat"] for k in prints) >= 5 * sum(k["depth"] for k in prints)
     # the limit: a replayed video of a moving head is not flat in its content
     assert kinds["replay video"]["flat"] == 0
