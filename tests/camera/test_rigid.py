@@ -212,3 +212,31 @@ def test_worker_feeds_the_rule_with_followed_mesh_motion(engine: Engine, testdat
     assert motions[0] is None  # the first frame is the anchor
     counted = [m for m in motions[1:] if m is not None and m.counts]
     assert len(counted) >= 2 and rg.rigid_evidence(counted).verdict == "flat", motions
+
+
+def test_a_photo_turned_in_front_of_the_camera_is_revised_to_spoof(
+    engine: Engine, testdata: Path, tmp_path: Path
+) -> None:
+    """The threaded loop end to end: a bona fide photo turned like a sheet for 3 s. The
+    passive votes call it live; with `liveness_rigid` the flat motion revises it to spoof
+    (an undecided cue never held the first decision back), without it stays live."""
+    from camera_video import Segment, write_video
+
+    from tests.camera.test_worker import run_video
+
+    photo = cv2.imread(str(testdata / "faces_by_identity" / "barack_obama" / "1.jpg"))
+    h, w = photo.shape[:2]
+    path = [(22 * math.sin(t), 10 * math.cos(t)) for t in np.linspace(0, 2 * math.pi, 25)[:-1]]
+    turned = [
+        np.asarray(cv2.warpPerspective(photo, plane_turn(w, h, y, p, 0), (w, h))) for y, p in path
+    ]
+    video, _ = write_video(
+        tmp_path / "turned", [Segment("sheet", turned, [440] * len(turned), seconds=3.0)]
+    )
+    without, _ = run_video(engine, video)
+    with_rule, worker = run_video(engine, video, liveness_rigid=True)
+    assert worker.rules.rigid
+    assert [e.liveness.verdict for e in without] == ["live"], without
+    verdicts = [e.liveness.verdict for e in with_rule]
+    assert verdicts[-1] == "spoof", verdicts
+    assert verdicts[0] == "live" or len(verdicts) == 1  # first decision: the passive one
