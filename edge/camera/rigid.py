@@ -8,15 +8,17 @@ lie at different depths and move differently, and a homography leaves a residual
 in-plane motion (a shift, a roll, a step closer) is a similarity for a head and a plane
 alike and says nothing: a frame pair counts only when its points moved at least
 `MIN_MOTION` (x inter-ocular distance) away from the best similarity. The pair's score is
-the homography residual over that non-similar motion: near 0 for a plane, about half for
-a head (measured, `edge-face eval liveness --rigid`).
+the homography residual over that non-similar motion: low for a plane (what is left is the
+noise of following pixels), about half for a head (`edge-face eval liveness --rigid`).
 
 The points are the mesh's rigid points (`RIGID_POINTS`), followed by their pixels
 (`edge.vision.motion.follow`): the mesh alone draws a turning head even on a turned photo.
 
 What it cannot catch: a screen replaying a video of a real moving head shows that head's
 parallax (its content is not flat; only the screen is), a photo bent around a cylinder is
-not a plane either, and a face that never turns leaves the cue undecided.
+not a plane either, and a face that never turns leaves the cue undecided. Light changing
+across a turned sheet (glare, shading) and motion blur make the pixels harder to follow:
+fewer sheets are decided, and some screens read as depth.
 
 `pair_motion`, `rigid_evidence` and `RigidMotion` are numbers only (tests with hand-built
 point sets: tests/camera/test_rigid.py); `TrackMotion` keeps a track's anchor frame and is
