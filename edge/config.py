@@ -249,6 +249,9 @@ class CameraConfig(Section):
     liveness_blink: bool = Field(
         False, description="a live verdict needs a blink on the track (prints cannot blink)"
     )
+    liveness_rigid: bool = Field(
+        False, description="a live track whose face turned like a plane (photo/screen) is spoof"
+    )
     enabled: bool = True
     instance: str = Field("default", description="store instance searched and enrolled into")
     collection: str = Field("", description="search only this collection; empty = all")

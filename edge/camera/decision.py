@@ -17,6 +17,11 @@ The rules:
   open, then closed, then open reading on one track is a blink. A photo cannot blink, so
   with `Rules.blink` a `live` verdict needs one (`uncertain` until then); a blink never
   clears a `spoof` verdict (a replayed video blinks).
+- Rigid motion (temporal evidence too, `edge.camera.rigid`): frames may carry the face's
+  motion since an anchor frame; a track whose face turned out of plane but moved like a
+  plane is `flat` (a photo or a screen in the hand). With `Rules.rigid` a `live` verdict
+  on a flat track is `spoof`; `depth` never clears a `spoof` verdict (a replayed video
+  shows a real head's parallax), and an undecided cue leaves the verdict as it was.
 - Due: once `votes` reliable votes are in, or `2 * votes` frames were scored without them
   (then `uncertain`); without a liveness model at once. At track end an undecided track
   seen in at least two detection rounds is decided with what it has (a one-round blip is
@@ -37,6 +42,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from edge.camera.events import LivenessVerdict, Match, Verdict
+from edge.camera.rigid import PairMotion, RigidEvidence, RigidMotion, RigidVerdict
 from edge.vision.geometry import PixelBox
 
 __all__ = [
@@ -74,6 +80,7 @@ class Rules:
     spoof_threshold: float = 0.5  # a spoof score >= this is a spoof vote
     better_frame: float = BETTER_FRAME
     blink: bool = False  # a "live" verdict needs a blink seen on the track
+    rigid: bool = False  # a "live" verdict on a track that moved like a plane is "spoof"
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class LivenessScore:
     score: float  # spoof score 0..1
     reliable: bool  # the face passed the liveness quality gates: this frame votes
     eyes_open: float | None = None  # mean P(open) of both eyes; None: not measured
+    motion: PairMotion | None = None  # face motion since the track's anchor frame
 
 
 @dataclass(frozen=True)
@@ -139,11 +147,17 @@ def blink_seen(openness: list[float]) -> bool:
 
 
 def liveness_verdict(
-    votes: list[float], frames: int, rules: Rules, blinked: bool = False
+    votes: list[float],
+    frames: int,
+    rules: Rules,
+    blinked: bool = False,
+    *,
+    rigid: RigidVerdict = "undecided",
 ) -> LivenessVerdict:
     """The verdict of reliable spoof scores `votes` out of `frames` scored frames.
 
-    With `rules.blink`, a live majority without a blink (`blinked`) is only `uncertain`.
+    With `rules.blink`, a live majority without a blink (`blinked`) is only `uncertain`;
+    with `rules.rigid`, a live majority on a `flat` track is `spoof`.
     """
     if not rules.liveness:
         return LivenessVerdict(
@@ -160,6 +174,8 @@ def liveness_verdict(
     verdict: Verdict = "spoof" if is_spoof else "live"
     if verdict == "live" and rules.blink and not blinked:
         verdict = "uncertain"
+    if verdict == "live" and rules.rigid and rigid == "flat":
+        verdict = "spoof"
     return LivenessVerdict(
         spoof_score=round(mean, 4),
         verdict=verdict,
@@ -182,6 +198,7 @@ class TrackDecision(Generic[P]):
         self._votes: list[float] = []  # reliable spoof scores
         self._frames = 0  # frames scored, reliable or not
         self._eyes: list[float] = []  # eye openness per frame that measured it, in order
+        self._rigid = RigidMotion()  # frame-pair motions that moved out of plane, in order
         self._published: _Key | None = None
         self._pending: _Key | None = None  # a changed decision seen once
         self._searched_quality = 0.0  # quality of the frame last searched
@@ -210,8 +227,15 @@ class TrackDecision(Generic[P]):
     def frames(self) -> int:
         return self._frames
 
+    def rigid(self) -> RigidEvidence:
+        """What the track's motion says so far (flat, depth or undecided)."""
+        return self._rigid.evidence()
+
     def verdict(self) -> LivenessVerdict:
-        return liveness_verdict(self._votes, self._frames, self.rules, blink_seen(self._eyes))
+        rigid = self._rigid.evidence().verdict if self.rules.rigid else "undecided"
+        return liveness_verdict(
+            self._votes, self._frames, self.rules, blink_seen(self._eyes), rigid=rigid
+        )
 
     def ready(self, *, final: bool = False, seen: int = 0) -> bool:
         """Whether a decision is due (`final`: the track ended after `seen` rounds)."""
@@ -236,6 +260,8 @@ class TrackDecision(Generic[P]):
                 self._votes.append(obs.liveness.score)
             if obs.liveness.eyes_open is not None:
                 self._eyes.append(obs.liveness.eyes_open)
+            if obs.liveness.motion is not None:
+                self._rigid.add(obs.liveness.motion)
         return better
 
     def update(self, recognize: Recognize[P], *, ts: float) -> Decision | None:

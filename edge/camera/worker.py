@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -38,6 +38,7 @@ from edge.camera.metrics import (
     FRAMES_PROCESSED,
 )
 from edge.camera.quality import frame_quality
+from edge.camera.rigid import PairMotion, TrackMotion
 from edge.camera.sources import Capture, Frame
 from edge.camera.tracker import Track, Tracker
 from edge.config import CameraConfig
@@ -69,6 +70,7 @@ class _Crop:
 class _TrackState:
     track: Track
     decision: TrackDecision[_Crop]
+    motion: TrackMotion = field(default_factory=TrackMotion)  # for the rigid-motion rule
 
 
 class CameraWorker:
@@ -92,6 +94,7 @@ class CameraWorker:
             votes=cfg.liveness_votes,
             spoof_threshold=cfg.spoof_threshold,
             blink=cfg.liveness_blink,
+            rigid=cfg.liveness_rigid,
         )
         self._states: dict[int, _TrackState] = {}
         self._lock = threading.Lock()
@@ -183,11 +186,12 @@ class CameraWorker:
         quality = frame_quality(img, face)
         sp = self.recognition.spoof(img, face)
         eyes = self._eyes_open(img, face) if sp is not None and self.rules.blink else None
+        motion = self._motion(st, img, face) if sp is not None and self.rules.rigid else None
         obs = Observation(
             quality=quality,
             position=face.position(w, h),
             frame_size=(w, h),
-            liveness=LivenessScore(float(sp.spoof_score), sp.reliable, eyes)
+            liveness=LivenessScore(float(sp.spoof_score), sp.reliable, eyes, motion)
             if sp is not None
             else None,
         )
@@ -200,6 +204,14 @@ class CameraWorker:
             return None
         left, right = details.eyes.predict(img, details.landmarks.predict(img, face))
         return float(left + right) / 2
+
+    def _motion(self, st: _TrackState, img: np.ndarray, face: Face) -> PairMotion | None:
+        """The face's motion since the track's anchor (mesh points followed by their
+        pixels), for the rigid-motion rule; None without the mesh or on the first frame."""
+        details = self.recognition.pipeline.details
+        if not isinstance(details, DetailAnalyzer) or not details.has_mesh:
+            return None
+        return st.motion.see(img, details.mesh.predict(img, face).points)
 
     def _recognize(self, crop: _Crop) -> Match | None:
         """Search the best frame: the entity at or above the threshold, None if nobody."""

@@ -278,6 +278,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " and a synthetic print per subject): blink rate and track verdicts with and"
         " without the blink rule (camera option liveness_blink)",
     )
+    parser.add_argument(
+        "--rigid",
+        action="store_true",
+        help="rigid-motion evidence on camera tracks assembled from the test data (real"
+        " video frames and poses vs photos turned like a sheet in the hand, and the replay"
+        " video): share decided and track verdicts with and without the rule (camera option"
+        " liveness_rigid)",
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -305,6 +313,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(format_blinks(rep["kinds"]))
         if args.out:
             args.out.write_text(json.dumps(rep, indent=1), encoding="utf-8")
+        return 0
+    if getattr(args, "rigid", False):
+        from edge.evaluation.rigid import format_rigid, run_rigid, write
+        from edge.vision.details import DetailAnalyzer
+
+        try:
+            rep = run_rigid(
+                data.parent, models.pipeline, DetailAnalyzer(registry).mesh, scorer, args.seed
+            )
+        except FileNotFoundError as e:
+            print(f"edge-face eval liveness: {e}", file=sys.stderr)
+            return 2
+        print(format_rigid(rep["kinds"]))
+        if args.out:
+            write(rep, args.out)
         return 0
     if getattr(args, "loso", False):
         from edge.evaluation.liveness_loso import run_loso
