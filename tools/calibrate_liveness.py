@@ -532,12 +532,14 @@ def loso_main(args: argparse.Namespace) -> int:
     """LOSO: shipped vs candidate operating points, and the file update if one is better."""
     from edge.evaluation.liveness_loso import (
         FeatureRow,
-        OperatingPoint,
         collect_rows,
+        format_comparison,
         format_loso,
+        op_of,
         report_for,
         shipped_points,
     )
+    from edge.vision.pad_cues import CUES
 
     settings = load_settings(
         None, models={"dir": args.models, "pack": "default", "openvino_precision": "f32"}
@@ -551,6 +553,7 @@ def loso_main(args: argparse.Namespace) -> int:
                     **r,
                     "features": tuple(r["features"]),
                     "logits": tuple(tuple(v) for v in r["logits"]),
+                    "cues": tuple(r.get("cues", ())),
                 }
             )
             for r in json.loads(args.cache.read_text())
@@ -572,13 +575,14 @@ def loso_main(args: argparse.Namespace) -> int:
     for view in ("real", "all"):
         print(f"== view: {view}")
         print(format_loso(rep[view]))
+    print(format_comparison(rep))
     d = rep["decision"]
     print(f"decision: {d['why']}")
     if not args.write or not d["ship"]:
         return 0
     old = points["shipped"]
     op = d["operatingPoint"]
-    new = OperatingPoint(tuple(op["weights"]), op["bias"], op["threshold"]).recentred()
+    new = op_of(op).recentred()
     name = d["candidate"]
     roles = [m.role for m in scorer.params.models]
     oos = rep["real"]["outOfSource"][name]
@@ -599,7 +603,7 @@ def loso_main(args: argparse.Namespace) -> int:
             print(f"{path.name}: other models than the default pack's; left as it is")
             continue
         previous = {
-            "weights": dict(zip(roles, old.weights, strict=True)),
+            "weights": dict(zip(roles, old.weights[: len(roles)], strict=True)),
             "bias": old.bias,
             "threshold": old.threshold,
             "measured": {k: doc["measured"].get(k) for k in ("apcer", "bpcer", "acer", "auc")},
@@ -610,9 +614,22 @@ def loso_main(args: argparse.Namespace) -> int:
             "(class- and source-balanced, L2 0.05, every weight <= 0 so the fusion is "
             "monotone); its threshold for BPCER <= 5 % on bona fide data folded into the "
             "bias, so spoofScore >= 0.5 is that operating point",
-            "weights": dict(zip(roles, new.weights, strict=True)),
+            "weights": dict(zip(roles, new.weights[: len(roles)], strict=True)),
             "bias": new.bias,
         }
+        if new.cue_mean:  # schema 2: model-free cues (edge/vision/pad_cues.py) in the fusion
+            doc["schema"] = 2
+            doc["fusion"]["description"] += (
+                "; plus model-free cues (edge/vision/pad_cues.py), each standardised on the"
+                " bona fide rows and read only in its physical direction (L2 1.0)"
+            )
+            doc["fusion"]["cues"] = {  # a cue the fit leaves at 0 is not measured at all
+                n: {"mean": m, "scale": sc, "weight": w}
+                for n, m, sc, w in zip(
+                    CUES, new.cue_mean, new.cue_scale, new.weights[len(roles) :], strict=True
+                )
+                if w != 0.0
+            }
         doc["recommendedThreshold"] = 0.5
         doc["previousOperatingPoint"] = previous
         doc["notes"] = (
@@ -636,6 +653,12 @@ def loso_main(args: argparse.Namespace) -> int:
                     "before": worst("all", "shipped"),
                 },
                 "ranked": "sources with >= 10 images of each class they have",
+            },
+            "bonaFidePhotosBpcer": {
+                "shipped": {k: round(v, 4) for k, v in rep["bonaFide"][name].items()},
+                "before": {k: round(v, 4) for k, v in rep["bonaFide"]["shipped"].items()},
+                "what": "heldOut: each photo source scored by the fit that never saw it; "
+                "fitted: the shipped fit on every colour faces_by_identity photo",
             },
             "notScored": doc["measured"].get("notScored", 0),
         }

@@ -31,6 +31,10 @@ Why this shape:
   held-out source beats the shipped point on real images AND is no worse once synthetic
   attacks are judged. A shipped point's threshold is folded into the bias, so 0.5 stays the
   published threshold; the point it replaced stays in the file (`previousOperatingPoint`).
+- Model-free presentation-attack cues (`edge.vision.pad_cues`: moire, black level,
+  saturation, frame lines) can enter the same logistic fusion (schema 2, `fusion.cues`),
+  each standardised and read only in its physical direction. `eval liveness --loso`
+  compares them with the shipped point; they ship only under the rule above.
 - A score is only as good as its input; the quality gates say when it should not be trusted
   (face too small, blurred, turned) without changing the score itself.
 """
@@ -40,7 +44,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -52,6 +56,7 @@ import numpy as np
 from edge.config import Settings
 from edge.runtime.registry import ModelRegistry
 from edge.vision.geometry import Box, keypoint_pose
+from edge.vision.pad_cues import CONTEXT_SCALE, CUE_SIGNS, CUES, pad_cues
 from edge.vision.sharpness import RELATIVE_SIDE, relative_sharpness
 from edge.vision.types import Face
 
@@ -60,6 +65,7 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 LOGIT_CLIP = 12.0  # |log-odds| cap: a softmax of exactly 0/1 must not become an infinite feature
 
 __all__ = [
+    "LivenessCue",
     "LivenessModelInfo",
     "LivenessModelSpec",
     "LivenessParams",
@@ -268,8 +274,33 @@ class LivenessModelSpec:
 
 
 @dataclass(frozen=True)
+class LivenessCue:
+    """One model-free cue in the fusion (`edge.vision.pad_cues`): it adds
+    `weight * (value - mean) / scale` to the fused log-odds of spoof."""
+
+    name: str
+    mean: float
+    scale: float
+    weight: float
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> LivenessCue:
+        if name not in CUES:
+            raise ValueError(f"unknown liveness cue {name!r}; known cues: {list(CUES)}")
+        cue = cls(name, float(d["mean"]), float(d["scale"]), float(d["weight"]))
+        if not (math.isfinite(cue.mean) and math.isfinite(cue.weight)) or not cue.scale > 0:
+            raise ValueError(f"liveness cue {name!r}: mean/weight must be finite, scale > 0")
+        if cue.weight * CUE_SIGNS[name] < 0:
+            raise ValueError(
+                f"liveness cue {name!r}: weight {cue.weight:g} reads the cue against its"
+                " physics (pad_cues.CUE_SIGNS); re-fit with tools/calibrate_liveness.py --loso"
+            )
+        return cue
+
+
+@dataclass(frozen=True)
 class LivenessParams:
-    """Contents of `edge/data/liveness_<pack>.json`."""
+    """Contents of `edge/data/liveness_<pack>.json` (schema 1, or 2 with `fusion.cues`)."""
 
     models: tuple[LivenessModelSpec, ...]
     weights: tuple[float, ...]  # logistic weights on each model's live log-odds
@@ -279,6 +310,7 @@ class LivenessParams:
     measured: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
     landmark_box: tuple[float, float, float, float] | None = None  # (dx, dy, w, h), see top
+    cues: tuple[LivenessCue, ...] = ()  # model-free cues in the fusion (schema 2)
 
     @classmethod
     def load(cls, pack: str) -> LivenessParams:
@@ -297,6 +329,12 @@ class LivenessParams:
         shape = tuple(float(lb[k]) for k in ("dx", "dy", "w", "h")) if lb else None
         if shape is None and any(m.box == "landmarks" for m in models):
             raise ValueError("a model crops from the landmark box but landmarkBox is missing")
+        schema = int(d.get("schema", 1))
+        if schema not in (1, 2):
+            raise ValueError(f"liveness calibration schema {schema} is not 1 or 2; update edge")
+        cues = tuple(LivenessCue.from_dict(k, v) for k, v in fusion.get("cues", {}).items())
+        if cues and schema < 2:
+            raise ValueError("fusion.cues needs schema 2 (older readers would ignore them)")
         return cls(
             models=models,
             weights=weights,
@@ -306,6 +344,7 @@ class LivenessParams:
             measured=dict(d.get("measured", {})),
             raw=d,
             landmark_box=shape,  # type: ignore[arg-type]
+            cues=cues,
         )
 
 
@@ -406,8 +445,22 @@ class LivenessScorer:
             out[spec.role] = sess.run({names[spec.role]: self._tensor(spec, bgr, face)})[0]
         return out
 
-    def score_logits(self, logits: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
-        """Fused P(spoof) and each model's own P(spoof), from (1, C) logits per role.
+    def cue_values(
+        self, bgr: np.ndarray, face: Face, names: Collection[str] = CUES
+    ) -> dict[str, float]:
+        """The model-free cues `names` (`pad_cues`) on the box and context the models see."""
+        box = face.box
+        if self.params.landmark_box is not None:
+            lb = landmark_box(face.kps, self.params.landmark_box)
+            box = face.box if lb is None else lb
+        h, w = bgr.shape[:2]
+        return pad_cues(bgr, box, context_crop_box(box, w, h, CONTEXT_SCALE), names)
+
+    def score_logits(
+        self, logits: dict[str, np.ndarray], cues: Mapping[str, float] | None = None
+    ) -> tuple[float, dict[str, float]]:
+        """Fused P(spoof) and each model's own P(spoof), from (1, C) logits per role and,
+        when the fusion has cues, their values (`cue_values`).
 
         The same `live_logodds` and `fuse` the calibration tool fits with, so the shipped
         numbers mean here what they meant there.
@@ -419,16 +472,26 @@ class LivenessScorer:
                 for m in models
             ]
         )
-        spoof = float(fuse(features[None], np.asarray(self.params.weights), self.params.bias)[0])
+        weights = np.asarray(self.params.weights, np.float64)
+        if self.params.cues:
+            if cues is None:
+                raise ValueError("this liveness fusion has cues: pass cue_values(bgr, face)")
+            cs = self.params.cues
+            features = np.append(features, [(cues[c.name] - c.mean) / c.scale for c in cs])
+            weights = np.append(weights, [c.weight for c in cs])
+        spoof = float(fuse(features[None], weights, self.params.bias)[0])
         per_model = {
-            m.role: 1.0 / (1.0 + math.exp(float(f))) for m, f in zip(models, features, strict=True)
+            m.role: 1.0 / (1.0 + math.exp(float(f)))
+            for m, f in zip(models, features[: len(models)], strict=True)
         }
         return spoof, per_model
 
     def score(self, bgr: np.ndarray, face: Face) -> LivenessResult:
         if bgr.ndim != 3 or bgr.shape[2] != 3:
             raise ValueError("liveness needs a 3-channel BGR image")
-        spoof, per_model = self.score_logits(self.logits(bgr, face))
+        cs = self.params.cues
+        cues = self.cue_values(bgr, face, [c.name for c in cs]) if cs else None
+        spoof, per_model = self.score_logits(self.logits(bgr, face), cues)
         quality = face_quality(bgr, face)
         conditions = face_conditions(quality, self.params.gates)
         return LivenessResult(

@@ -16,6 +16,7 @@ from edge.engine import Models
 from edge.evaluation import liveness as ev
 from edge.evaluation import liveness_loso as lo
 from edge.vision.liveness import LivenessScorer
+from edge.vision.pad_cues import CUE_SIGNS, CUES
 
 
 def _rows(seed: int = 0) -> list[lo.FeatureRow]:
@@ -147,6 +148,10 @@ def test_loso_command_reports_every_source_and_the_worst(
     assert ev.run(session_settings, args) == 0
     printed = capsys.readouterr().out
     assert "WORST source (shipped, all sources)" in printed and "decision:" in printed
+    # shipped, re-fit of the models' log-odds and the fusion with cues, side by side
+    table = printed[printed.index("comparison (worst held-out source") :]
+    for point in ("shipped", "refit-real", "refit-all", "cues-real", "cues-all"):
+        assert f"\n{point} " in table
     rep = json.loads(out.read_text())
     rows = [
         lo.FeatureRow(
@@ -154,10 +159,14 @@ def test_loso_command_reports_every_source_and_the_worst(
                 **r,
                 "features": tuple(r["features"]),
                 "logits": tuple(tuple(v) for v in r["logits"]),
+                "cues": tuple(r["cues"]),
             }
         )
         for r in rep["rows"]
     ]
+    assert all(len(r.cues) == len(CUES) for r in rows)  # every face carries its cues
+    for name in ("shipped", "cues-all"):  # bona fide BPCER of each point is reported
+        assert 0.0 <= rep["bonaFide"][name]["heldOut"] <= 1.0
     sources = {r.source for r in rows}
     assert "Apfol/liveness-detection-opencv" in sources
     assert any(s.startswith("DoubangoTelecom/") for s in sources)
@@ -168,7 +177,7 @@ def test_loso_command_reports_every_source_and_the_worst(
     assert not any("screen" in k for k in kinds)  # only the attacks asked for
     # The shipped point and every candidate side by side, per source; the worst is their max.
     apfol = rep["all"]["sources"]["Apfol/liveness-detection-opencv"]
-    assert {"shipped", "threshold", "refit-real", "refit-all"} <= set(apfol)
+    assert {"shipped", "threshold", "refit-real", "refit-all", "cues-all"} <= set(apfol)
     assert apfol["shipped"]["samples"] == {"live": 60, "spoof": 60}
     acers = {s: lo._acer_of(v["shipped"]) for s, v in rep["all"]["sources"].items()}
     assert rep["all"]["worst"]["shipped"]["acer"] == max(acers.values())
@@ -206,7 +215,15 @@ def test_shipped_points_read_the_calibration_file(session_settings: Settings) ->
     assert points["shipped"].threshold == scorer.params.threshold == 0.5
     assert points["shipped"].bias == scorer.params.bias
     assert ("previous" in points) == bool(scorer.params.raw.get("previousOperatingPoint"))
-    assert all(w <= 0 for p in points.values() for w in p.weights)
+    n = len(scorer.params.models)
+    assert all(w <= 0 for p in points.values() for w in p.weights[:n])  # monotone in the models
+    shipped = points["shipped"]
+    assert len(shipped.weights) == n + (len(CUES) if scorer.params.cues else 0)
+    cue_w = dict(zip(CUES, shipped.weights[n:], strict=False))
+    assert {c.name: c.weight for c in scorer.params.cues} == {
+        k: v for k, v in cue_w.items() if k in {c.name for c in scorer.params.cues}
+    }
+    assert all(w * CUE_SIGNS[k] >= 0 for k, w in cue_w.items())  # each cue read as physics says
 
 
 def test_decision_ships_only_a_better_worst_source() -> None:
@@ -265,3 +282,120 @@ def test_unknown_attack_is_refused(
     )
     assert ev.run(session_settings, args) == 2
     assert "unknown attack" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# Fusion with the model-free cues
+# ------------------------------------------------------------------------------------------
+def _cue_rows(seed: int = 0) -> list[lo.FeatureRow]:
+    """`_rows` plus cues: `blackLevel` separates in its physical direction (attacks
+    higher), `saturation` reads backwards (attacks more saturated), the rest are noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in _rows(seed):
+        spoof = r.label == "spoof"
+        cues = {n: float(rng.normal(5.0, 1.0)) for n in CUES}
+        cues["blackLevel"] = float(rng.normal(0.3 if spoof else 0.1, 0.05))
+        cues["saturation"] = float(rng.normal(0.6 if spoof else 0.4, 0.05))
+        # the models alone are made weak, so the cues matter
+        weak = tuple(float(v) for v in rng.normal(0.0, 1.0, 2))
+        out.append(
+            lo.FeatureRow(
+                r.name, r.label, r.source, r.kind, weak, 2.0, True, (), tuple(cues.values())
+            )
+        )
+    return out
+
+
+def test_cue_fit_reads_each_cue_only_in_its_physical_direction() -> None:
+    rows = _cue_rows()
+    op = lo.fit_with_cues(rows)
+    w = dict(zip(CUES, op.weights[2:], strict=True))
+    assert w["blackLevel"] * CUE_SIGNS["blackLevel"] > 0.5  # learnt, attacks read higher
+    assert w["saturation"] == 0.0  # backwards in this data: dropped, never reversed
+    assert all(v <= 0 for v in op.weights[:2])
+    x = op.design(rows)
+    s = op.scores(x)
+    lab = np.array([r.label for r in rows])
+    assert np.mean(s[lab == "live"] >= op.threshold) <= lo.TARGET_BPCER
+    assert np.mean(s[lab == "spoof"] >= op.threshold) > 0.9
+
+
+def test_cue_scales_come_from_the_bona_fide_training_rows_only() -> None:
+    rows = _cue_rows()
+    op = lo.fit_with_cues(rows)
+    live = np.array([r.cues for r in rows if r.label == "live"])
+    assert op.cue_mean == pytest.approx(tuple(live.mean(axis=0)))
+    assert op.cue_scale == pytest.approx(tuple(live.std(axis=0)))
+    # a held-out source never sets the scale: LOSO fits equal fits without it
+    rep = lo.loso(rows, fits={"cues": (lo.fit_with_cues, lambda r: True)})
+    alone = lo.fit_with_cues([r for r in rows if r.source != "a"])
+    assert rep["sources"]["a"]["cues"]["operatingPoint"]["cueMean"] == pytest.approx(
+        list(alone.cue_mean)
+    )
+
+
+def test_cue_point_recentres_and_round_trips() -> None:
+    rows = _cue_rows()
+    op = lo.fit_with_cues(rows)
+    r = op.recentred()
+    assert r.cue_mean == op.cue_mean and r.cue_scale == op.cue_scale
+    assert np.array_equal(
+        op.scores(op.design(rows)) >= op.threshold, r.scores(r.design(rows)) >= 0.5
+    )
+    assert lo.op_of(lo._op_dict(op)) == op
+
+
+def test_rows_without_cues_get_no_cue_candidates_and_a_cue_fit_refuses_them() -> None:
+    rows = _rows()
+    rep = lo.report_for(rows, {"shipped": lo.OperatingPoint((-1.0, -1.0), 0.0, 0.5)})
+    assert "cues-all" not in rep["real"]["worst"]
+    with pytest.raises(ValueError, match="cues"):
+        lo.fit_with_cues(rows)
+    rep = lo.report_for(_cue_rows(), {"shipped": lo.OperatingPoint((-1.0, -1.0), 0.0, 0.5)})
+    assert {"cues-real", "cues-all"} <= set(rep["real"]["worst"])
+    assert "cues-all" in lo.format_comparison(rep)
+
+
+def test_decision_needs_bona_fide_photos_kept() -> None:
+    """Better everywhere but rejecting more than 5 % of the bona fide photos: not shipped."""
+    real = {"worstSized": {"shipped": {"acer": 0.20}, "refit": {"acer": 0.10}}}
+    every = {"worstSized": {"shipped": {"acer": 0.18}, "refit": {"acer": 0.12}}}
+    fits = {"refit": (lo.fit_operating_point, lo.is_real)}
+    bad = {"shipped": {"heldOut": 0.10, "fitted": 0.10}, "refit": {"heldOut": 0.08, "fitted": 0.07}}
+    d = lo.decide(real, every, _rows(), fits, bad)
+    assert d["ship"] is False and "bona fide" in d["why"]
+    good = {**bad, "refit": {"heldOut": 0.08, "fitted": 0.04}}
+    assert lo.decide(real, every, _rows(), fits, good)["ship"] is True
+
+
+def test_decision_takes_the_best_candidate_that_passes_every_gate() -> None:
+    real = {"worstSized": {"shipped": {"acer": 0.2}, "a": {"acer": 0.1}, "b": {"acer": 0.15}}}
+    every = {"worstSized": {"shipped": {"acer": 0.2}, "a": {"acer": 0.3}, "b": {"acer": 0.12}}}
+    fits = {n: (lo.fit_operating_point, lo.is_real) for n in ("a", "b")}
+    d = lo.decide(real, every, _rows(), fits)
+    assert d["candidate"] == "b" and d["ship"] is True
+
+
+def test_a_report_only_candidate_is_never_shipped() -> None:
+    """`cues+lines` is shown next to the others but cannot be chosen, even when best."""
+    real = {"worstSized": {"shipped": {"acer": 0.2}, "cues+lines": {"acer": 0.05}}}
+    every = {"worstSized": {"shipped": {"acer": 0.2}, "cues+lines": {"acer": 0.05}}}
+    real["worstSized"]["b"] = {"acer": 0.3}
+    every["worstSized"]["b"] = {"acer": 0.3}
+    fits = {n: (lo.fit_operating_point, lo.is_real) for n in ("cues+lines", "b")}
+    d = lo.decide(real, every, _rows(), fits)
+    assert "cues+lines" in lo.REPORT_ONLY
+    assert d["candidate"] == "b" and d["ship"] is False
+    assert d["gates"]["cues+lines"] == {
+        "betterReal": True,
+        "noWorseWithAttacks": True,
+        "bonaFidePhotos": True,
+    }
+
+
+def test_the_shippable_cue_fit_leaves_frame_lines_at_zero() -> None:
+    rows = _cue_rows()
+    op = lo.fit_with_cues(rows)
+    w = dict(zip(CUES, op.weights[2:], strict=True))
+    assert set(lo.FIT_CUES) < set(CUES) and w["frameLines"] == 0.0

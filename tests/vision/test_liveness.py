@@ -89,7 +89,8 @@ def test_score_is_deterministic(
 def test_fused_score_follows_the_shipped_fusion(
     testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
 ) -> None:
-    """spoofScore = sigmoid(bias + sum w_i * live-log-odds_i) with the JSON's numbers."""
+    """spoofScore = sigmoid(bias + sum w_i * live-log-odds_i + sum of the cue terms) with the
+    JSON's numbers."""
     bgr = _img(testdata, "apfol_real_48.png")
     face = largest_face(bgr)
     r = scorer.score(bgr, face)
@@ -97,6 +98,9 @@ def test_fused_score_follows_the_shipped_fusion(
     z = fusion["bias"]
     for role, p_spoof in r.per_model.items():
         z += fusion["weights"][role] * np.log((1 - p_spoof) / p_spoof)
+    cues = scorer.cue_values(bgr, face)  # schema 2: model-free cues (pad_cues)
+    for name, c in fusion.get("cues", {}).items():
+        z += c["weight"] * (cues[name] - c["mean"]) / c["scale"]
     assert r.spoof_score == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-9)
 
 
