@@ -15,7 +15,12 @@ from edge.engine import Models
 from edge.runtime.registry import ModelRegistry
 from edge.vision.details import DetailAnalyzer
 from edge.vision.detection import build_detectors
+from edge.vision.liveness import LivenessScorer
 from edge.vision.types import Face
+from tests.support.images import read_bgr
+
+#: A sharp full-frame bona fide photo (the liveness attack and cue tests start from it).
+GENUINE = "liveness/live/doubango_genuine.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +70,14 @@ def yale(testdata: Path) -> Callable[[str], list[Path]]:
         ]
 
     return of
+
+
+@pytest.fixture(scope="module")
+def genuine(testdata: Path) -> np.ndarray:
+    return read_bgr(testdata / GENUINE)
+
+
+@pytest.fixture(scope="module")
+def liveness_scorer(registry: ModelRegistry, session_settings: Settings) -> LivenessScorer:
+    """The pack's liveness scorer built directly (the unit under test in these modules)."""
+    return LivenessScorer(registry, session_settings)

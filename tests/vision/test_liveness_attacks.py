@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.config import Settings
 from edge.evaluation.attacks import ATTACKS, map_face, matched_framing, synthesize
-from edge.runtime.registry import ModelRegistry
 from edge.vision.liveness import LivenessScorer
 from edge.vision.types import Face
-from tests.support.images import read_bgr
-
-GENUINE = "liveness/live/doubango_genuine.jpg"  # a sharp full-frame bona fide photo
-
-
-@pytest.fixture(scope="module")
-def genuine(testdata: Path) -> np.ndarray:
-    return read_bgr(testdata / GENUINE)
-
-
-@pytest.fixture(scope="module")
-def scorer(registry: ModelRegistry, session_settings: Settings) -> LivenessScorer:
-    return LivenessScorer(registry, session_settings)
 
 
 def _saturation(bgr: np.ndarray, face: Face) -> float:
@@ -116,19 +100,19 @@ def test_print_carries_a_halftone_screen(genuine: np.ndarray) -> None:
 def test_liveness_models_see_the_attacks(
     kind: str,
     genuine: np.ndarray,
-    scorer: LivenessScorer,
+    liveness_scorer: LivenessScorer,
     largest_face: Callable[..., Face],
 ) -> None:
-    """The shipped scorer rates attacks of a genuine face as more spoof than the face.
+    """The shipped liveness_scorer rates attacks of a genuine face as more spoof than the face.
 
     If the attacks were invisible to the models they could not widen the calibration.
     """
     face = largest_face(genuine)
-    bona_fide = scorer.score(genuine, face).spoof_score
+    bona_fide = liveness_scorer.score(genuine, face).spoof_score
     scores = []
     for seed in range(3):
         att = synthesize(genuine, kind, seed)
-        scores.append(scorer.score(att.image, map_face(face, att.matrix)).spoof_score)
+        scores.append(liveness_scorer.score(att.image, map_face(face, att.matrix)).spoof_score)
     assert np.mean(scores) > bona_fide + 0.2, (bona_fide, scores)
 
 

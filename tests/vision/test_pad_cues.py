@@ -22,18 +22,7 @@ from edge.vision.pad_cues import CUE_SIGNS, CUES
 from edge.vision.types import Face
 from tests.support.images import read_bgr
 
-GENUINE = "liveness/live/doubango_genuine.jpg"  # a sharp full-frame bona fide photo
 APFOL = "Apfol/liveness-detection-opencv"  # a real replay-attack video and its live twin
-
-
-@pytest.fixture(scope="module")
-def genuine(testdata: Path) -> np.ndarray:
-    return read_bgr(testdata / GENUINE)
-
-
-@pytest.fixture(scope="module")
-def scorer(registry: ModelRegistry, session_settings: Settings) -> LivenessScorer:
-    return LivenessScorer(registry, session_settings)
 
 
 def _doc() -> dict[str, Any]:
@@ -48,53 +37,53 @@ def _with_cues(weights: dict[str, float]) -> dict[str, Any]:
 
 
 def test_every_cue_is_measured_and_finite(
-    genuine: np.ndarray, scorer: LivenessScorer, largest_face: Callable[..., Face]
+    genuine: np.ndarray, liveness_scorer: LivenessScorer, largest_face: Callable[..., Face]
 ) -> None:
-    cues = scorer.cue_values(genuine, largest_face(genuine))
+    cues = liveness_scorer.cue_values(genuine, largest_face(genuine))
     assert tuple(cues) == CUES
     assert all(math.isfinite(v) for v in cues.values())
     assert 0.0 <= cues["blackLevel"] <= 1.0 and 0.0 <= cues["saturation"] <= 1.0
 
 
 def test_a_screen_replay_raises_the_moire_cue(
-    genuine: np.ndarray, scorer: LivenessScorer, largest_face: Callable[..., Face]
+    genuine: np.ndarray, liveness_scorer: LivenessScorer, largest_face: Callable[..., Face]
 ) -> None:
     """The re-sampled pixel grid puts a spectral peak into the face's fine detail."""
     face = largest_face(genuine)
-    bona_fide = scorer.cue_values(genuine, face)["moire"]
+    bona_fide = liveness_scorer.cue_values(genuine, face)["moire"]
     h, w = genuine.shape[:2]
     replays = []
     for seed in range(5):
         att = matched_framing(synthesize(genuine, "screen", seed), w, h)
-        replays.append(scorer.cue_values(att.image, map_face(face, att.matrix))["moire"])
+        replays.append(liveness_scorer.cue_values(att.image, map_face(face, att.matrix))["moire"])
     assert np.mean(replays) > bona_fide + 0.5, (bona_fide, replays)
     assert sum(v > bona_fide for v in replays) >= 4, (bona_fide, replays)
 
 
 def test_a_print_lowers_the_saturation_cue(
-    genuine: np.ndarray, scorer: LivenessScorer, largest_face: Callable[..., Face]
+    genuine: np.ndarray, liveness_scorer: LivenessScorer, largest_face: Callable[..., Face]
 ) -> None:
     face = largest_face(genuine)
-    bona_fide = scorer.cue_values(genuine, face)["saturation"]
+    bona_fide = liveness_scorer.cue_values(genuine, face)["saturation"]
     for seed in range(5):
         att = synthesize(genuine, "print", seed)
-        sat = scorer.cue_values(att.image, map_face(face, att.matrix))["saturation"]
+        sat = liveness_scorer.cue_values(att.image, map_face(face, att.matrix))["saturation"]
         assert sat < bona_fide, (seed, sat, bona_fide)
 
 
 def test_a_device_in_the_context_raises_the_frame_lines_cue(
-    genuine: np.ndarray, scorer: LivenessScorer, largest_face: Callable[..., Face]
+    genuine: np.ndarray, liveness_scorer: LivenessScorer, largest_face: Callable[..., Face]
 ) -> None:
     face = largest_face(genuine)
-    bona_fide = scorer.cue_values(genuine, face)["frameLines"]
+    bona_fide = liveness_scorer.cue_values(genuine, face)["frameLines"]
     for seed in range(3):
         att = synthesize(genuine, "screen", seed)  # the whole scene: bezel and room
-        lines = scorer.cue_values(att.image, map_face(face, att.matrix))["frameLines"]
+        lines = liveness_scorer.cue_values(att.image, map_face(face, att.matrix))["frameLines"]
         assert lines > 1.5 * bona_fide, (seed, lines, bona_fide)
 
 
 def test_real_replay_frames_read_as_the_physics_predicts(
-    testdata: Path, scorer: LivenessScorer, largest_face: Callable[..., Face]
+    testdata: Path, liveness_scorer: LivenessScorer, largest_face: Callable[..., Face]
 ) -> None:
     """On a real replay video (not a synthetic one) the screen's moire and glowing black
     show against the live video of the same setup."""
@@ -102,7 +91,7 @@ def test_real_replay_frames_read_as_the_physics_predicts(
     by_label: dict[str, list[dict[str, float]]] = {"live": [], "spoof": []}
     for s in samples[::4]:
         bgr = read_bgr(s.path)
-        by_label[s.label].append(scorer.cue_values(bgr, largest_face(bgr)))
+        by_label[s.label].append(liveness_scorer.cue_values(bgr, largest_face(bgr)))
     assert len(by_label["live"]) >= 10 and len(by_label["spoof"]) >= 10
     mean = {k: {c: np.mean([v[c] for v in vs]) for c in CUES} for k, vs in by_label.items()}
     assert mean["spoof"]["moire"] > mean["live"]["moire"]
@@ -167,10 +156,10 @@ def test_the_fusion_adds_each_cue_to_the_log_odds(
     face = largest_face(genuine)
     weights = {"moire": 0.6, "blackLevel": 0.9, "saturation": -0.5, "frameLines": 0.3}
     params = LivenessParams.from_dict(_with_cues(weights))
-    scorer = LivenessScorer(registry, session_settings, params)
-    res = scorer.score(genuine, face)
-    logits = scorer.logits(genuine, face)
-    cues = scorer.cue_values(genuine, face)
+    liveness_scorer = LivenessScorer(registry, session_settings, params)
+    res = liveness_scorer.score(genuine, face)
+    logits = liveness_scorer.logits(genuine, face)
+    cues = liveness_scorer.cue_values(genuine, face)
     z = params.bias + sum(
         w * float(live_logodds(np.asarray(logits[m.role]).reshape(1, -1), m.live_index)[0])
         for m, w in zip(params.models, params.weights, strict=True)
@@ -179,7 +168,7 @@ def test_the_fusion_adds_each_cue_to_the_log_odds(
     assert res.spoof_score == pytest.approx(1 / (1 + math.exp(-z)), rel=1e-9)
     # more attack evidence from a cue raises the score; the models' own scores stay theirs
     more = dict(cues, blackLevel=cues["blackLevel"] + 0.2)
-    assert scorer.score_logits(logits, more)[0] > res.spoof_score
+    assert liveness_scorer.score_logits(logits, more)[0] > res.spoof_score
     plain = LivenessScorer(registry, session_settings, LivenessParams.from_dict(_doc()))
     assert res.per_model == pytest.approx(plain.score(genuine, face).per_model)
 
@@ -190,20 +179,20 @@ def test_a_cue_fusion_refuses_to_score_without_cues(
     session_settings: Settings,
     largest_face: Callable[..., Face],
 ) -> None:
-    scorer = LivenessScorer(
+    liveness_scorer = LivenessScorer(
         registry, session_settings, LivenessParams.from_dict(_with_cues({"moire": 0.5}))
     )
     with pytest.raises(ValueError, match="cue_values"):
-        scorer.score_logits(scorer.logits(genuine, largest_face(genuine)))
+        liveness_scorer.score_logits(liveness_scorer.logits(genuine, largest_face(genuine)))
 
 
 def test_only_the_cues_asked_for_are_measured(
-    genuine: np.ndarray, scorer: LivenessScorer, largest_face: Callable[..., Face]
+    genuine: np.ndarray, liveness_scorer: LivenessScorer, largest_face: Callable[..., Face]
 ) -> None:
     face = largest_face(genuine)
-    every = scorer.cue_values(genuine, face)
-    some = scorer.cue_values(genuine, face, ["saturation", "moire"])
+    every = liveness_scorer.cue_values(genuine, face)
+    some = liveness_scorer.cue_values(genuine, face, ["saturation", "moire"])
     assert set(some) == {"saturation", "moire"}
     assert some == {k: every[k] for k in some}  # same numbers, whatever else is measured
     with pytest.raises(ValueError, match="known"):
-        scorer.cue_values(genuine, face, ["glare"])
+        liveness_scorer.cue_values(genuine, face, ["glare"])
