@@ -259,8 +259,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--loso",
         action="store_true",
         help="leave-one-source-out report over every source of the test data (the folder's"
-        " parent: liveness/ plus faces_by_identity/ as bona fide control), shipped vs"
-        " previous vs re-fitted operating point; reports the worst source",
+        " parent: liveness/ plus faces_by_identity/ as bona fide control): the shipped"
+        " operating point vs re-fits with and without the model-free attack cues (moire,"
+        " black level, saturation, frame lines), each with its ship gates; reports the"
+        " worst source",
     )
     parser.add_argument(
         "--attacks",
