@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -103,6 +103,122 @@ def _dynamic(model: Any) -> bool:
     return len(inputs) == 1 and inputs[0].get_partial_shape().is_dynamic
 
 
+def _outputs(req: Any, n: int) -> list[np.ndarray]:
+    """The request's outputs as arrays of our own (the request's buffers are reused)."""
+    res = req.get_output_tensor  # by index: the same order for every compilation
+    return [np.array(res(i).data) for i in range(n)]
+
+
+class _Shared:
+    """One compilation that any number of threads call at once, each through an infer
+    request of its own (requests are not thread-safe, compiled models are)."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self._local = threading.local()
+
+    def infer(self, inputs: Mapping[str, np.ndarray], n_out: int) -> list[np.ndarray]:
+        req = getattr(self._local, "req", None)
+        if req is None:
+            req = self._local.req = self.compiled.create_infer_request()
+        # share_inputs: the runtime reads the (contiguous) arrays in place, no copy-in.
+        req.infer(inputs, share_inputs=True)
+        return _outputs(req, n_out)
+
+
+class _Replicas:
+    """Up to `limit` one-stream, one-thread compilations of a model, each used by one caller
+    at a time and run on that caller's own thread.
+
+    Why: OpenVINO runs a one-thread, one-stream compilation on the calling thread, with no
+    hand-over to a stream's worker thread and back; but one such compilation runs one
+    inference at a time (two threads: 716 inferences/s of MobileFaceNet, as many as one;
+    with a replica each: 1385/s). On the request path (2 cores, 2 inference threads,
+    640x480 searches) one-thread compilations served 262-269 searches/s in-process against
+    209/s with two streams of one thread each, and over HTTP 1.12-1.22x the searches/s of
+    the two-stream build side by side, at about 10 % less CPU per search (the stream worker
+    threads and the hand-overs to them). Two replicas of each model on two
+    cores served as many searches over HTTP as one, at 10 % more CPU per search; so the
+    session caps them at half the cores (the detector and the embedder run side by side).
+    Replicas are compiled when concurrency first needs them (0.1-0.3 s once).
+    """
+
+    def __init__(self, first: Any, compile_one: Callable[[], Any], limit: int) -> None:
+        self._compile = compile_one
+        self._limit = max(1, limit)
+        self._free = [first.create_infer_request()]
+        self._made = 1
+        self._cond = threading.Condition()
+
+    @property
+    def count(self) -> int:
+        """Replicas compiled so far."""
+        return self._made
+
+    def infer(self, inputs: Mapping[str, np.ndarray], n_out: int) -> list[np.ndarray]:
+        req = self._take()
+        try:
+            req.infer(inputs, share_inputs=True)
+            return _outputs(req, n_out)
+        finally:
+            self._give(req)
+
+    def _give(self, req: Any) -> None:
+        with self._cond:
+            self._free.append(req)
+            self._cond.notify()
+
+    def _take(self) -> Any:
+        with self._cond:
+            while not self._free and self._made >= self._limit:
+                self._cond.wait()
+            if self._free:
+                return self._free.pop()
+            self._made += 1  # compile outside the lock: other callers keep their replicas
+        try:
+            return self._compile().create_infer_request()
+        except Exception as e:  # out of memory, say: serve with the replicas there are
+            log.warning("no further replica of a model (%s); %d serve", e, self._made - 1)
+            with self._cond:
+                self._made -= 1
+                self._limit = self._made
+                while not self._free:
+                    self._cond.wait()
+                return self._free.pop()
+
+
+#: How a session runs a call: all callers on one compilation, or a replica each.
+_Runner = _Shared | _Replicas
+
+
+class _Variants:
+    """The ways one model (at one input size) is compiled: `busy` serves calls made while
+    other inference work runs (`_Replicas` for one-thread sessions, else `_Shared`);
+    `alone`, when present, serves calls made while nothing else runs (all cores)."""
+
+    def __init__(
+        self,
+        model: Any,
+        device: str,
+        config: dict[str, object],
+        wide: dict[str, object] | None,
+        replicas: int,
+        first: Any = None,
+    ) -> None:
+        core = OpenVinoSession.core()
+        if first is None:
+            first = core.compile_model(model, device, config)
+        self.busy: _Runner = (
+            _Replicas(first, lambda: core.compile_model(model, device, config), replicas)
+            if replicas
+            else _Shared(first)
+        )
+        self.alone = None if wide is None else _Shared(core.compile_model(model, device, wide))
+
+    def runner(self, others: int) -> _Runner:
+        return self.alone if self.alone is not None and others == 0 else self.busy
+
+
 class _StaticShapes:
     """Static-shape compilations of a dynamic-input model, for the input sizes it meets.
 
@@ -110,25 +226,22 @@ class _StaticShapes:
     graph 20-30 % slower than the same graph reshaped to the size at hand (the detector of
     a 640x480 search: about 3.0 -> 2.3 ms of CPU f32 on one thread). A service sees few
     sizes (the camera's frame, 4:3 and 3:4 photos at 320 px), so each size met is compiled
-    once (0.1-0.4 s, both thread variants; the warm-up's frame size is compiled before the
-    first request) and used from then on; past `LIMIT` sizes the dynamic compilation
-    serves the new ones. Every call of one size runs the same compilation, so a result
-    never depends on whether the size was new (bf16 rounding differs between the two).
+    once (0.1-0.4 s, every variant; the warm-up's frame size is compiled before the first
+    request) and used from then on; past `LIMIT` sizes the dynamic compilation serves the
+    new ones. Every call of one size runs the same compiled graph, so a result never
+    depends on whether the size was new (bf16 rounding differs between the two).
     """
 
     LIMIT = 8  # sizes compiled per model; further sizes run on the dynamic compilation
 
-    def __init__(
-        self, model: Any, device: str, config: dict[str, object], wide: dict[str, object] | None
-    ) -> None:
-        self._model, self._device = model, device
-        self._configs = {False: config, True: wide}
-        self._ready: dict[tuple[int, ...], dict[bool, Any]] = {}
+    def __init__(self, compile_size: Callable[[Any], _Variants], model: Any) -> None:
+        self._compile_size, self._model = compile_size, model
+        self._ready: dict[tuple[int, ...], _Variants] = {}
         self._dynamic: set[tuple[int, ...]] = set()
         self._lock = threading.Lock()
 
-    def compiled_for(self, inputs: Mapping[str, np.ndarray], wide: bool) -> Any:
-        """The static compilation for this input size (compiled now if new), or None when
+    def variants_for(self, inputs: Mapping[str, np.ndarray]) -> _Variants | None:
+        """The static compilations for this input size (compiled now if new), or None when
         this size runs on the dynamic compilation."""
         (arr,) = inputs.values()
         shape = tuple(int(d) for d in arr.shape)
@@ -138,21 +251,16 @@ class _StaticShapes:
                 got = self._ready.get(shape)
                 if got is None and shape not in self._dynamic:
                     got = self._compile(shape)
-        return None if got is None else got.get(wide)
+        return got
 
-    def _compile(self, shape: tuple[int, ...]) -> dict[bool, Any] | None:
+    def _compile(self, shape: tuple[int, ...]) -> _Variants | None:
         if len(self._ready) >= self.LIMIT:
             self._dynamic.add(shape)
             return None
-        core = OpenVinoSession.core()
         try:
             model = self._model.clone()
             model.reshape(list(shape))
-            got = {
-                variant: core.compile_model(model, self._device, config)
-                for variant, config in self._configs.items()
-                if config is not None
-            }
+            got = self._compile_size(model)
         except Exception as e:  # the dynamic compilation keeps serving this size
             log.debug("no static compilation for input %s: %s", shape, e)
             self._dynamic.add(shape)
@@ -167,8 +275,7 @@ class _StaticShapes:
 
 
 class OpenVinoSession(_Timed):
-    """OpenVINO compiled model; one infer request per calling thread (requests are not
-    thread-safe, compiled models are)."""
+    """OpenVINO compiled model, run by any number of threads at once."""
 
     _core: Any = None  # an openvino.Core; openvino ships no type information
     _core_lock = threading.Lock()
@@ -200,15 +307,15 @@ class OpenVinoSession(_Timed):
         # loop, and pinning cost a sched_setaffinity per inference (10 % of a loaded
         # server's samples in a py-spy profile).
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+        replicas = 0
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         elif one_thread:
-            # One stream per core, one thread per stream: concurrent requests each get a
-            # core instead of queueing for the one shared stream, and a small model alone
-            # is as fast on one thread. (Separate single-stream compilations do not help:
-            # they still run one inference at a time between them.)
-            cores = _cores()
-            config.update(NUM_STREAMS=cores, INFERENCE_NUM_THREADS=cores)
+            # One thread, one stream: the inference runs on the caller's thread; concurrent
+            # callers take replicas (`_Replicas`). Two such models serve every request (the
+            # detector and the embedder), so each gets half the cores.
+            config.update(NUM_STREAMS=1, INFERENCE_NUM_THREADS=1)
+            replicas = max(1, _cores() // 2)
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
         available = core.available_devices
@@ -226,25 +333,28 @@ class OpenVinoSession(_Timed):
             config.pop("NUM_STREAMS", None)
             config.pop("INFERENCE_PRECISION_HINT", None)
             self._compiled = core.compile_model(model, use, config)
+            replicas = 0
         # A call made while no other thread does inference work runs on a second, default
         # compilation (all cores, one stream): the lowest latency when alone, and on a box
         # shared with other programs two threads get twice the share. Same results: the
         # test suite checks both give identical outputs for these models.
-        self._wide = None
         wide: dict[str, object] | None = None
-        if one_thread and not threads and "NUM_STREAMS" in config:
+        if replicas:
             wide = {
                 k: v for k, v in config.items() if k not in ("NUM_STREAMS", "INFERENCE_NUM_THREADS")
             }
-            self._wide = core.compile_model(model, use, wide)
-        self._shapes = _StaticShapes(model, use, config, wide) if _dynamic(model) else None
+
+        def compile_size(m: Any) -> _Variants:
+            return _Variants(m, use, config, wide, replicas)
+
+        self._variants = _Variants(model, use, config, wide, replicas, first=self._compiled)
+        self._shapes = _StaticShapes(compile_size, model) if _dynamic(model) else None
         try:
             self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         except Exception:
             self.precision = "unknown"
         self.role = role
-        self._local = threading.local()
-        self._out_ports = list(self._compiled.outputs)
+        self._n_out = len(self._compiled.outputs)
         self.info = SessionInfo(
             backend="openvino",
             device=use,
@@ -255,7 +365,7 @@ class OpenVinoSession(_Timed):
             ],
             outputs=[
                 TensorInfo(p.get_any_name(), _ov_shape(p.get_partial_shape()))
-                for p in self._out_ports
+                for p in self._compiled.outputs
             ],
             fallback=fallback,
             precision=_short_precision(self.precision),
@@ -263,19 +373,12 @@ class OpenVinoSession(_Timed):
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         with INFERENCE_WORK as others:
-            wide = self._wide is not None and others == 0
-            # share_inputs: the runtime reads the (contiguous) arrays in place, no copy-in.
             inputs = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
-            compiled = self._wide if wide and self._wide is not None else self._compiled
+            variants = self._variants
             if self._shapes is not None:
-                compiled = self._shapes.compiled_for(inputs, wide) or compiled
-            reqs: dict[int, Any] = self._local.__dict__.setdefault("reqs", {})
-            req = reqs.get(id(compiled))
-            if req is None:
-                req = reqs[id(compiled)] = compiled.create_infer_request()
+                variants = self._shapes.variants_for(inputs) or variants
             t0 = time.perf_counter()
-            res = req.infer(inputs, share_inputs=True)
-            out = [np.array(res[i]) for i in range(len(self._out_ports))]  # either compilation
+            out = variants.runner(others).infer(inputs, self._n_out)
         self._observe(t0)
         return out
 

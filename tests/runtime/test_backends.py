@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 
 import cv2
@@ -137,6 +138,44 @@ def test_one_thread_sessions_match_the_default_and_any_concurrency(
             assert np.array_equal(a, b) and np.abs(a).max() > 0
 
 
+def test_concurrent_callers_each_take_a_replica_up_to_the_limit(
+    model_dir: Path, face_photo: np.ndarray
+) -> None:
+    """A one-thread compilation runs one inference at a time, so a caller finding every
+    replica busy compiles another (same results), up to the limit; past it, it waits."""
+    from edge.runtime import backends
+
+    path = model_dir / Manifest.load().pack("default").roles["embedding"][0]
+    sess = open_session(path, "embedding", "openvino", one_thread=True)
+    assert isinstance(sess, backends.OpenVinoSession)
+    feeds = probe_inputs(sess.info, face_photo)
+    expected = sess.run(feeds)[0]
+    core = backends.OpenVinoSession.core()
+    model = core.read_model(str(path))
+    config = {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"}
+
+    def compile_one() -> object:
+        return core.compile_model(model, "CPU", config)
+
+    exact = open_session(path, "embedding", "openvino", precision="f32").run(feeds)[0]
+    for limit in (2, 1):
+        replicas = backends._Replicas(compile_one(), compile_one, limit)
+        held = replicas._take()  # a caller in the middle of an inference
+        with ThreadPoolExecutor(1) as pool:
+            other = pool.submit(replicas.infer, feeds, 1)
+            if limit == 2:
+                got = other.result(60)  # did not wait for the held replica
+                assert replicas.count == 2
+            else:
+                with pytest.raises(FuturesTimeout):
+                    other.result(0.5)  # waits: no replica may be added
+                replicas._give(held)
+                got = other.result(60)
+                assert replicas.count == 1
+        assert np.array_equal(got[0], exact)
+    assert np.abs(expected).max() > 0 and expected.shape == exact.shape
+
+
 def test_dynamic_input_model_runs_each_size_on_its_own_static_compilation(
     model_dir: Path, face_photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,7 +187,7 @@ def test_dynamic_input_model_runs_each_size_on_its_own_static_compilation(
     path = model_dir / "face_detection_yunet_2026may.onnx"
     sess = open_session(path, "detector_fast", "openvino", precision="f32", one_thread=True)
     assert isinstance(sess, backends.OpenVinoSession) and sess._shapes is not None
-    dynamic = sess._compiled.create_infer_request()
+    dynamic = sess._compiled.create_infer_request()  # the dynamic-shape compilation
     name = sess.info.inputs[0].name
     sizes = [(256, 320), (320, 256), (192, 320)]
     for h, w in sizes:
