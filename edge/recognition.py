@@ -178,7 +178,8 @@ class Recognition:
             instance, model or self.model, vector, collection=collection, key=key, limit=limit
         )
         thr = self.threshold if threshold is None else threshold
-        matches = [Match(ent, self.pipeline.cosine_to_score(float(cos))) for ent, cos in hits]
+        scores = self.pipeline.cosines_to_scores([cos for _, cos in hits])
+        matches = [Match(ent, score) for (ent, _), score in zip(hits, scores, strict=True)]
         return [m for m in matches if m.score >= thr]
 
     def search_image(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -397,6 +398,13 @@ class FacePipeline:
 
     def cosine_to_score(self, cos: float) -> float:
         return float(self.calibration.score(cos))
+
+    def cosines_to_scores(self, cos: Sequence[float]) -> list[float]:
+        """`cosine_to_score` of each, in one interpolation (a search scores up to 100 hits)."""
+        if not cos:
+            return []
+        out = self.calibration.score(np.asarray(cos, dtype=np.float64))
+        return [float(v) for v in np.atleast_1d(out)]
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
         """`similarityScore` 0..1 of two embeddings (symmetric, monotone in the cosine)."""

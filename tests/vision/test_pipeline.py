@@ -87,6 +87,11 @@ def test_calibration_is_data_and_strict(pipe: FacePipeline) -> None:
     grid = np.linspace(-1, 1, 401)
     assert np.all(np.diff(cal.score(grid)) >= 0)
     assert cal.score(1.0) == 1.0 and cal.score(-1.0) == 0.0
+    # A search's hits are scored in one call: the same numbers as one by one.
+    hits = [1.5, 1.0, float(cal.cos_at_threshold), 0.3, -0.2, -1.0, -3.0]
+    assert pipe.cosines_to_scores(hits) == [pipe.cosine_to_score(c) for c in hits]
+    assert pipe.cosines_to_scores([0.5]) == [pipe.cosine_to_score(0.5)]
+    assert pipe.cosines_to_scores([]) == []
     assert info.vector_dimension == 128
     assert info.capabilities.position is True
 
