@@ -137,10 +137,11 @@ class _Replicas:
     640x480 searches) one-thread compilations served 262-269 searches/s in-process against
     209/s with two streams of one thread each, and over HTTP 1.12-1.22x the searches/s of
     the two-stream build side by side, at about 10 % less CPU per search (the stream worker
-    threads and the hand-overs to them). Two replicas of each model on two
-    cores served as many searches over HTTP as one, at 10 % more CPU per search; so the
-    session caps them at half the cores (the detector and the embedder run side by side).
-    Replicas are compiled when concurrency first needs them (0.1-0.3 s once).
+    threads and the hand-overs to them). Two replicas of each model on two cores served as
+    many searches over HTTP as one, at 10 % more CPU per search; so the session caps them at
+    half the cores (the detector and the embedder run side by side). Replicas are compiled
+    when concurrency first needs them (0.1-0.3 s once); one that fails to compile caps them
+    at those already made.
     """
 
     def __init__(self, first: Any, compile_one: Callable[[], Any], limit: int) -> None:

@@ -176,6 +176,44 @@ def test_concurrent_callers_each_take_a_replica_up_to_the_limit(
     assert np.abs(expected).max() > 0 and expected.shape == exact.shape
 
 
+def test_a_replica_that_fails_to_compile_caps_the_replicas_at_those_made(
+    model_dir: Path, face_photo: np.ndarray
+) -> None:
+    """Out of memory for a second replica, say: the caller waits for the one there is and
+    gets its result; no further compile is tried."""
+    from edge.runtime import backends
+
+    path = model_dir / Manifest.load().pack("default").roles["embedding"][0]
+    core = backends.OpenVinoSession.core()
+    model = core.read_model(str(path))
+    config = {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"}
+    tries: list[int] = []
+
+    def no_memory() -> object:
+        tries.append(1)
+        raise RuntimeError("cannot allocate memory")
+
+    replicas = backends._Replicas(core.compile_model(model, "CPU", config), no_memory, 4)
+    feeds = probe_inputs(open_session(path, "embedding", "openvino").info, face_photo)
+    alone = replicas.infer(feeds, 1)[0]
+    held = replicas._take()
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(replicas.infer, feeds, 1)
+        with pytest.raises(FuturesTimeout):
+            other.result(0.5)  # the compile failed: it waits for the held replica
+        replicas._give(held)
+        assert np.array_equal(other.result(60)[0], alone)
+    assert tries == [1] and replicas.count == 1
+    held = replicas._take()
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(replicas.infer, feeds, 1)
+        with pytest.raises(FuturesTimeout):
+            other.result(0.5)
+        replicas._give(held)
+        other.result(60)
+    assert tries == [1]  # capped: not tried again
+
+
 def test_dynamic_input_model_runs_each_size_on_its_own_static_compilation(
     model_dir: Path, face_photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
